@@ -1,0 +1,160 @@
+//! Kafka error codes: the values a client can cause are answered with these, never with a
+//! panic. The numbers are Kafka's own (the protocol guide's "Error Codes" table,
+//! https://kafka.apache.org/protocol#protocol_error_codes), so the shell can put them on
+//! the wire unchanged.
+
+use std::fmt;
+
+/// A Kafka protocol error code. `None` is success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorCode {
+    None,
+    OffsetOutOfRange,
+    CorruptMessage,
+    UnknownTopicOrPartition,
+    NotLeaderOrFollower,
+    RequestTimedOut,
+    MessageTooLarge,
+    NotEnoughReplicas,
+    NotEnoughReplicasAfterAppend,
+    InvalidRequiredAcks,
+    OutOfOrderSequenceNumber,
+    InvalidProducerEpoch,
+    UnsupportedForMessageFormat,
+    FencedLeaderEpoch,
+    UnknownLeaderEpoch,
+    UnsupportedCompressionType,
+    OffsetNotAvailable,
+    InvalidRecord,
+    KafkaStorageError,
+    InvalidRequest,
+    IneligibleReplica,
+    InvalidUpdateVersion,
+}
+
+impl ErrorCode {
+    /// The number Kafka puts on the wire for this error.
+    pub fn code(self) -> i16 {
+        match self {
+            ErrorCode::None => 0,
+            ErrorCode::OffsetOutOfRange => 1,
+            ErrorCode::CorruptMessage => 2,
+            ErrorCode::UnknownTopicOrPartition => 3,
+            ErrorCode::NotLeaderOrFollower => 6,
+            ErrorCode::RequestTimedOut => 7,
+            ErrorCode::MessageTooLarge => 10,
+            ErrorCode::NotEnoughReplicas => 19,
+            ErrorCode::NotEnoughReplicasAfterAppend => 20,
+            ErrorCode::InvalidRequiredAcks => 21,
+            ErrorCode::OutOfOrderSequenceNumber => 45,
+            ErrorCode::InvalidProducerEpoch => 47,
+            ErrorCode::UnsupportedForMessageFormat => 43,
+            ErrorCode::KafkaStorageError => 56,
+            ErrorCode::FencedLeaderEpoch => 74,
+            ErrorCode::UnknownLeaderEpoch => 75,
+            ErrorCode::UnsupportedCompressionType => 76,
+            ErrorCode::OffsetNotAvailable => 78,
+            ErrorCode::InvalidRecord => 87,
+            ErrorCode::InvalidRequest => 42,
+            ErrorCode::IneligibleReplica => 107,
+            ErrorCode::InvalidUpdateVersion => 108,
+        }
+    }
+
+    /// Kafka's name for the error, as clients print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::None => "NONE",
+            ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            ErrorCode::CorruptMessage => "CORRUPT_MESSAGE",
+            ErrorCode::UnknownTopicOrPartition => "UNKNOWN_TOPIC_OR_PARTITION",
+            ErrorCode::NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
+            ErrorCode::RequestTimedOut => "REQUEST_TIMED_OUT",
+            ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
+            ErrorCode::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
+            ErrorCode::NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+            ErrorCode::InvalidRequiredAcks => "INVALID_REQUIRED_ACKS",
+            ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            ErrorCode::UnsupportedForMessageFormat => "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+            ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
+            ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
+            ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
+            ErrorCode::UnsupportedCompressionType => "UNSUPPORTED_COMPRESSION_TYPE",
+            ErrorCode::OffsetNotAvailable => "OFFSET_NOT_AVAILABLE",
+            ErrorCode::InvalidRecord => "INVALID_RECORD",
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
+            ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
+        }
+    }
+
+    /// The error for a Kafka error number this enum knows, for decoding.
+    pub fn from_code(code: i16) -> Option<ErrorCode> {
+        ALL.iter().copied().find(|e| e.code() == code)
+    }
+
+    /// Whether a client should retry the request (Kafka's `RetriableException` family).
+    pub fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::CorruptMessage
+                | ErrorCode::UnknownTopicOrPartition
+                | ErrorCode::NotLeaderOrFollower
+                | ErrorCode::RequestTimedOut
+                | ErrorCode::NotEnoughReplicas
+                | ErrorCode::NotEnoughReplicasAfterAppend
+                | ErrorCode::KafkaStorageError
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::UnknownLeaderEpoch
+                | ErrorCode::OffsetNotAvailable
+        )
+    }
+}
+
+const ALL: [ErrorCode; 22] = [
+    ErrorCode::None,
+    ErrorCode::OffsetOutOfRange,
+    ErrorCode::CorruptMessage,
+    ErrorCode::UnknownTopicOrPartition,
+    ErrorCode::NotLeaderOrFollower,
+    ErrorCode::RequestTimedOut,
+    ErrorCode::MessageTooLarge,
+    ErrorCode::NotEnoughReplicas,
+    ErrorCode::NotEnoughReplicasAfterAppend,
+    ErrorCode::InvalidRequiredAcks,
+    ErrorCode::OutOfOrderSequenceNumber,
+    ErrorCode::InvalidProducerEpoch,
+    ErrorCode::UnsupportedForMessageFormat,
+    ErrorCode::FencedLeaderEpoch,
+    ErrorCode::UnknownLeaderEpoch,
+    ErrorCode::UnsupportedCompressionType,
+    ErrorCode::OffsetNotAvailable,
+    ErrorCode::InvalidRecord,
+    ErrorCode::KafkaStorageError,
+    ErrorCode::InvalidRequest,
+    ErrorCode::IneligibleReplica,
+    ErrorCode::InvalidUpdateVersion,
+];
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_and_is_unique() {
+        for e in ALL {
+            assert_eq!(ErrorCode::from_code(e.code()), Some(e));
+        }
+        let mut codes: Vec<i16> = ALL.iter().map(|e| e.code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), ALL.len());
+    }
+}

@@ -1,0 +1,363 @@
+//! One partition's log as the core sees it: the record batches in offset order, the log
+//! end offset (LEO), the high watermark (HW), the log start offset, the leader-epoch
+//! cache, and what the disk has confirmed as synced.
+//!
+//! The log never touches a disk. Whoever changes it (the replica) also emits the
+//! matching storage effect; the log only remembers the consequences: which syncs are in
+//! flight and how far the disk has confirmed. Batches are kept as the Kafka v2 bytes they
+//! arrived as, so a fetch hands back exactly what was appended.
+//!
+//! Offsets follow Kafka's "Log" design section (https://kafka.apache.org/documentation/#log);
+//! the leader-epoch cache and its lookup follow KIP-101 and KIP-279.
+
+use bytes::Bytes;
+
+use crate::batch::BatchHeader;
+use crate::types::{Epoch, Offset, TimeMs};
+
+/// One record batch in the log, with the header fields the core needs kept beside the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBatch {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    /// The partition leader epoch written into the batch by the leader that appended it.
+    pub epoch: Epoch,
+    pub bytes: Bytes,
+}
+
+impl StoredBatch {
+    /// Reads the offsets and epoch out of an already validated batch.
+    pub fn from_validated(bytes: Bytes) -> StoredBatch {
+        let header =
+            BatchHeader::parse(&bytes).expect("batch was validated before it reached the log");
+        assert!(header.base_offset >= 0 && header.partition_leader_epoch >= 0);
+        StoredBatch {
+            base_offset: Offset(header.base_offset as u64),
+            last_offset: Offset(header.last_offset() as u64),
+            epoch: Epoch(header.partition_leader_epoch as u32),
+            bytes,
+        }
+    }
+
+    pub fn next_offset(&self) -> Offset {
+        self.last_offset.plus(1)
+    }
+
+    pub fn record_count(&self) -> u64 {
+        self.last_offset.0 - self.base_offset.0 + 1
+    }
+}
+
+/// The flush policy of server.properties: `log.flush.interval.messages` and
+/// `log.flush.interval.ms`. Kafka's defaults never force a sync and leave durability to
+/// replication; `interval_messages = 1` syncs every append before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlushPolicy {
+    pub interval_messages: u64,
+    pub interval_ms: Option<u64>,
+}
+
+impl FlushPolicy {
+    /// Kafka's default: never force a sync.
+    pub const NEVER: FlushPolicy = FlushPolicy {
+        interval_messages: i64::MAX as u64,
+        interval_ms: None,
+    };
+
+    /// Every message is synced before anything depending on it (an ack, a follower's
+    /// fetch position) is released.
+    pub fn sync_before_ack(&self) -> bool {
+        self.interval_messages <= 1
+    }
+}
+
+/// The answer to "where does epoch E end?" (OffsetsForLeaderEpoch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EpochEndOffset {
+    /// The largest epoch at or below the one asked for; `None` when this log has no
+    /// epoch at or below it and nothing above it either.
+    pub epoch: Option<Epoch>,
+    pub end_offset: Offset,
+}
+
+/// What a read returned: whole batches, the first one containing the requested offset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadResult {
+    pub batches: Vec<Bytes>,
+    pub bytes: usize,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    batches: Vec<StoredBatch>,
+    log_start_offset: Offset,
+    log_end_offset: Offset,
+    high_watermark: Offset,
+    /// (epoch, start offset) in increasing order of both.
+    epochs: Vec<(Epoch, Offset)>,
+    /// How far the disk has confirmed a sync.
+    durable_end_offset: Offset,
+    /// Syncs asked for and not yet confirmed: (sync id, offset it covers up to). A
+    /// truncation lowers the offsets, because the bytes those syncs would confirm are gone.
+    syncs_in_flight: Vec<(u64, Offset)>,
+    unflushed_messages: u64,
+    first_unflushed_at_ms: Option<TimeMs>,
+    size_bytes: u64,
+}
+
+impl PartitionLog {
+    /// An empty log whose first offset will be `log_start_offset`.
+    pub fn new(log_start_offset: Offset) -> PartitionLog {
+        PartitionLog {
+            batches: Vec::new(),
+            log_start_offset,
+            log_end_offset: log_start_offset,
+            high_watermark: log_start_offset,
+            epochs: Vec::new(),
+            durable_end_offset: log_start_offset,
+            syncs_in_flight: Vec::new(),
+            unflushed_messages: 0,
+            first_unflushed_at_ms: None,
+            size_bytes: 0,
+        }
+    }
+
+    /// Rebuilds a log from the batches storage recovered (all of them durable). The
+    /// epoch cache is derived from the epochs written in the batches. The HW starts at the
+    /// log start: a restarted replica learns the HW again from its leader.
+    pub fn recover(batches: Vec<StoredBatch>) -> PartitionLog {
+        let start = batches.first().map_or(Offset::ZERO, |b| b.base_offset);
+        let mut log = PartitionLog::new(start);
+        for batch in batches {
+            log.push(batch);
+        }
+        log.durable_end_offset = log.log_end_offset;
+        log.unflushed_messages = 0;
+        log.first_unflushed_at_ms = None;
+        log
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.log_end_offset
+    }
+
+    pub fn high_watermark(&self) -> Offset {
+        self.high_watermark
+    }
+
+    pub fn durable_end_offset(&self) -> Offset {
+        self.durable_end_offset
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    pub fn batches(&self) -> &[StoredBatch] {
+        &self.batches
+    }
+
+    pub fn latest_epoch(&self) -> Option<Epoch> {
+        self.epochs.last().map(|&(e, _)| e)
+    }
+
+    /// The offset at which `epoch` began in this log, if it did.
+    pub fn epoch_start_offset(&self, epoch: Epoch) -> Option<Offset> {
+        self.epochs
+            .iter()
+            .find(|&&(e, _)| e == epoch)
+            .map(|&(_, o)| o)
+    }
+
+    /// Appends a batch whose base offset and epoch are already set. The batch must start
+    /// exactly at the log end offset: the caller checked that (a follower's fetched data
+    /// is checked by the replica before it gets here).
+    pub fn append(&mut self, batch: StoredBatch, now_ms: TimeMs) {
+        self.unflushed_messages += batch.record_count();
+        self.first_unflushed_at_ms.get_or_insert(now_ms);
+        self.push(batch);
+    }
+
+    fn push(&mut self, batch: StoredBatch) {
+        assert_eq!(
+            batch.base_offset, self.log_end_offset,
+            "appends are contiguous"
+        );
+        assert!(batch.last_offset >= batch.base_offset);
+        match self.epochs.last() {
+            Some(&(latest, _)) if batch.epoch < latest => {
+                panic!("batch epoch {} below latest epoch {latest}", batch.epoch)
+            }
+            Some(&(latest, _)) if batch.epoch == latest => {}
+            _ => self.epochs.push((batch.epoch, batch.base_offset)),
+        }
+        self.log_end_offset = batch.next_offset();
+        self.size_bytes += batch.bytes.len() as u64;
+        self.batches.push(batch);
+    }
+
+    /// Records that leadership in `epoch` starts at the current log end offset (Kafka
+    /// writes this entry when a replica becomes leader, before any batch of the epoch).
+    pub fn assign_epoch(&mut self, epoch: Epoch) {
+        match self.epochs.last() {
+            Some(&(latest, _)) if latest >= epoch => {}
+            _ => self.epochs.push((epoch, self.log_end_offset)),
+        }
+    }
+
+    /// Where `epoch` ends in this log: the start offset of the first larger epoch, or the
+    /// log end offset if `epoch` is the latest (KIP-101, with KIP-279's rule of answering
+    /// with the largest epoch at or below the requested one).
+    pub fn end_offset_for_epoch(&self, epoch: Epoch) -> EpochEndOffset {
+        let undefined = EpochEndOffset {
+            epoch: None,
+            end_offset: self.log_end_offset,
+        };
+        let Some(&(latest, _)) = self.epochs.last() else {
+            return undefined;
+        };
+        if epoch == latest {
+            return EpochEndOffset {
+                epoch: Some(epoch),
+                end_offset: self.log_end_offset,
+            };
+        }
+        let Some(higher) = self.epochs.iter().position(|&(e, _)| e > epoch) else {
+            return undefined;
+        };
+        let end_offset = self.epochs[higher].1;
+        let floor = if higher == 0 {
+            epoch
+        } else {
+            self.epochs[higher - 1].0
+        };
+        EpochEndOffset {
+            epoch: Some(floor),
+            end_offset,
+        }
+    }
+
+    /// Removes every batch that holds an offset at or above `offset`. A batch straddling
+    /// `offset` goes as a whole, so the new log end offset may be below `offset`.
+    /// Returns the new log end offset.
+    pub fn truncate_to(&mut self, offset: Offset) -> Offset {
+        let keep = self.batches.partition_point(|b| b.last_offset < offset);
+        for removed in self.batches.drain(keep..) {
+            self.size_bytes -= removed.bytes.len() as u64;
+        }
+        self.log_end_offset = self
+            .batches
+            .last()
+            .map_or(self.log_start_offset, StoredBatch::next_offset);
+        let leo = self.log_end_offset;
+        self.epochs.retain(|&(_, start)| start < leo);
+        self.high_watermark = self.high_watermark.min(leo);
+        self.durable_end_offset = self.durable_end_offset.min(leo);
+        for (_, up_to) in &mut self.syncs_in_flight {
+            *up_to = (*up_to).min(leo);
+        }
+        self.unflushed_messages = leo.0 - self.durable_end_offset.0;
+        leo
+    }
+
+    /// Drops everything and starts the log over at `offset` (a follower whose fetch
+    /// offset fell below its leader's log start offset).
+    pub fn truncate_fully_and_start_at(&mut self, offset: Offset) {
+        self.batches.clear();
+        self.epochs.clear();
+        self.size_bytes = 0;
+        self.log_start_offset = offset;
+        self.log_end_offset = offset;
+        self.high_watermark = offset;
+        self.durable_end_offset = offset;
+        for (_, up_to) in &mut self.syncs_in_flight {
+            *up_to = offset;
+        }
+        self.unflushed_messages = 0;
+        self.first_unflushed_at_ms = None;
+    }
+
+    /// Moves the high watermark. It never passes the log end offset.
+    pub fn set_high_watermark(&mut self, hw: Offset) {
+        assert!(
+            hw <= self.log_end_offset,
+            "HW {hw} past LEO {}",
+            self.log_end_offset
+        );
+        self.high_watermark = hw;
+    }
+
+    /// Reads whole batches starting with the one that holds `from`, stopping before the
+    /// first batch that reaches `upper_bound` (the HW for consumers, the LEO for
+    /// followers) and once `max_bytes` is reached. The first batch is returned even if it
+    /// alone exceeds `max_bytes`, as Kafka does since KIP-74, so a consumer always makes
+    /// progress. `None` when `from` lies outside [log start, log end].
+    pub fn read(&self, from: Offset, max_bytes: usize, upper_bound: Offset) -> Option<ReadResult> {
+        if from < self.log_start_offset || from > self.log_end_offset {
+            return None;
+        }
+        let first = self.batches.partition_point(|b| b.last_offset < from);
+        let mut result = ReadResult::default();
+        for batch in &self.batches[first..] {
+            if batch.last_offset >= upper_bound {
+                break;
+            }
+            if !result.batches.is_empty() && result.bytes + batch.bytes.len() > max_bytes {
+                break;
+            }
+            result.bytes += batch.bytes.len();
+            result.batches.push(batch.bytes.clone());
+        }
+        Some(result)
+    }
+
+    /// Whether the flush policy wants a sync now. A sync already in flight covering the
+    /// log end offset makes another one pointless; one at a time also gives group commit
+    /// (the next sync covers every append made while the first was in flight).
+    pub fn sync_due(&self, policy: &FlushPolicy, now_ms: TimeMs) -> bool {
+        if self.unflushed_messages == 0 || !self.syncs_in_flight.is_empty() {
+            return false;
+        }
+        if self.unflushed_messages >= policy.interval_messages {
+            return true;
+        }
+        match (policy.interval_ms, self.first_unflushed_at_ms) {
+            (Some(interval), Some(first)) => now_ms >= first.saturating_add(interval),
+            _ => false,
+        }
+    }
+
+    /// Notes that sync `id`, covering everything up to the log end offset, was asked of
+    /// the disk. Returns the offset it covers.
+    pub fn start_sync(&mut self, id: u64) -> Offset {
+        let up_to = self.log_end_offset;
+        self.syncs_in_flight.push((id, up_to));
+        self.unflushed_messages = 0;
+        self.first_unflushed_at_ms = None;
+        up_to
+    }
+
+    /// The disk confirmed sync `id`. Returns whether the durable end offset moved.
+    pub fn sync_done(&mut self, id: u64) -> bool {
+        let Some(i) = self.syncs_in_flight.iter().position(|&(s, _)| s == id) else {
+            return false;
+        };
+        let (_, up_to) = self.syncs_in_flight.remove(i);
+        if up_to > self.durable_end_offset {
+            self.durable_end_offset = up_to;
+            return true;
+        }
+        false
+    }
+
+    /// Syncs the disk will never confirm (the storage failed them): forget them so the
+    /// policy asks again.
+    pub fn sync_failed(&mut self, id: u64) {
+        self.syncs_in_flight.retain(|&(s, _)| s != id);
+        self.unflushed_messages = self.log_end_offset.0 - self.durable_end_offset.0;
+    }
+}

@@ -1,0 +1,159 @@
+//! What the checkers see: a history of observations, in the order they happened.
+//!
+//! Observations come from two sides. The world reports what brokers did (what they
+//! appended, truncated, which HW they reached, what survived a crash), read off the
+//! effects the core emitted and the simulated disks; the clients report what they were
+//! told (acknowledged, read). A checker never looks inside a `Node`; tests feed it
+//! hand-written histories, so each checker can be shown to fail.
+
+use eddy_core::{NodeId, Offset, TimeMs};
+
+/// A batch's identity as its producer made it: which producer, which of its batches.
+/// Every record value in a simulated batch names these, so a batch is recognised
+/// wherever it lands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BatchId {
+    pub producer: u32,
+    pub number: u64,
+}
+
+impl std::fmt::Display for BatchId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "p{}#{}", self.producer, self.number)
+    }
+}
+
+/// A batch at its place in a log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BatchRef {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    pub id: BatchId,
+}
+
+impl BatchRef {
+    pub fn next_offset(&self) -> Offset {
+        self.last_offset.plus(1)
+    }
+}
+
+impl std::fmt::Display for BatchRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at [{}..={}]",
+            self.id, self.base_offset, self.last_offset
+        )
+    }
+}
+
+/// Partitions are numbered by the world (index into its partition table) so that
+/// observations stay small.
+pub type Part = u32;
+
+/// The acks a producer asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AcksMode {
+    Zero,
+    One,
+    All,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observation {
+    /// A broker appended a batch to its log (leader or follower).
+    Appended {
+        at: TimeMs,
+        node: NodeId,
+        part: Part,
+        batch: BatchRef,
+    },
+    /// A broker removed every batch holding an offset at or above `offset`.
+    Truncated {
+        at: TimeMs,
+        node: NodeId,
+        part: Part,
+        offset: Offset,
+    },
+    /// A broker dropped its whole log; it restarts at `offset`.
+    TruncatedFully {
+        at: TimeMs,
+        node: NodeId,
+        part: Part,
+        offset: Offset,
+    },
+    /// A broker crashed; `surviving` is what its disk kept, per partition.
+    Crashed {
+        at: TimeMs,
+        node: NodeId,
+        surviving: Vec<(Part, Vec<BatchRef>)>,
+    },
+    Restarted {
+        at: TimeMs,
+        node: NodeId,
+    },
+    /// A broker's high watermark for a partition moved; `leader` says whether it leads.
+    HighWatermark {
+        at: TimeMs,
+        node: NodeId,
+        part: Part,
+        hw: Offset,
+        leader: bool,
+    },
+    /// A producer sent a batch for the first time.
+    Sent {
+        at: TimeMs,
+        producer: u32,
+        part: Part,
+        id: BatchId,
+        acks: AcksMode,
+        idempotent: bool,
+    },
+    /// A broker sent a successful produce response for a batch at `base_offset`.
+    AckSent {
+        at: TimeMs,
+        node: NodeId,
+        part: Part,
+        id: BatchId,
+        base_offset: Offset,
+        acks: AcksMode,
+    },
+    /// A producer was told its batch is at `base_offset`.
+    Acked {
+        at: TimeMs,
+        producer: u32,
+        part: Part,
+        id: BatchId,
+        base_offset: Offset,
+        acks: AcksMode,
+    },
+    /// A reader received a batch.
+    Read {
+        at: TimeMs,
+        reader: u32,
+        part: Part,
+        batch: BatchRef,
+    },
+    /// Every fault healed; the liveness phase starts.
+    Healed {
+        at: TimeMs,
+    },
+}
+
+impl Observation {
+    pub fn at(&self) -> TimeMs {
+        match self {
+            Observation::Appended { at, .. }
+            | Observation::Truncated { at, .. }
+            | Observation::TruncatedFully { at, .. }
+            | Observation::Crashed { at, .. }
+            | Observation::Restarted { at, .. }
+            | Observation::HighWatermark { at, .. }
+            | Observation::Sent { at, .. }
+            | Observation::AckSent { at, .. }
+            | Observation::Acked { at, .. }
+            | Observation::Read { at, .. }
+            | Observation::Healed { at } => *at,
+        }
+    }
+}

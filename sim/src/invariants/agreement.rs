@@ -1,0 +1,175 @@
+//! (c) Replicas agree on the log prefix up to the high watermark.
+//!
+//! KIP-101 ("Alter Replication Protocol to use Leader Epoch rather than High Watermark
+//! for Truncation") and KIP-279: a follower truncates by leader epoch, so its log below
+//! its HW is the committed log, and it never cuts a committed record. The model compares
+//! every broker's log below each HW it reports with the committed log.
+
+use eddy_core::TimeMs;
+
+use super::model::ConflictKind;
+use super::{CheckContext, Checker, Model, Violation};
+use crate::history::Observation;
+
+pub struct ReplicaAgreement {
+    ctx: CheckContext,
+}
+
+impl ReplicaAgreement {
+    pub fn new(ctx: CheckContext) -> ReplicaAgreement {
+        ReplicaAgreement { ctx }
+    }
+}
+
+impl Checker for ReplicaAgreement {
+    fn name(&self) -> &'static str {
+        "replica-agreement"
+    }
+
+    fn rule(&self) -> &'static str {
+        "replicas agree with the committed log below their high watermark and never truncate it (KIP-101, KIP-279)"
+    }
+
+    fn observe(&mut self, obs: &Observation, model: &Model, out: &mut Vec<Violation>) {
+        for c in &model.conflicts {
+            if c.in_lost_region {
+                continue;
+            }
+            let what = match c.kind {
+                ConflictKind::FollowerDiverged => {
+                    "has a log that differs from the committed log below its high watermark"
+                }
+                ConflictKind::TruncatedCommitted => "truncated a committed batch",
+                _ => continue,
+            };
+            let expected = c.expected.map_or("nothing".to_string(), |b| b.to_string());
+            let found = c.found.map_or("nothing".to_string(), |b| b.to_string());
+            out.push(Violation {
+                checker: self.name(),
+                at_ms: obs.at(),
+                message: format!(
+                    "{} {what}: at offset {} of {} the committed log has {expected}, the broker {found}",
+                    c.node,
+                    c.offset,
+                    self.ctx.name(c.part)
+                ),
+            });
+        }
+    }
+
+    fn finish(&mut self, _end_ms: TimeMs, _model: &Model, _out: &mut Vec<Violation>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use eddy_core::Offset;
+
+    use crate::history::Observation;
+    use crate::invariants::test_support::*;
+    use crate::invariants::CheckerSet;
+
+    fn violations(history: &[Observation]) -> Vec<crate::invariants::Violation> {
+        let mut set = CheckerSet::only(&ctx(), "replica-agreement");
+        for o in history {
+            set.observe(o);
+        }
+        set.finish(10_000);
+        set.violations().to_vec()
+    }
+
+    fn committed_on_leader() -> Vec<Observation> {
+        vec![
+            Observation::Appended {
+                at: 1,
+                node: N1,
+                part: 0,
+                batch: b(0, 0, 1, 0),
+            },
+            Observation::Appended {
+                at: 1,
+                node: N1,
+                part: 0,
+                batch: b(1, 1, 1, 1),
+            },
+            Observation::HighWatermark {
+                at: 2,
+                node: N1,
+                part: 0,
+                hw: Offset(2),
+                leader: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn flags_a_divergent_follower_below_its_high_watermark() {
+        let mut h = committed_on_leader();
+        h.push(Observation::Appended {
+            at: 3,
+            node: N2,
+            part: 0,
+            batch: b(0, 0, 1, 0),
+        });
+        h.push(Observation::Appended {
+            at: 3,
+            node: N2,
+            part: 0,
+            batch: b(1, 1, 9, 9),
+        });
+        h.push(Observation::HighWatermark {
+            at: 4,
+            node: N2,
+            part: 0,
+            hw: Offset(2),
+            leader: false,
+        });
+        let v = violations(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].message.contains("differs from the committed log"));
+    }
+
+    #[test]
+    fn flags_truncating_a_committed_batch() {
+        let mut h = committed_on_leader();
+        h.push(Observation::Truncated {
+            at: 3,
+            node: N1,
+            part: 0,
+            offset: Offset(1),
+        });
+        let v = violations(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].message.contains("truncated a committed batch"));
+    }
+
+    #[test]
+    fn a_follower_behind_but_consistent_passes() {
+        let mut h = committed_on_leader();
+        h.push(Observation::Appended {
+            at: 3,
+            node: N2,
+            part: 0,
+            batch: b(0, 0, 1, 0),
+        });
+        h.push(Observation::HighWatermark {
+            at: 4,
+            node: N2,
+            part: 0,
+            hw: Offset(1),
+            leader: false,
+        });
+        h.push(Observation::Appended {
+            at: 5,
+            node: N2,
+            part: 0,
+            batch: b(1, 1, 7, 7),
+        });
+        h.push(Observation::Truncated {
+            at: 6,
+            node: N2,
+            part: 0,
+            offset: Offset(1),
+        });
+        assert!(violations(&h).is_empty());
+    }
+}

@@ -1,0 +1,243 @@
+//! (f) Liveness: once faults heal, the cluster makes progress.
+//!
+//! Kafka's availability promise (documentation, "Availability and Durability
+//! Guarantees"): with a live in-sync replica set of at least `min.insync.replicas`, an
+//! acks=all write completes. After every fault heals, each acks=all write still pending
+//! must be acknowledged within the scenario's liveness bound, and every committed batch
+//! acknowledged before the end minus that bound must have reached every reader.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use eddy_core::TimeMs;
+
+use super::{CheckContext, Checker, Model, Violation};
+use crate::history::{AcksMode, BatchId, Observation, Part};
+
+pub struct Liveness {
+    ctx: CheckContext,
+    healed_at: Option<TimeMs>,
+    /// acks=all batches sent and not yet acknowledged: when first sent.
+    pending: BTreeMap<(Part, BatchId), TimeMs>,
+    acked_at: BTreeMap<(Part, BatchId), TimeMs>,
+    read: BTreeMap<u32, BTreeSet<(Part, BatchId)>>,
+}
+
+impl Liveness {
+    pub fn new(ctx: CheckContext) -> Liveness {
+        Liveness {
+            ctx,
+            healed_at: None,
+            pending: BTreeMap::new(),
+            acked_at: BTreeMap::new(),
+            read: BTreeMap::new(),
+        }
+    }
+}
+
+impl Checker for Liveness {
+    fn name(&self) -> &'static str {
+        "liveness"
+    }
+
+    fn rule(&self) -> &'static str {
+        "after faults heal, pending acks=all writes complete and readers reach every acknowledged record within the liveness bound (Kafka docs: Availability and Durability Guarantees)"
+    }
+
+    fn observe(&mut self, obs: &Observation, _model: &Model, _out: &mut Vec<Violation>) {
+        match obs {
+            Observation::Healed { at } => self.healed_at = Some(*at),
+            Observation::Sent {
+                at,
+                part,
+                id,
+                acks: AcksMode::All,
+                ..
+            } => {
+                self.pending.insert((*part, *id), *at);
+            }
+            Observation::Acked { at, part, id, .. } => {
+                self.pending.remove(&(*part, *id));
+                self.acked_at.entry((*part, *id)).or_insert(*at);
+            }
+            Observation::Read {
+                reader,
+                part,
+                batch,
+                ..
+            } => {
+                self.read
+                    .entry(*reader)
+                    .or_default()
+                    .insert((*part, batch.id));
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, end_ms: TimeMs, model: &Model, out: &mut Vec<Violation>) {
+        let Some(healed_at) = self.healed_at else {
+            return; // the run never healed: liveness cannot be judged
+        };
+        let bound = self.ctx.liveness_bound_ms;
+        for (&(part, id), &sent_at) in &self.pending {
+            let deadline = sent_at.max(healed_at) + bound;
+            if deadline <= end_ms {
+                out.push(Violation {
+                    checker: self.name(),
+                    at_ms: deadline,
+                    message: format!(
+                        "acks=all write {id} to {}, sent at {sent_at} ms, was still not acknowledged {bound} ms after the faults healed (at {healed_at} ms)",
+                        self.ctx.name(part)
+                    ),
+                });
+            }
+        }
+        let read_by = end_ms.saturating_sub(bound);
+        let committed: BTreeSet<(Part, BatchId)> = self
+            .acked_at
+            .keys()
+            .map(|&(part, _)| part)
+            .collect::<BTreeSet<Part>>()
+            .into_iter()
+            .flat_map(|part| model.committed(part).iter().map(move |b| (part, b.id)))
+            .collect();
+        for reader in 0..self.ctx.readers {
+            let seen = self.read.get(&reader);
+            let missing: Vec<String> = self
+                .acked_at
+                .iter()
+                .filter(|&(&(part, id), &at)| {
+                    at.max(healed_at) <= read_by
+                        && committed.contains(&(part, id))
+                        && !seen.is_some_and(|s| s.contains(&(part, id)))
+                })
+                .map(|(&(part, id), _)| format!("{id} in {}", self.ctx.name(part)))
+                .take(5)
+                .collect();
+            if !missing.is_empty() {
+                out.push(Violation {
+                    checker: self.name(),
+                    at_ms: end_ms,
+                    message: format!(
+                        "reader r{reader} never received committed, acknowledged batches within {bound} ms of the faults healing, e.g. {}",
+                        missing.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use eddy_core::Offset;
+
+    use crate::history::{AcksMode, BatchId, Observation};
+    use crate::invariants::test_support::*;
+    use crate::invariants::CheckerSet;
+
+    const X: BatchId = BatchId {
+        producer: 1,
+        number: 0,
+    };
+
+    #[test]
+    fn flags_an_acks_all_write_stalled_after_healing() {
+        let mut set = CheckerSet::only(&ctx(), "liveness");
+        set.observe(&Observation::Sent {
+            at: 100,
+            producer: 1,
+            part: 0,
+            id: X,
+            acks: AcksMode::All,
+            idempotent: true,
+        });
+        set.observe(&Observation::Healed { at: 2_000 });
+        set.finish(5_000);
+        assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+        assert!(set.violations()[0]
+            .message
+            .contains("still not acknowledged"));
+    }
+
+    #[test]
+    fn flags_a_reader_that_never_caught_up() {
+        let mut set = CheckerSet::only(&ctx(), "liveness");
+        set.observe(&Observation::Sent {
+            at: 100,
+            producer: 1,
+            part: 0,
+            id: X,
+            acks: AcksMode::All,
+            idempotent: true,
+        });
+        set.observe(&Observation::Appended {
+            at: 150,
+            node: N1,
+            part: 0,
+            batch: b(0, 0, 1, 0),
+        });
+        set.observe(&Observation::HighWatermark {
+            at: 160,
+            node: N1,
+            part: 0,
+            hw: Offset(1),
+            leader: true,
+        });
+        set.observe(&Observation::Acked {
+            at: 200,
+            producer: 1,
+            part: 0,
+            id: X,
+            base_offset: Offset(0),
+            acks: AcksMode::All,
+        });
+        set.observe(&Observation::Healed { at: 2_000 });
+        set.finish(5_000);
+        assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+        assert!(set.violations()[0].message.contains("never received"));
+    }
+
+    #[test]
+    fn a_write_acknowledged_and_read_in_time_passes() {
+        let mut set = CheckerSet::only(&ctx(), "liveness");
+        set.observe(&Observation::Sent {
+            at: 100,
+            producer: 1,
+            part: 0,
+            id: X,
+            acks: AcksMode::All,
+            idempotent: true,
+        });
+        set.observe(&Observation::Appended {
+            at: 150,
+            node: N1,
+            part: 0,
+            batch: b(0, 0, 1, 0),
+        });
+        set.observe(&Observation::HighWatermark {
+            at: 160,
+            node: N1,
+            part: 0,
+            hw: Offset(1),
+            leader: true,
+        });
+        set.observe(&Observation::Acked {
+            at: 200,
+            producer: 1,
+            part: 0,
+            id: X,
+            base_offset: Offset(0),
+            acks: AcksMode::All,
+        });
+        set.observe(&Observation::Read {
+            at: 300,
+            reader: 0,
+            part: 0,
+            batch: b(0, 0, 1, 0),
+        });
+        set.observe(&Observation::Healed { at: 2_000 });
+        set.finish(5_000);
+        assert!(set.violations().is_empty(), "{:?}", set.violations());
+    }
+}

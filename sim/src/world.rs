@@ -1,0 +1,1128 @@
+//! The simulated world: brokers running the core, the stand-in controller, clients, the
+//! network, the disks and the faults, all driven by one event queue ordered by
+//! (time, sequence number) and one RNG seeded from the run's seed.
+//!
+//! Each event is hashed into the trace; the effects a broker returns become network
+//! messages, disk writes and observations for the checkers. Nothing here reads the wall
+//! clock or any ambient randomness, so a seed always replays the same run.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+
+use bytes::Bytes;
+use eddy_core::batch::BatchHeader;
+use eddy_core::config::BrokerConfig;
+use eddy_core::message::{
+    ClientRequest, ClientResponse, ControllerMessage, ControllerRequest, Effect, Input,
+    PeerMessage, StorageDone, StorageOp,
+};
+use eddy_core::node::{Node, NodeConfig};
+use eddy_core::{ErrorCode, NodeId, Offset, TimeMs, TopicPartition};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::controller::StandInController;
+use crate::disk::SimDisk;
+use crate::history::{AcksMode, BatchId, BatchRef, Observation, Part};
+use crate::invariants::{CheckContext, CheckerSet};
+use crate::network::{Endpoint, Network};
+use crate::scenario::{AcksSpec, FaultAction, Scenario, Target};
+use crate::trace::TraceHasher;
+use crate::workload::{ClientAction, ClientEnv, Producer, Reader};
+use crate::RunReport;
+
+/// How often each broker's timers are checked.
+const BROKER_TICK_MS: u64 = 10;
+/// How often the controller checks broker sessions.
+const CONTROLLER_TICK_MS: u64 = 100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Client {
+    Producer(u32),
+    Reader(u32),
+}
+
+#[derive(Debug, Hash)]
+enum Payload {
+    Peer(PeerMessage),
+    Request { token: u64, req: ClientRequest },
+    Response { corr: u64, resp: ClientResponse },
+    ToController(ControllerRequest),
+    FromController(ControllerMessage),
+}
+
+#[derive(Debug, Hash)]
+enum Event {
+    Deliver {
+        from: Endpoint,
+        to: Endpoint,
+        payload: Payload,
+    },
+    BrokerTick {
+        broker: u32,
+        incarnation: u64,
+    },
+    SyncDone {
+        broker: u32,
+        incarnation: u64,
+        partition: TopicPartition,
+        sync_id: u64,
+    },
+    ControllerTick,
+    ClientWake {
+        client: Client,
+    },
+    FaultStart {
+        fault: u64,
+    },
+    FaultEnd {
+        fault: u64,
+    },
+    HealAll,
+}
+
+struct Scheduled {
+    at: TimeMs,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// A broker's clock: runs at `rate` times simulated time from an anchor.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    anchor_sim: TimeMs,
+    anchor_node: TimeMs,
+    rate: f64,
+}
+
+impl Clock {
+    fn at(&self, sim: TimeMs) -> TimeMs {
+        self.anchor_node + ((sim - self.anchor_sim) as f64 * self.rate) as u64
+    }
+
+    fn set(&mut self, sim: TimeMs, rate: f64, jump_ms: u64) {
+        self.anchor_node = self.at(sim) + jump_ms;
+        self.anchor_sim = sim;
+        self.rate = rate;
+    }
+}
+
+struct Broker {
+    id: NodeId,
+    node: Option<Node>,
+    incarnation: u64,
+    disk: SimDisk,
+    /// What recovery will hand the node on restart.
+    recovered: Vec<(TopicPartition, Vec<Bytes>)>,
+    paused: bool,
+    held: Vec<Event>,
+    clock: Clock,
+    slow_disk_factor: u64,
+}
+
+/// What a token handed to a broker stands for.
+struct Token {
+    client: Client,
+    corr: u64,
+    /// For produce requests: the batch and acks, to report the broker's ack.
+    produce: Option<(Part, BatchId, AcksMode)>,
+}
+
+/// Running counts for the report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub events: u64,
+    pub messages: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub read: u64,
+    pub crashes: u64,
+    pub faults: u64,
+    pub torn_tails: u64,
+}
+
+pub(crate) struct World<'a> {
+    scenario: &'a Scenario,
+    seed: u64,
+    now: TimeMs,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    rng: ChaCha8Rng,
+    node_cfg: NodeConfig,
+    brokers: Vec<Broker>,
+    controller: StandInController,
+    network: Network,
+    producers: Vec<Producer>,
+    readers: Vec<Reader>,
+    tokens: BTreeMap<u64, Token>,
+    next_token: u64,
+    parts: BTreeMap<TopicPartition, Part>,
+    batch_ids: BTreeMap<u32, BatchId>,
+    checkers: CheckerSet,
+    last_hw: BTreeMap<(NodeId, Part), (Offset, bool)>,
+    /// Faults scheduled to start, by id (kept out of the events: they hold floats).
+    planned: BTreeMap<u64, FaultAction>,
+    /// What each active fault did, to undo it when it ends.
+    active: BTreeMap<u64, (FaultAction, u32)>,
+    next_fault: u64,
+    hasher: TraceHasher,
+    trace: Option<&'a mut dyn Write>,
+    stats: Stats,
+    healed: bool,
+}
+
+/// Why a scenario could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("scenario {scenario}: broker_config: {source}")]
+    Config {
+        scenario: String,
+        source: eddy_core::config::ConfigError,
+    },
+    #[error("scenario {scenario}: an idempotent producer needs acks = \"all\" (Kafka refuses enable.idempotence with other acks)")]
+    IdempotenceNeedsAcksAll { scenario: String },
+}
+
+impl<'a> World<'a> {
+    pub(crate) fn new(
+        scenario: &'a Scenario,
+        seed: u64,
+        trace: Option<&'a mut dyn Write>,
+    ) -> Result<World<'a>, SetupError> {
+        let (broker_cfg, _warnings) = BrokerConfig::from_pairs(
+            scenario
+                .broker_config
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|source| SetupError::Config {
+            scenario: scenario.name.clone(),
+            source,
+        })?;
+        let node_cfg = NodeConfig::from_broker_config(&broker_cfg);
+        let broker_ids: Vec<NodeId> = (1..=scenario.brokers).map(NodeId).collect();
+        let topics: Vec<(String, u32, u32)> = scenario
+            .topics
+            .iter()
+            .map(|t| (t.name.clone(), t.partitions, t.replication_factor))
+            .collect();
+        let controller =
+            StandInController::new(broker_cfg.broker_session_timeout_ms, &broker_ids, &topics);
+        let parts: BTreeMap<TopicPartition, Part> =
+            controller.partitions().keys().cloned().zip(0..).collect();
+        let ctx = CheckContext {
+            min_insync_replicas: broker_cfg.min_insync_replicas,
+            sync_before_ack: broker_cfg.sync_before_ack(),
+            allow_unsynced_loss: scenario.expect.allow_unsynced_loss,
+            readers: scenario.readers.count,
+            liveness_bound_ms: scenario.liveness_bound_ms,
+            partition_names: parts.keys().map(|tp| tp.to_string()).collect(),
+        };
+        let mut producers = Vec::new();
+        for spec in &scenario.producers {
+            if spec.idempotent && spec.acks != AcksSpec::All {
+                return Err(SetupError::IdempotenceNeedsAcksAll {
+                    scenario: scenario.name.clone(),
+                });
+            }
+            let acks = match spec.acks {
+                AcksSpec::Zero => AcksMode::Zero,
+                AcksSpec::One => AcksMode::One,
+                AcksSpec::All => AcksMode::All,
+            };
+            let topic_parts: Vec<(Part, TopicPartition)> = parts
+                .iter()
+                .filter(|(tp, _)| tp.topic == spec.topic)
+                .map(|(tp, &p)| (p, tp.clone()))
+                .collect();
+            for _ in 0..spec.count {
+                let index = producers.len() as u32;
+                producers.push(Producer::new(
+                    index,
+                    acks,
+                    spec.idempotent,
+                    spec.interval_ms,
+                    spec.records_per_batch,
+                    spec.value_bytes,
+                    topic_parts.clone(),
+                    scenario.duration_ms - scenario.liveness_bound_ms,
+                ));
+            }
+        }
+        let all_parts: Vec<(Part, TopicPartition)> =
+            parts.iter().map(|(tp, &p)| (p, tp.clone())).collect();
+        let readers = (0..scenario.readers.count)
+            .map(|i| Reader::new(i, all_parts.clone()))
+            .collect();
+        let brokers = broker_ids
+            .iter()
+            .map(|&id| Broker {
+                id,
+                node: Some(Node::new(id, 0, node_cfg, Vec::new())),
+                incarnation: 0,
+                disk: SimDisk::default(),
+                recovered: Vec::new(),
+                paused: false,
+                held: Vec::new(),
+                clock: Clock {
+                    anchor_sim: 0,
+                    anchor_node: 0,
+                    rate: 1.0,
+                },
+                slow_disk_factor: 1,
+            })
+            .collect();
+        let mut world = World {
+            scenario,
+            seed,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            node_cfg,
+            brokers,
+            controller,
+            network: Network::new(scenario.network.clone()),
+            producers,
+            readers,
+            tokens: BTreeMap::new(),
+            next_token: 0,
+            parts,
+            batch_ids: BTreeMap::new(),
+            checkers: CheckerSet::all(&ctx),
+            last_hw: BTreeMap::new(),
+            planned: BTreeMap::new(),
+            active: BTreeMap::new(),
+            next_fault: 0,
+            hasher: TraceHasher::default(),
+            trace,
+            stats: Stats::default(),
+            healed: false,
+        };
+        world.schedule_start();
+        Ok(world)
+    }
+
+    fn schedule(&mut self, at: TimeMs, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    fn schedule_start(&mut self) {
+        // The controller tells every broker the initial partition states, as it would
+        // when they register.
+        for b in 0..self.brokers.len() as u32 {
+            let id = NodeId(b + 1);
+            let states = self
+                .controller
+                .partitions()
+                .iter()
+                .filter(|(_, s)| s.replicas.contains(&id))
+                .map(|(tp, s)| (tp.clone(), s.clone()))
+                .collect();
+            self.schedule(
+                0,
+                Event::Deliver {
+                    from: Endpoint::Controller,
+                    to: Endpoint::Broker(id.0),
+                    payload: Payload::FromController(ControllerMessage::PartitionStates(states)),
+                },
+            );
+            let jitter = self.rng.random_range(0..BROKER_TICK_MS);
+            self.schedule(
+                jitter,
+                Event::BrokerTick {
+                    broker: id.0,
+                    incarnation: 0,
+                },
+            );
+        }
+        self.schedule(CONTROLLER_TICK_MS, Event::ControllerTick);
+        for i in 0..self.producers.len() as u32 {
+            let at = self.rng.random_range(50..150);
+            self.schedule(
+                at,
+                Event::ClientWake {
+                    client: Client::Producer(i),
+                },
+            );
+        }
+        for i in 0..self.readers.len() as u32 {
+            let at = self.rng.random_range(50..150);
+            self.schedule(
+                at,
+                Event::ClientWake {
+                    client: Client::Reader(i),
+                },
+            );
+        }
+        self.schedule_faults();
+        self.schedule(self.scenario.faults_until_ms, Event::HealAll);
+    }
+
+    fn schedule_faults(&mut self) {
+        let until = self.scenario.faults_until_ms;
+        for spec in &self.scenario.faults.clone() {
+            for i in 0..spec.repeat {
+                let at = spec.at_ms + u64::from(i) * spec.every_ms;
+                if at >= until {
+                    break;
+                }
+                let fault = self.new_fault_id();
+                self.planned.insert(fault, spec.action.clone());
+                self.schedule(at, Event::FaultStart { fault });
+                self.schedule(at + spec.duration_ms, Event::FaultEnd { fault });
+            }
+        }
+        if let Some(r) = self.scenario.random_faults.clone() {
+            let mut at = self.rng.random_range(r.every_ms[0]..=r.every_ms[1]);
+            while at < until {
+                let kind = &r.kinds[self.rng.random_range(0..r.kinds.len())];
+                let action = match kind.as_str() {
+                    "crash" => FaultAction::Crash {
+                        target: Target::Random,
+                    },
+                    "pause" => FaultAction::Pause {
+                        target: Target::Random,
+                    },
+                    "isolate" => FaultAction::Isolate {
+                        target: Target::Random,
+                    },
+                    "one-way" => FaultAction::OneWay {
+                        target: Target::Random,
+                    },
+                    "split" => FaultAction::Split {
+                        target: Target::Random,
+                        with: 0,
+                    },
+                    "clock-skew" => FaultAction::ClockSkew {
+                        target: Target::Random,
+                        rate: [0.5, 2.0][self.rng.random_range(0..2)],
+                        jump_ms: self.rng.random_range(0..5_000),
+                    },
+                    "slow-disk" => FaultAction::SlowDisk {
+                        target: Target::Random,
+                        factor: 50,
+                    },
+                    other => unreachable!("scenario validation admits no fault kind {other}"),
+                };
+                let duration = self.rng.random_range(r.duration_ms[0]..=r.duration_ms[1]);
+                let fault = self.new_fault_id();
+                self.planned.insert(fault, action);
+                self.schedule(at, Event::FaultStart { fault });
+                self.schedule(at + duration, Event::FaultEnd { fault });
+                at += self.rng.random_range(r.every_ms[0]..=r.every_ms[1]);
+            }
+        }
+    }
+
+    fn new_fault_id(&mut self) -> u64 {
+        self.next_fault += 1;
+        self.next_fault
+    }
+
+    /// Runs to the end of the scenario; returns the report.
+    pub(crate) fn run(mut self) -> RunReport {
+        let end = self.scenario.duration_ms;
+        while let Some(Reverse(next)) = self.queue.pop() {
+            if next.at > end {
+                break;
+            }
+            self.now = next.at;
+            self.stats.events += 1;
+            next.at.hash(&mut self.hasher);
+            next.seq.hash(&mut self.hasher);
+            next.event.hash(&mut self.hasher);
+            if let Some(trace) = self.trace.as_mut() {
+                let _ = writeln!(trace, "{} #{} {:?}", next.at, next.seq, next.event);
+            }
+            self.dispatch(next.event);
+        }
+        self.now = end;
+        self.checkers.finish(end);
+        RunReport {
+            scenario: self.scenario.name.clone(),
+            seed: self.seed,
+            sim_time_ms: end,
+            trace_hash: self.hasher.finish(),
+            violations: self.checkers.violations().to_vec(),
+            losses: self.checkers.losses(),
+            stats: self.stats,
+        }
+    }
+
+    fn observe(&mut self, obs: Observation) {
+        match &obs {
+            Observation::Sent { .. } => self.stats.sent += 1,
+            Observation::Acked { .. } => self.stats.acked += 1,
+            Observation::Read { .. } => self.stats.read += 1,
+            _ => {}
+        }
+        if let Some(trace) = self.trace.as_mut() {
+            let _ = writeln!(trace, "    observe {obs:?}");
+        }
+        self.checkers.observe(&obs);
+    }
+
+    fn broker_index(&self, broker: u32) -> usize {
+        (broker - 1) as usize
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::Deliver { from, to, payload } => self.deliver(from, to, payload),
+            Event::BrokerTick {
+                broker,
+                incarnation,
+            } => {
+                let b = self.broker_index(broker);
+                if self.brokers[b].incarnation != incarnation || self.brokers[b].node.is_none() {
+                    return;
+                }
+                if self.brokers[b].paused {
+                    self.brokers[b].held.push(Event::BrokerTick {
+                        broker,
+                        incarnation,
+                    });
+                    return;
+                }
+                self.schedule(
+                    self.now + BROKER_TICK_MS,
+                    Event::BrokerTick {
+                        broker,
+                        incarnation,
+                    },
+                );
+                self.feed(b, Input::Tick);
+            }
+            Event::SyncDone {
+                broker,
+                incarnation,
+                partition,
+                sync_id,
+            } => {
+                let b = self.broker_index(broker);
+                if self.brokers[b].incarnation != incarnation || self.brokers[b].node.is_none() {
+                    return;
+                }
+                // The disk finishes regardless of the process; the process learns of it
+                // when it runs.
+                self.brokers[b].disk.finish_sync(&partition, sync_id);
+                if self.brokers[b].paused {
+                    self.brokers[b].held.push(Event::SyncDone {
+                        broker,
+                        incarnation: u64::MAX,
+                        partition,
+                        sync_id,
+                    });
+                    return;
+                }
+                self.feed(
+                    b,
+                    Input::Storage(StorageDone::Synced { partition, sync_id }),
+                );
+            }
+            Event::ControllerTick => {
+                self.schedule(self.now + CONTROLLER_TICK_MS, Event::ControllerTick);
+                let out = self.controller.tick(self.now);
+                self.send_from_controller(out);
+            }
+            Event::ClientWake { client } => self.client_step(client, None),
+            Event::FaultStart { fault } => {
+                let action = self.planned.remove(&fault).expect("every fault is planned");
+                self.fault_start(fault, action)
+            }
+            Event::FaultEnd { fault } => self.fault_end(fault),
+            Event::HealAll => self.heal_all(),
+        }
+    }
+
+    fn deliver(&mut self, from: Endpoint, to: Endpoint, payload: Payload) {
+        if self.network.is_cut(from, to) {
+            return;
+        }
+        match (to, payload) {
+            (Endpoint::Broker(id), payload) => {
+                let b = self.broker_index(id);
+                if self.brokers[b].node.is_none() {
+                    return; // nobody listening: the connection is refused
+                }
+                if self.brokers[b].paused {
+                    self.brokers[b]
+                        .held
+                        .push(Event::Deliver { from, to, payload });
+                    return;
+                }
+                let input = match (from, payload) {
+                    (Endpoint::Broker(p), Payload::Peer(msg)) => Input::Peer {
+                        from: NodeId(p),
+                        msg,
+                    },
+                    (_, Payload::Request { token, req }) => Input::Client { token, req },
+                    (_, Payload::FromController(msg)) => Input::Controller(msg),
+                    (from, payload) => unreachable!("{from:?} cannot send {payload:?} to a broker"),
+                };
+                self.feed(b, input);
+            }
+            (Endpoint::Controller, Payload::ToController(req)) => {
+                let Endpoint::Broker(from) = from else {
+                    unreachable!("only brokers talk to the controller")
+                };
+                let out = self.controller.handle(self.now, NodeId(from), req);
+                self.send_from_controller(out);
+            }
+            (Endpoint::Producer(i), Payload::Response { corr, resp }) => {
+                self.client_step(Client::Producer(i), Some((corr, resp)))
+            }
+            (Endpoint::Reader(i), Payload::Response { corr, resp }) => {
+                self.client_step(Client::Reader(i), Some((corr, resp)))
+            }
+            (to, payload) => unreachable!("{payload:?} cannot go to {to:?}"),
+        }
+    }
+
+    fn send(&mut self, from: Endpoint, to: Endpoint, payload: Payload) {
+        self.stats.messages += 1;
+        let plan = self.network.plan(&mut self.rng);
+        match plan.as_slice() {
+            [] => {}
+            [delay] => self.schedule(self.now + delay, Event::Deliver { from, to, payload }),
+            delays => {
+                // Duplicated: only messages that can be cloned are; others go once.
+                let copy = match &payload {
+                    Payload::Peer(m) => Some(Payload::Peer(m.clone())),
+                    Payload::Request { token, req } => Some(Payload::Request {
+                        token: *token,
+                        req: req.clone(),
+                    }),
+                    Payload::Response { corr, resp } => Some(Payload::Response {
+                        corr: *corr,
+                        resp: resp.clone(),
+                    }),
+                    Payload::ToController(r) => Some(Payload::ToController(r.clone())),
+                    Payload::FromController(m) => Some(Payload::FromController(m.clone())),
+                };
+                self.schedule(self.now + delays[0], Event::Deliver { from, to, payload });
+                if let Some(copy) = copy {
+                    self.schedule(
+                        self.now + delays[1],
+                        Event::Deliver {
+                            from,
+                            to,
+                            payload: copy,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn send_from_controller(&mut self, out: Vec<(NodeId, ControllerMessage)>) {
+        for (to, msg) in out {
+            self.send(
+                Endpoint::Controller,
+                Endpoint::Broker(to.0),
+                Payload::FromController(msg),
+            );
+        }
+    }
+
+    /// Feeds an input to a running broker and carries out its effects.
+    fn feed(&mut self, b: usize, input: Input) {
+        let node_now = self.brokers[b].clock.at(self.now);
+        let id = self.brokers[b].id;
+        let node = self.brokers[b]
+            .node
+            .as_mut()
+            .expect("caller checked the broker runs");
+        let effects = node.handle(node_now, input);
+        for effect in effects {
+            self.apply_effect(b, id, effect);
+        }
+        self.observe_high_watermarks(b);
+    }
+
+    fn part_of(&self, tp: &TopicPartition) -> Part {
+        self.parts[tp]
+    }
+
+    fn batch_ref(&self, batch: &[u8]) -> BatchRef {
+        let header = BatchHeader::parse(batch).expect("brokers store whole batches");
+        BatchRef {
+            base_offset: Offset(header.base_offset as u64),
+            last_offset: Offset(header.last_offset() as u64),
+            id: *self
+                .batch_ids
+                .get(&header.crc)
+                .expect("every batch was made by a simulated producer"),
+        }
+    }
+
+    fn apply_effect(&mut self, b: usize, id: NodeId, effect: Effect) {
+        match effect {
+            Effect::Send { to, msg } => self.send(
+                Endpoint::Broker(id.0),
+                Endpoint::Broker(to.0),
+                Payload::Peer(msg),
+            ),
+            Effect::Reply { token, resp } => {
+                let Some(t) = self.tokens.remove(&token) else {
+                    return;
+                };
+                if let (
+                    Some((part, batch, acks)),
+                    ClientResponse::Produce {
+                        error: ErrorCode::None,
+                        base_offset: Some(base_offset),
+                        ..
+                    },
+                ) = (t.produce, &resp)
+                {
+                    self.observe(Observation::AckSent {
+                        at: self.now,
+                        node: id,
+                        part,
+                        id: batch,
+                        base_offset: *base_offset,
+                        acks,
+                    });
+                }
+                let to = match t.client {
+                    Client::Producer(i) => Endpoint::Producer(i),
+                    Client::Reader(i) => Endpoint::Reader(i),
+                };
+                self.send(
+                    Endpoint::Broker(id.0),
+                    to,
+                    Payload::Response { corr: t.corr, resp },
+                );
+            }
+            Effect::Storage(op) => self.storage(b, id, op),
+            Effect::Controller(req) => self.send(
+                Endpoint::Broker(id.0),
+                Endpoint::Controller,
+                Payload::ToController(req),
+            ),
+        }
+    }
+
+    fn storage(&mut self, b: usize, id: NodeId, op: StorageOp) {
+        match op {
+            StorageOp::Append {
+                partition, batch, ..
+            } => {
+                let part = self.part_of(&partition);
+                let batch_ref = self.batch_ref(&batch);
+                self.brokers[b].disk.append(&partition, batch);
+                self.observe(Observation::Appended {
+                    at: self.now,
+                    node: id,
+                    part,
+                    batch: batch_ref,
+                });
+            }
+            StorageOp::Truncate { partition, offset } => {
+                let part = self.part_of(&partition);
+                self.brokers[b].disk.truncate(&partition, offset);
+                self.observe(Observation::Truncated {
+                    at: self.now,
+                    node: id,
+                    part,
+                    offset,
+                });
+            }
+            StorageOp::TruncateFully { partition, offset } => {
+                let part = self.part_of(&partition);
+                self.brokers[b].disk.truncate_fully(&partition);
+                self.observe(Observation::TruncatedFully {
+                    at: self.now,
+                    node: id,
+                    part,
+                    offset,
+                });
+            }
+            StorageOp::Sync { partition, sync_id } => {
+                self.brokers[b].disk.start_sync(&partition, sync_id);
+                let [lo, hi] = self.scenario.disk.sync_latency_ms;
+                let latency =
+                    self.rng.random_range(lo..=hi.max(lo)) * self.brokers[b].slow_disk_factor;
+                let incarnation = self.brokers[b].incarnation;
+                self.schedule(
+                    self.now + latency,
+                    Event::SyncDone {
+                        broker: id.0,
+                        incarnation,
+                        partition,
+                        sync_id,
+                    },
+                );
+            }
+        }
+    }
+
+    fn observe_high_watermarks(&mut self, b: usize) {
+        let id = self.brokers[b].id;
+        let Some(node) = &self.brokers[b].node else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for replica in node.replicas() {
+            let part = self.parts[replica.partition()];
+            let now = (replica.high_watermark(), replica.is_leader());
+            if self.last_hw.get(&(id, part)) != Some(&now) {
+                changed.push((part, now));
+            }
+        }
+        for (part, (hw, leader)) in changed {
+            self.last_hw.insert((id, part), (hw, leader));
+            self.observe(Observation::HighWatermark {
+                at: self.now,
+                node: id,
+                part,
+                hw,
+                leader,
+            });
+        }
+    }
+
+    // ----- clients ---------------------------------------------------------------
+
+    fn client_step(&mut self, client: Client, response: Option<(u64, ClientResponse)>) {
+        let mut env = ClientEnv {
+            now: self.now,
+            rng: &mut self.rng,
+            brokers: self.scenario.brokers,
+            batch_ids: &mut self.batch_ids,
+            out: Vec::new(),
+        };
+        match (client, response) {
+            (Client::Producer(i), None) => self.producers[i as usize].wake(&mut env),
+            (Client::Producer(i), Some((corr, resp))) => {
+                self.producers[i as usize].on_response(&mut env, corr, resp)
+            }
+            (Client::Reader(i), None) => self.readers[i as usize].wake(&mut env),
+            (Client::Reader(i), Some((corr, resp))) => {
+                self.readers[i as usize].on_response(&mut env, corr, resp)
+            }
+        }
+        let from = match client {
+            Client::Producer(i) => Endpoint::Producer(i),
+            Client::Reader(i) => Endpoint::Reader(i),
+        };
+        for action in env.out {
+            match action {
+                ClientAction::Send { to, corr, req } => {
+                    self.next_token += 1;
+                    let token = self.next_token;
+                    let produce = match (&req, client) {
+                        (
+                            ClientRequest::Produce {
+                                partition,
+                                acks,
+                                batch,
+                                ..
+                            },
+                            Client::Producer(i),
+                        ) => {
+                            let header =
+                                BatchHeader::parse(batch).expect("producers make whole batches");
+                            let mode = match acks {
+                                eddy_core::message::Acks::None => AcksMode::Zero,
+                                eddy_core::message::Acks::Leader => AcksMode::One,
+                                eddy_core::message::Acks::All => AcksMode::All,
+                            };
+                            let _ = i;
+                            Some((self.parts[partition], self.batch_ids[&header.crc], mode))
+                        }
+                        _ => None,
+                    };
+                    self.tokens.insert(
+                        token,
+                        Token {
+                            client,
+                            corr,
+                            produce,
+                        },
+                    );
+                    self.send(
+                        from,
+                        Endpoint::Broker(to.0),
+                        Payload::Request { token, req },
+                    );
+                }
+                ClientAction::Observe(obs) => self.observe(obs),
+                ClientAction::WakeAt(at) => {
+                    self.schedule(at.max(self.now), Event::ClientWake { client })
+                }
+            }
+        }
+    }
+
+    // ----- faults ----------------------------------------------------------------
+
+    fn resolve(&mut self, target: &Target) -> u32 {
+        match target {
+            Target::Broker(n) => (*n).clamp(1, self.scenario.brokers),
+            Target::Random => self.rng.random_range(1..=self.scenario.brokers),
+            Target::Leader => {
+                let first = self
+                    .controller
+                    .partitions()
+                    .values()
+                    .next()
+                    .and_then(|s| s.leader);
+                match first {
+                    Some(l) => l.0,
+                    None => self.rng.random_range(1..=self.scenario.brokers),
+                }
+            }
+        }
+    }
+
+    fn fault_start(&mut self, fault: u64, action: FaultAction) {
+        if self.healed {
+            return;
+        }
+        self.stats.faults += 1;
+        let target = match &action {
+            FaultAction::Crash { target }
+            | FaultAction::Pause { target }
+            | FaultAction::Isolate { target }
+            | FaultAction::OneWay { target }
+            | FaultAction::Split { target, .. }
+            | FaultAction::ClockSkew { target, .. }
+            | FaultAction::SlowDisk { target, .. } => self.resolve(target),
+            FaultAction::CrashAll => 0,
+        };
+        tracing::debug!(at = self.now, ?action, target, "fault starts");
+        match &action {
+            FaultAction::Crash { .. } => self.crash(target),
+            FaultAction::CrashAll => {
+                for b in 1..=self.scenario.brokers {
+                    self.crash(b);
+                }
+            }
+            FaultAction::Pause { .. } => {
+                let b = self.broker_index(target);
+                self.brokers[b].paused = true;
+            }
+            FaultAction::Isolate { .. } => {
+                for other in self.endpoints_except(target) {
+                    self.network.cut(fault, Endpoint::Broker(target), other);
+                    self.network.cut(fault, other, Endpoint::Broker(target));
+                }
+            }
+            FaultAction::OneWay { .. } => {
+                for other in self.endpoints_except(target) {
+                    self.network.cut(fault, Endpoint::Broker(target), other);
+                }
+            }
+            FaultAction::Split { with, .. } => {
+                let n = self.scenario.brokers;
+                let mut side: Vec<u32> = vec![target];
+                for k in 1..=*with {
+                    side.push((target - 1 + k) % n + 1);
+                }
+                let others: Vec<Endpoint> = (1..=n)
+                    .filter(|b| !side.contains(b))
+                    .map(Endpoint::Broker)
+                    .chain([Endpoint::Controller])
+                    .collect();
+                for &s in &side {
+                    for &o in &others {
+                        self.network.cut(fault, Endpoint::Broker(s), o);
+                        self.network.cut(fault, o, Endpoint::Broker(s));
+                    }
+                }
+            }
+            FaultAction::ClockSkew { rate, jump_ms, .. } => {
+                let b = self.broker_index(target);
+                let now = self.now;
+                self.brokers[b].clock.set(now, rate.max(0.1), *jump_ms);
+            }
+            FaultAction::SlowDisk { factor, .. } => {
+                let b = self.broker_index(target);
+                self.brokers[b].slow_disk_factor = (*factor).max(1);
+            }
+        }
+        self.active.insert(fault, (action, target));
+    }
+
+    /// Every endpoint a broker talks to, but itself.
+    fn endpoints_except(&self, broker: u32) -> Vec<Endpoint> {
+        let mut out: Vec<Endpoint> = (1..=self.scenario.brokers)
+            .filter(|&b| b != broker)
+            .map(Endpoint::Broker)
+            .collect();
+        out.push(Endpoint::Controller);
+        out.extend((0..self.producers.len() as u32).map(Endpoint::Producer));
+        out.extend((0..self.readers.len() as u32).map(Endpoint::Reader));
+        out
+    }
+
+    fn fault_end(&mut self, fault: u64) {
+        let Some((action, target)) = self.active.remove(&fault) else {
+            return;
+        };
+        tracing::debug!(at = self.now, ?action, target, "fault heals");
+        match action {
+            FaultAction::Crash { .. } => self.restart(target),
+            FaultAction::CrashAll => {
+                for b in 1..=self.scenario.brokers {
+                    self.restart(b);
+                }
+            }
+            FaultAction::Pause { .. } => self.resume(target),
+            FaultAction::Isolate { .. }
+            | FaultAction::OneWay { .. }
+            | FaultAction::Split { .. } => self.network.heal(fault),
+            FaultAction::ClockSkew { .. } => {
+                let b = self.broker_index(target);
+                let now = self.now;
+                self.brokers[b].clock.set(now, 1.0, 0);
+            }
+            FaultAction::SlowDisk { .. } => {
+                let b = self.broker_index(target);
+                self.brokers[b].slow_disk_factor = 1;
+            }
+        }
+    }
+
+    fn heal_all(&mut self) {
+        let faults: Vec<u64> = self.active.keys().copied().collect();
+        for fault in faults {
+            self.fault_end(fault);
+        }
+        for b in 1..=self.scenario.brokers {
+            self.restart(b);
+            self.resume(b);
+        }
+        self.network.heal_all();
+        self.healed = true;
+        self.observe(Observation::Healed { at: self.now });
+    }
+
+    fn crash(&mut self, broker: u32) {
+        let b = self.broker_index(broker);
+        if self.brokers[b].node.is_none() {
+            return;
+        }
+        self.stats.crashes += 1;
+        let spec = &self.scenario.disk;
+        let (keep, torn) = (spec.crash_keeps_unsynced, spec.torn_tail);
+        let slot = &mut self.brokers[b];
+        slot.node = None;
+        slot.paused = false;
+        slot.held.clear();
+        slot.disk.crash(&mut self.rng, keep, torn);
+        let recovered = slot.disk.recover();
+        slot.recovered = recovered
+            .iter()
+            .map(|r| (r.partition.clone(), r.batches.clone()))
+            .collect();
+        self.stats.torn_tails += recovered.iter().filter(|r| r.torn_bytes > 0).count() as u64;
+        let surviving = recovered
+            .iter()
+            .map(|r| {
+                (
+                    self.parts[&r.partition],
+                    r.batches
+                        .iter()
+                        .map(|batch| self.batch_ref(batch))
+                        .collect(),
+                )
+            })
+            .collect();
+        let id = self.brokers[b].id;
+        self.last_hw.retain(|(n, _), _| *n != id);
+        self.observe(Observation::Crashed {
+            at: self.now,
+            node: id,
+            surviving,
+        });
+    }
+
+    fn restart(&mut self, broker: u32) {
+        let b = self.broker_index(broker);
+        if self.brokers[b].node.is_some() {
+            return;
+        }
+        let slot = &mut self.brokers[b];
+        slot.incarnation += 1;
+        let recovered = std::mem::take(&mut slot.recovered);
+        slot.node = Some(Node::new(
+            slot.id,
+            slot.incarnation,
+            self.node_cfg,
+            recovered,
+        ));
+        let (id, incarnation) = (slot.id, slot.incarnation);
+        self.observe(Observation::Restarted {
+            at: self.now,
+            node: id,
+        });
+        self.schedule(
+            self.now,
+            Event::BrokerTick {
+                broker: id.0,
+                incarnation,
+            },
+        );
+    }
+
+    fn resume(&mut self, broker: u32) {
+        let b = self.broker_index(broker);
+        if !self.brokers[b].paused {
+            return;
+        }
+        self.brokers[b].paused = false;
+        let incarnation = self.brokers[b].incarnation;
+        for event in std::mem::take(&mut self.brokers[b].held) {
+            let event = match event {
+                Event::SyncDone {
+                    broker,
+                    partition,
+                    sync_id,
+                    ..
+                } => {
+                    // Already applied to the disk; only the process's notice is due.
+                    self.feed(
+                        b,
+                        Input::Storage(StorageDone::Synced { partition, sync_id }),
+                    );
+                    let _ = broker;
+                    continue;
+                }
+                Event::BrokerTick { broker, .. } => Event::BrokerTick {
+                    broker,
+                    incarnation,
+                },
+                other => other,
+            };
+            self.schedule(self.now, event);
+        }
+    }
+}
