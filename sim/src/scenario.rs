@@ -223,8 +223,9 @@ pub enum FaultAction {
     },
 }
 
+// No deny_unknown_fields here: serde cannot combine it with `flatten`. A misspelt key
+// still fails, because FaultAction denies what it does not know.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     pub at_ms: u64,
     /// How long the fault lasts before it heals.

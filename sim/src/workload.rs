@@ -89,6 +89,15 @@ impl Metadata {
             .push(ClientAction::WakeAt(env.now + METADATA_TIMEOUT_MS));
     }
 
+    /// The connection carrying request `corr` broke. Returns whether it was ours.
+    fn on_disconnect(&mut self, corr: u64) -> bool {
+        if self.in_flight.map(|(c, _)| c) == Some(corr) {
+            self.in_flight = None;
+            return true;
+        }
+        false
+    }
+
     fn on_response(&mut self, corr: u64, resp: &ClientResponse) -> bool {
         let ClientResponse::Metadata { partitions } = resp else {
             return false;
@@ -306,6 +315,23 @@ impl Producer {
             .push(ClientAction::WakeAt(env.now + PRODUCE_TIMEOUT_MS));
     }
 
+    /// The connection that carried request `corr` broke (the broker crashed, or
+    /// refused the connection): the outcome is unknown; retry after a backoff.
+    pub fn on_disconnect(&mut self, env: &mut ClientEnv<'_>, corr: u64) {
+        if !self.metadata.on_disconnect(corr) {
+            if self.in_flight.map(|(c, _)| c) != Some(corr) {
+                return;
+            }
+            self.in_flight = None;
+            if let Some(c) = &self.current {
+                let tp = c.tp.clone();
+                self.metadata.forget(&tp);
+            }
+        }
+        self.next_send_at = env.now + RETRY_BACKOFF_MS;
+        env.out.push(ClientAction::WakeAt(self.next_send_at));
+    }
+
     pub fn on_response(&mut self, env: &mut ClientEnv<'_>, corr: u64, resp: ClientResponse) {
         if self.metadata.on_response(corr, &resp) {
             self.wake(env);
@@ -422,6 +448,22 @@ impl Reader {
             let corr = self.next_corr;
             self.metadata.refresh(env, corr);
         }
+    }
+
+    /// The connection that carried request `corr` broke: retry after a backoff.
+    pub fn on_disconnect(&mut self, env: &mut ClientEnv<'_>, corr: u64) {
+        if !self.metadata.on_disconnect(corr) {
+            let Some((&part, _)) = self.in_flight.iter().find(|(_, &(c, _))| c == corr) else {
+                return;
+            };
+            self.in_flight.remove(&part);
+            if let Some((_, tp)) = self.parts.iter().find(|(p, _)| *p == part) {
+                let tp = tp.clone();
+                self.metadata.forget(&tp);
+            }
+            self.retry_at.insert(part, env.now + RETRY_BACKOFF_MS);
+        }
+        env.out.push(ClientAction::WakeAt(env.now + RETRY_BACKOFF_MS));
     }
 
     pub fn on_response(&mut self, env: &mut ClientEnv<'_>, corr: u64, resp: ClientResponse) {

@@ -49,6 +49,8 @@ enum Payload {
     Peer(PeerMessage),
     Request { token: u64, req: ClientRequest },
     Response { corr: u64, resp: ClientResponse },
+    /// The connection carrying a client's request broke or was refused.
+    Disconnected { corr: u64 },
     ToController(ControllerRequest),
     FromController(ControllerMessage),
 }
@@ -139,9 +141,17 @@ struct Broker {
     slow_disk_factor: u64,
 }
 
+/// What a client is woken with.
+enum Reply {
+    None,
+    Response(u64, ClientResponse),
+    Disconnected(u64),
+}
+
 /// What a token handed to a broker stands for.
 struct Token {
     client: Client,
+    broker: u32,
     corr: u64,
     /// For produce requests: the batch and acks, to report the broker's ack.
     produce: Option<(Part, BatchId, AcksMode)>,
@@ -550,7 +560,7 @@ impl<'a> World<'a> {
                 let out = self.controller.tick(self.now);
                 self.send_from_controller(out);
             }
-            Event::ClientWake { client } => self.client_step(client, None),
+            Event::ClientWake { client } => self.client_step(client, Reply::None),
             Event::FaultStart { fault } => {
                 let action = self.planned.remove(&fault).expect("every fault is planned");
                 self.fault_start(fault, action)
@@ -568,7 +578,11 @@ impl<'a> World<'a> {
             (Endpoint::Broker(id), payload) => {
                 let b = self.broker_index(id);
                 if self.brokers[b].node.is_none() {
-                    return; // nobody listening: the connection is refused
+                    // Nobody listening: a client's connection is refused at once.
+                    if let Payload::Request { token, .. } = payload {
+                        self.disconnect(token);
+                    }
+                    return;
                 }
                 if self.brokers[b].paused {
                     self.brokers[b]
@@ -595,10 +609,16 @@ impl<'a> World<'a> {
                 self.send_from_controller(out);
             }
             (Endpoint::Producer(i), Payload::Response { corr, resp }) => {
-                self.client_step(Client::Producer(i), Some((corr, resp)))
+                self.client_step(Client::Producer(i), Reply::Response(corr, resp))
             }
             (Endpoint::Reader(i), Payload::Response { corr, resp }) => {
-                self.client_step(Client::Reader(i), Some((corr, resp)))
+                self.client_step(Client::Reader(i), Reply::Response(corr, resp))
+            }
+            (Endpoint::Producer(i), Payload::Disconnected { corr }) => {
+                self.client_step(Client::Producer(i), Reply::Disconnected(corr))
+            }
+            (Endpoint::Reader(i), Payload::Disconnected { corr }) => {
+                self.client_step(Client::Reader(i), Reply::Disconnected(corr))
             }
             (to, payload) => unreachable!("{payload:?} cannot go to {to:?}"),
         }
@@ -624,6 +644,7 @@ impl<'a> World<'a> {
                     }),
                     Payload::ToController(r) => Some(Payload::ToController(r.clone())),
                     Payload::FromController(m) => Some(Payload::FromController(m.clone())),
+                    Payload::Disconnected { corr } => Some(Payload::Disconnected { corr: *corr }),
                 };
                 self.schedule(self.now + delays[0], Event::Deliver { from, to, payload });
                 if let Some(copy) = copy {
@@ -810,7 +831,21 @@ impl<'a> World<'a> {
 
     // ----- clients ---------------------------------------------------------------
 
-    fn client_step(&mut self, client: Client, response: Option<(u64, ClientResponse)>) {
+    /// Tells a client its request's connection broke (soon: the kernel says so at once).
+    fn disconnect(&mut self, token: u64) {
+        let Some(t) = self.tokens.remove(&token) else { return };
+        let to = match t.client {
+            Client::Producer(i) => Endpoint::Producer(i),
+            Client::Reader(i) => Endpoint::Reader(i),
+        };
+        self.schedule(self.now + 1, Event::Deliver {
+            from: Endpoint::Broker(t.broker),
+            to,
+            payload: Payload::Disconnected { corr: t.corr },
+        });
+    }
+
+    fn client_step(&mut self, client: Client, response: Reply) {
         let mut env = ClientEnv {
             now: self.now,
             rng: &mut self.rng,
@@ -819,13 +854,19 @@ impl<'a> World<'a> {
             out: Vec::new(),
         };
         match (client, response) {
-            (Client::Producer(i), None) => self.producers[i as usize].wake(&mut env),
-            (Client::Producer(i), Some((corr, resp))) => {
+            (Client::Producer(i), Reply::None) => self.producers[i as usize].wake(&mut env),
+            (Client::Producer(i), Reply::Response(corr, resp)) => {
                 self.producers[i as usize].on_response(&mut env, corr, resp)
             }
-            (Client::Reader(i), None) => self.readers[i as usize].wake(&mut env),
-            (Client::Reader(i), Some((corr, resp))) => {
+            (Client::Producer(i), Reply::Disconnected(corr)) => {
+                self.producers[i as usize].on_disconnect(&mut env, corr)
+            }
+            (Client::Reader(i), Reply::None) => self.readers[i as usize].wake(&mut env),
+            (Client::Reader(i), Reply::Response(corr, resp)) => {
                 self.readers[i as usize].on_response(&mut env, corr, resp)
+            }
+            (Client::Reader(i), Reply::Disconnected(corr)) => {
+                self.readers[i as usize].on_disconnect(&mut env, corr)
             }
         }
         let from = match client {
@@ -863,6 +904,7 @@ impl<'a> World<'a> {
                         token,
                         Token {
                             client,
+                            broker: to.0,
                             corr,
                             produce,
                         },
@@ -1058,6 +1100,11 @@ impl<'a> World<'a> {
             .collect();
         let id = self.brokers[b].id;
         self.last_hw.retain(|(n, _), _| *n != id);
+        // Its clients' connections reset.
+        let broken: Vec<u64> = self.tokens.iter().filter(|(_, t)| t.broker == broker).map(|(&k, _)| k).collect();
+        for token in broken {
+            self.disconnect(token);
+        }
         self.observe(Observation::Crashed {
             at: self.now,
             node: id,
