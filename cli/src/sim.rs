@@ -106,8 +106,11 @@ fn run_one(args: &SimArgs, scenario: &Scenario, seed: u64) -> ExitCode {
         println!("  every invariant held");
         ExitCode::SUCCESS
     } else {
-        for v in &report.violations {
+        for v in report.violations.iter().take(10) {
             println!("  VIOLATION {v}");
+        }
+        if report.violations.len() > 10 {
+            println!("  ... and {} more violations", report.violations.len() - 10);
         }
         println!("  REPRODUCE WITH: {}", reproduce(args, seed));
         ExitCode::from(1)

@@ -252,7 +252,7 @@ pub struct RandomFaults {
 }
 
 /// What the checkers accept.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// Acknowledged acks=all writes may be lost when every replica holding them crashed
@@ -260,6 +260,14 @@ pub struct Expect {
     /// When false, any lost acks=all write is a failure.
     #[serde(default = "defaults::yes")]
     pub allow_unsynced_loss: bool,
+}
+
+impl Default for Expect {
+    fn default() -> Expect {
+        Expect {
+            allow_unsynced_loss: true,
+        }
+    }
 }
 
 mod defaults {
