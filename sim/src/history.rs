@@ -23,12 +23,15 @@ impl std::fmt::Display for BatchId {
     }
 }
 
-/// A batch at its place in a log.
+/// A batch at its place in a log. The leader epoch is part of its identity: a producer's
+/// retry can land at the same offsets in a later epoch, and the two copies are not the
+/// same entry of the replicated log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BatchRef {
     pub base_offset: Offset,
     pub last_offset: Offset,
     pub id: BatchId,
+    pub epoch: u32,
 }
 
 impl BatchRef {

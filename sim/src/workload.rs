@@ -463,7 +463,8 @@ impl Reader {
             }
             self.retry_at.insert(part, env.now + RETRY_BACKOFF_MS);
         }
-        env.out.push(ClientAction::WakeAt(env.now + RETRY_BACKOFF_MS));
+        env.out
+            .push(ClientAction::WakeAt(env.now + RETRY_BACKOFF_MS));
     }
 
     pub fn on_response(&mut self, env: &mut ClientEnv<'_>, corr: u64, resp: ClientResponse) {
@@ -508,6 +509,7 @@ impl Reader {
                             base_offset: Offset(header.base_offset as u64),
                             last_offset: last,
                             id,
+                            epoch: header.partition_leader_epoch as u32,
                         },
                     }));
                     position = last.plus(1);

@@ -47,10 +47,18 @@ enum Client {
 #[derive(Debug, Hash)]
 enum Payload {
     Peer(PeerMessage),
-    Request { token: u64, req: ClientRequest },
-    Response { corr: u64, resp: ClientResponse },
+    Request {
+        token: u64,
+        req: ClientRequest,
+    },
+    Response {
+        corr: u64,
+        resp: ClientResponse,
+    },
     /// The connection carrying a client's request broke or was refused.
-    Disconnected { corr: u64 },
+    Disconnected {
+        corr: u64,
+    },
     ToController(ControllerRequest),
     FromController(ControllerMessage),
 }
@@ -699,6 +707,7 @@ impl<'a> World<'a> {
                 .batch_ids
                 .get(&header.crc)
                 .expect("every batch was made by a simulated producer"),
+            epoch: header.partition_leader_epoch as u32,
         }
     }
 
@@ -833,16 +842,21 @@ impl<'a> World<'a> {
 
     /// Tells a client its request's connection broke (soon: the kernel says so at once).
     fn disconnect(&mut self, token: u64) {
-        let Some(t) = self.tokens.remove(&token) else { return };
+        let Some(t) = self.tokens.remove(&token) else {
+            return;
+        };
         let to = match t.client {
             Client::Producer(i) => Endpoint::Producer(i),
             Client::Reader(i) => Endpoint::Reader(i),
         };
-        self.schedule(self.now + 1, Event::Deliver {
-            from: Endpoint::Broker(t.broker),
-            to,
-            payload: Payload::Disconnected { corr: t.corr },
-        });
+        self.schedule(
+            self.now + 1,
+            Event::Deliver {
+                from: Endpoint::Broker(t.broker),
+                to,
+                payload: Payload::Disconnected { corr: t.corr },
+            },
+        );
     }
 
     fn client_step(&mut self, client: Client, response: Reply) {
@@ -1101,7 +1115,12 @@ impl<'a> World<'a> {
         let id = self.brokers[b].id;
         self.last_hw.retain(|(n, _), _| *n != id);
         // Its clients' connections reset.
-        let broken: Vec<u64> = self.tokens.iter().filter(|(_, t)| t.broker == broker).map(|(&k, _)| k).collect();
+        let broken: Vec<u64> = self
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.broker == broker)
+            .map(|(&k, _)| k)
+            .collect();
         for token in broken {
             self.disconnect(token);
         }

@@ -60,13 +60,13 @@ impl Checker for AckedDurability {
                     AcksMode::One => 1,
                     AcksMode::Zero => return,
                 };
-                let holders = model.holders(*part, *base_offset, *id);
+                let holders = model.copies(*part, *base_offset, *id);
                 if holders.len() < need || !holders.contains(node) {
                     out.push(Violation {
                         checker: self.name(),
                         at_ms: *at,
                         message: format!(
-                            "{node} acknowledged {id} at offset {base_offset} of {} ({acks:?}) while only {holders:?} held it; needed {need} (min.insync.replicas = {})",
+                            "{node} acknowledged {id} at offset {base_offset} of {} ({acks:?}) while only {holders:?} had taken a copy; needed {need} (min.insync.replicas = {})",
                             self.ctx.name(*part),
                             self.ctx.min_insync_replicas
                         ),
@@ -185,7 +185,11 @@ mod tests {
         ];
         let (v, _) = run(&history, true);
         assert_eq!(v.len(), 1, "{v:?}");
-        assert!(v[0].message.contains("only"), "{}", v[0]);
+        assert!(
+            v[0].message.contains("only [NodeId(1)] had taken a copy"),
+            "{}",
+            v[0]
+        );
     }
 
     #[test]

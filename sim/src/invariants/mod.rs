@@ -186,6 +186,7 @@ pub(crate) mod test_support {
             base_offset: Offset(base),
             last_offset: Offset(last),
             id: BatchId { producer, number },
+            epoch: 0,
         }
     }
 

@@ -75,6 +75,8 @@ pub struct Model {
     verified: BTreeMap<(NodeId, Part), Offset>,
     ever_committed: BTreeSet<(Part, Offset, BatchId)>,
     ever_committed_ids: BTreeSet<(Part, BatchId)>,
+    /// Copies that brokers lost when they crashed.
+    lost_in_crash: BTreeSet<(Part, Offset, BatchId, NodeId)>,
     /// Committed batches that were lost in a region where loss was allowed.
     lost: BTreeSet<(Part, BatchId)>,
     /// Facts from the last observation applied.
@@ -93,6 +95,7 @@ impl Model {
             ever_committed: BTreeSet::new(),
             ever_committed_ids: BTreeSet::new(),
             lost: BTreeSet::new(),
+            lost_in_crash: BTreeSet::new(),
             conflicts: Vec::new(),
         }
     }
@@ -137,15 +140,23 @@ impl Model {
         self.lost.contains(&(part, id))
     }
 
-    /// The brokers whose log (in memory) holds `id` at `base_offset`.
-    pub fn holders(&self, part: Part, base_offset: Offset, id: BatchId) -> Vec<NodeId> {
-        self.logs
+    /// The brokers that took a copy of `id` at `base_offset` and did not truncate it:
+    /// those whose log holds it now, up or down, and those that lost it in a crash. (A
+    /// copy a follower reported and then lost in a crash still counted when the leader
+    /// acknowledged; Kafka promises nothing more.)
+    pub fn copies(&self, part: Part, base_offset: Offset, id: BatchId) -> Vec<NodeId> {
+        let mut nodes: Vec<NodeId> = self
+            .logs
             .iter()
-            .filter(|((node, p), log)| {
-                *p == part && self.is_up(*node) && log.find(base_offset).is_some_and(|b| b.id == id)
-            })
+            .filter(|((_, p), log)| *p == part && log.find(base_offset).is_some_and(|b| b.id == id))
             .map(|((node, _), _)| *node)
-            .collect()
+            .collect();
+        let lo = (part, base_offset, id, NodeId(0));
+        let hi = (part, base_offset, id, NodeId(u32::MAX));
+        nodes.extend(self.lost_in_crash.range(lo..=hi).map(|&(_, _, _, n)| n));
+        nodes.sort();
+        nodes.dedup();
+        nodes
     }
 
     /// The batches a broker's log holds for a partition.
@@ -213,7 +224,17 @@ impl Model {
                     .collect();
                 for part in parts {
                     let log = self.logs.get_mut(&(*node, part)).expect("listed above");
-                    log.batches.clear();
+                    let kept = surviving
+                        .iter()
+                        .find(|(p, _)| *p == part)
+                        .map_or(&[][..], |(_, batches)| batches.as_slice());
+                    for b in log.batches.drain(..) {
+                        let i = kept.partition_point(|k| k.last_offset < b.base_offset);
+                        if kept.get(i) != Some(&b) {
+                            self.lost_in_crash
+                                .insert((part, b.base_offset, b.id, *node));
+                        }
+                    }
                     log.start = Offset::ZERO;
                 }
                 for (part, batches) in surviving {
