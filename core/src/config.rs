@@ -49,6 +49,9 @@ pub struct BrokerConfig {
     pub replica_fetch_max_bytes: u32,
     /// `replica.fetch.backoff.ms`: a follower's pause after a failed fetch. Default 1000.
     pub replica_fetch_backoff_ms: u64,
+    /// `replica.socket.timeout.ms`: how long a follower waits for a fetch response
+    /// before it gives up on it and fetches again. Default 30000.
+    pub replica_socket_timeout_ms: u64,
     /// `log.flush.interval.messages`: messages appended between syncs. Default Kafka's
     /// `Long.MAX_VALUE`, i.e. never sync on a count; 1 means sync before every ack.
     pub log_flush_interval_messages: u64,
@@ -114,6 +117,7 @@ impl Default for BrokerConfig {
             replica_fetch_wait_max_ms: 500,
             replica_fetch_max_bytes: 1024 * 1024,
             replica_fetch_backoff_ms: 1000,
+            replica_socket_timeout_ms: 30_000,
             log_flush_interval_messages: i64::MAX as u64,
             log_flush_interval_ms: None,
             log_segment_bytes: 1024 * 1024 * 1024,
@@ -374,6 +378,11 @@ const SETTINGS: &[Setting] = &[
             number(k, v, NON_NEGATIVE_INT).map(|x| d.config.replica_fetch_backoff_ms = x)
         },
         get: |c| Some(c.replica_fetch_backoff_ms.to_string()),
+    },
+    Setting {
+        key: "replica.socket.timeout.ms",
+        set: |d, k, v| number(k, v, POSITIVE_INT).map(|x| d.config.replica_socket_timeout_ms = x),
+        get: |c| Some(c.replica_socket_timeout_ms.to_string()),
     },
     Setting {
         key: "log.flush.interval.messages",

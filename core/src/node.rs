@@ -45,7 +45,7 @@ impl NodeConfig {
                 replica_fetch_wait_max_ms: cfg.replica_fetch_wait_max_ms,
                 replica_fetch_max_bytes: cfg.replica_fetch_max_bytes,
                 replica_fetch_backoff_ms: cfg.replica_fetch_backoff_ms,
-                replica_fetch_timeout_ms: ReplicaConfig::default().replica_fetch_timeout_ms,
+                replica_fetch_timeout_ms: cfg.replica_socket_timeout_ms,
                 message_max_bytes: cfg.message_max_bytes,
                 flush: crate::log::FlushPolicy {
                     interval_messages: cfg.log_flush_interval_messages,

@@ -125,6 +125,7 @@ struct PendingBatch {
     part: Part,
     tp: TopicPartition,
     id: BatchId,
+    count: u32,
     bytes: Bytes,
     attempts: u32,
 }
@@ -136,6 +137,7 @@ pub struct Producer {
     acks: AcksMode,
     idempotent: bool,
     producer_id: i64,
+    producer_epoch: i16,
     interval_ms: u64,
     records_per_batch: [u32; 2],
     value_bytes: u32,
@@ -170,6 +172,7 @@ impl Producer {
             acks,
             idempotent,
             producer_id: 1_000 + i64::from(index),
+            producer_epoch: 0,
             interval_ms,
             records_per_batch,
             value_bytes,
@@ -213,10 +216,35 @@ impl Producer {
             .rng
             .random_range(self.records_per_batch[0]..=self.records_per_batch[1]);
         let sequence = *self.sequences.get(&part).unwrap_or(&0);
+        let bytes = self.encode(env, id, count, sequence);
+        if self.idempotent {
+            self.sequences
+                .insert(part, sequence.wrapping_add(count as i32));
+        }
+        env.out.push(ClientAction::Observe(Observation::Sent {
+            at: env.now,
+            producer: self.index,
+            part,
+            id,
+            acks: self.acks,
+            idempotent: self.idempotent,
+        }));
+        self.current = Some(PendingBatch {
+            part,
+            tp,
+            id,
+            count,
+            bytes,
+            attempts: 0,
+        });
+    }
+
+    /// Encodes a batch whose CRC no earlier batch has (the world names batches by CRC).
+    fn encode(&self, env: &mut ClientEnv<'_>, id: BatchId, count: u32, sequence: i32) -> Bytes {
         let mut nudge = 0i64;
-        let bytes = loop {
+        loop {
             let mut builder = if self.idempotent {
-                BatchBuilder::idempotent(self.producer_id, 0, sequence)
+                BatchBuilder::idempotent(self.producer_id, self.producer_epoch, sequence)
             } else {
                 BatchBuilder::new()
             };
@@ -234,29 +262,24 @@ impl Producer {
             let crc = BatchHeader::parse(&bytes).expect("just built").crc;
             if let std::collections::btree_map::Entry::Vacant(e) = env.batch_ids.entry(crc) {
                 e.insert(id);
-                break bytes;
+                return bytes;
             }
             nudge += 1;
-        };
-        if self.idempotent {
-            self.sequences
-                .insert(part, sequence.wrapping_add(count as i32));
         }
-        env.out.push(ClientAction::Observe(Observation::Sent {
-            at: env.now,
-            producer: self.index,
-            part,
-            id,
-            acks: self.acks,
-            idempotent: self.idempotent,
-        }));
-        self.current = Some(PendingBatch {
-            part,
-            tp,
-            id,
-            bytes,
-            attempts: 0,
-        });
+    }
+
+    /// The broker lost this producer's sequence (its log lost the last batches in a
+    /// crash the configuration allowed): bump the epoch, restart sequences at 0, and
+    /// re-encode the unacknowledged batch, as the Java producer does since KIP-360. The
+    /// batch cannot be in the log already: then the broker would have seen it as a
+    /// duplicate, not out of order.
+    fn bump_epoch(&mut self, env: &mut ClientEnv<'_>) {
+        self.producer_epoch += 1;
+        self.sequences.clear();
+        let Some(c) = self.current.take() else { return };
+        let bytes = self.encode(env, c.id, c.count, 0);
+        self.sequences.insert(c.part, c.count as i32);
+        self.current = Some(PendingBatch { bytes, ..c });
     }
 
     pub fn wake(&mut self, env: &mut ClientEnv<'_>) {
@@ -360,6 +383,10 @@ impl Producer {
                 }));
                 self.current = None;
                 self.next_send_at = env.now + self.interval_ms;
+            }
+            (ErrorCode::OutOfOrderSequenceNumber, _) if self.idempotent => {
+                self.bump_epoch(env);
+                self.next_send_at = env.now + RETRY_BACKOFF_MS;
             }
             (e, _) if e.is_retriable() => {
                 if matches!(

@@ -97,7 +97,7 @@ impl Checker for AckedDurability {
             {
                 continue;
             }
-            let committed = model.was_ever_committed(part, id);
+            let committed = model.was_committed_at_offset(part, base_offset, id);
             if acks == AcksMode::One && !committed {
                 self.losses.acks1_unreplicated += 1;
                 continue;

@@ -74,7 +74,6 @@ pub struct Model {
     /// How far each broker's log is known to agree with the committed log.
     verified: BTreeMap<(NodeId, Part), Offset>,
     ever_committed: BTreeSet<(Part, Offset, BatchId)>,
-    ever_committed_ids: BTreeSet<(Part, BatchId)>,
     /// Copies that brokers lost when they crashed.
     lost_in_crash: BTreeSet<(Part, Offset, BatchId, NodeId)>,
     /// Committed batches that were lost in a region where loss was allowed.
@@ -93,7 +92,6 @@ impl Model {
             lost_from: BTreeMap::new(),
             verified: BTreeMap::new(),
             ever_committed: BTreeSet::new(),
-            ever_committed_ids: BTreeSet::new(),
             lost: BTreeSet::new(),
             lost_in_crash: BTreeSet::new(),
             conflicts: Vec::new(),
@@ -131,8 +129,10 @@ impl Model {
             .contains(&(part, batch.base_offset, batch.id))
     }
 
-    pub fn was_ever_committed(&self, part: Part, id: BatchId) -> bool {
-        self.ever_committed_ids.contains(&(part, id))
+    /// Whether `id` was ever committed at `base_offset` (in any epoch). A batch that was
+    /// retried may sit at several offsets; what a producer was told names one.
+    pub fn was_committed_at_offset(&self, part: Part, base_offset: Offset, id: BatchId) -> bool {
+        self.ever_committed.contains(&(part, base_offset, id))
     }
 
     /// Whether a committed batch was lost where the model allowed loss.
@@ -367,7 +367,6 @@ impl Model {
             end = b.next_offset();
             committed.push(b);
             self.ever_committed.insert((part, b.base_offset, b.id));
-            self.ever_committed_ids.insert((part, b.id));
         }
         let verified_to = hw.min(self.committed_end(part));
         self.verified.insert((node, part), verified_to);
