@@ -264,6 +264,13 @@ impl PartitionLog {
         leo
     }
 
+    /// Forgets epochs that hold no batch: those starting at the log end offset (a leader
+    /// epoch assigned at the log end, which a follower's truncation to that end cuts off).
+    pub fn forget_empty_epochs(&mut self) {
+        let leo = self.log_end_offset;
+        self.epochs.retain(|&(_, start)| start < leo);
+    }
+
     /// Drops everything and starts the log over at `offset` (a follower whose fetch
     /// offset fell below its leader's log start offset).
     pub fn truncate_fully_and_start_at(&mut self, offset: Offset) {

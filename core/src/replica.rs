@@ -968,14 +968,35 @@ impl Replica {
         }
         // KIP-279: if the leader answers for an earlier epoch than we asked about, our
         // log diverges where that epoch ends in ours, or in the leader's, whichever is
-        // first.
-        let target = match epoch {
-            Some(e) if e == asked_epoch => end_offset.min(self.log.log_end_offset()),
-            Some(e) => end_offset.min(self.log.end_offset_for_epoch(e).end_offset),
+        // first. That cut can leave us ending in an epoch whose end the leader has not
+        // confirmed yet (our copy of it may stop where the leader's went on in a later
+        // epoch), so we ask again about our new latest epoch until the leader answers
+        // for the very epoch we asked about: only then is our log a prefix of its log.
+        let (target, settled) = match epoch {
+            Some(e) if e == asked_epoch => (end_offset.min(self.log.log_end_offset()), true),
+            Some(e) => (
+                end_offset.min(self.log.end_offset_for_epoch(e).end_offset),
+                false,
+            ),
             // The leader knows no epoch at or below ours: keep only what was committed.
-            None => end_offset.min(self.log.high_watermark()),
+            None => (end_offset.min(self.log.high_watermark()), true),
         };
         self.truncate_to(target, out);
+        // Epochs that began at or after the cut are gone with it, even ones that held no
+        // data yet; the question changes, or we are done.
+        self.log.forget_empty_epochs();
+        let progressed = self.log.latest_epoch().is_some_and(|e| e < asked_epoch);
+        if !settled && progressed {
+            if let Role::Follower { leader, .. } = &self.role {
+                let leader = *leader;
+                self.role = Role::Follower {
+                    leader,
+                    phase: FollowerPhase::Truncating { sent_at_ms: now_ms },
+                };
+                self.send_offset_for_leader_epoch(leader, out);
+                return;
+            }
+        }
         if let Role::Follower { phase, .. } = &mut self.role {
             *phase = FollowerPhase::Fetching {
                 in_flight: None,
