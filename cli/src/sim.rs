@@ -173,7 +173,7 @@ fn run_many(args: &SimArgs, scenario: &Scenario) -> ExitCode {
                     }
                 }
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % (count / 10).max(1) == 0 || n == count {
+                if n.is_multiple_of((count / 10).max(1)) || n == count {
                     eprintln!(
                         "  {n}/{count} seeds, {:.1} s",
                         started.elapsed().as_secs_f64()

@@ -682,6 +682,7 @@ impl Replica {
     }
 
     /// A follower's fetch.
+    #[allow(clippy::too_many_arguments)] // the fields of one peer message
     pub fn on_follower_fetch(
         &mut self,
         now_ms: TimeMs,
@@ -936,6 +937,7 @@ impl Replica {
 
     /// The leader said where our latest epoch ends in its log: cut whatever we have
     /// beyond that, then start fetching.
+    #[allow(clippy::too_many_arguments)] // the fields of one peer message
     pub fn on_offset_for_leader_epoch_response(
         &mut self,
         now_ms: TimeMs,

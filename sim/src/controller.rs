@@ -23,20 +23,20 @@ struct Broker {
 }
 
 #[derive(Debug)]
-pub struct StandInController {
+pub(crate) struct StandInController {
     session_timeout_ms: u64,
     brokers: BTreeMap<NodeId, Broker>,
     partitions: BTreeMap<TopicPartition, PartitionState>,
 }
 
 /// Messages the controller wants delivered.
-pub type Outbox = Vec<(NodeId, ControllerMessage)>;
+pub(crate) type Outbox = Vec<(NodeId, ControllerMessage)>;
 
 impl StandInController {
     /// A controller for `brokers` (all considered alive at time 0) and `topics` (name,
     /// partitions, replication factor), with replicas spread round-robin so leaders are
     /// balanced.
-    pub fn new(
+    pub(crate) fn new(
         session_timeout_ms: u64,
         brokers: &[NodeId],
         topics: &[(String, u32, u32)],
@@ -77,11 +77,16 @@ impl StandInController {
         }
     }
 
-    pub fn partitions(&self) -> &BTreeMap<TopicPartition, PartitionState> {
+    pub(crate) fn partitions(&self) -> &BTreeMap<TopicPartition, PartitionState> {
         &self.partitions
     }
 
-    pub fn handle(&mut self, now_ms: TimeMs, from: NodeId, req: ControllerRequest) -> Outbox {
+    pub(crate) fn handle(
+        &mut self,
+        now_ms: TimeMs,
+        from: NodeId,
+        req: ControllerRequest,
+    ) -> Outbox {
         let mut out = Vec::new();
         match req {
             ControllerRequest::Heartbeat {
@@ -124,7 +129,7 @@ impl StandInController {
     }
 
     /// Fences brokers whose session expired.
-    pub fn tick(&mut self, now_ms: TimeMs) -> Outbox {
+    pub(crate) fn tick(&mut self, now_ms: TimeMs) -> Outbox {
         let mut out = Vec::new();
         let expired: Vec<NodeId> = self
             .brokers

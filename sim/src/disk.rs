@@ -60,35 +60,35 @@ impl File {
 
 /// What recovery found in one partition's file.
 #[derive(Clone, Debug)]
-pub struct Recovered {
-    pub partition: TopicPartition,
-    pub batches: Vec<Bytes>,
+pub(crate) struct Recovered {
+    pub(crate) partition: TopicPartition,
+    pub(crate) batches: Vec<Bytes>,
     /// Bytes cut from the end because they did not form a whole, valid batch.
-    pub torn_bytes: usize,
+    pub(crate) torn_bytes: usize,
 }
 
 #[derive(Debug, Default)]
-pub struct SimDisk {
+pub(crate) struct SimDisk {
     files: BTreeMap<TopicPartition, File>,
     /// Syncs asked for and not yet done: how many unsynced writes each covers.
     pending_syncs: BTreeMap<(TopicPartition, u64), usize>,
 }
 
 impl SimDisk {
-    pub fn append(&mut self, partition: &TopicPartition, batch: Bytes) {
+    pub(crate) fn append(&mut self, partition: &TopicPartition, batch: Bytes) {
         self.files
             .entry(partition.clone())
             .or_default()
             .write(Write::Append(batch));
     }
 
-    pub fn truncate(&mut self, partition: &TopicPartition, offset: Offset) {
+    pub(crate) fn truncate(&mut self, partition: &TopicPartition, offset: Offset) {
         let file = self.files.entry(partition.clone()).or_default();
         let pos = file.position_of(offset);
         file.write(Write::SetLen(pos));
     }
 
-    pub fn truncate_fully(&mut self, partition: &TopicPartition) {
+    pub(crate) fn truncate_fully(&mut self, partition: &TopicPartition) {
         self.files
             .entry(partition.clone())
             .or_default()
@@ -96,14 +96,14 @@ impl SimDisk {
     }
 
     /// A sync starts: it will cover every write made so far.
-    pub fn start_sync(&mut self, partition: &TopicPartition, sync_id: u64) {
+    pub(crate) fn start_sync(&mut self, partition: &TopicPartition, sync_id: u64) {
         let covered = self.files.get(partition).map_or(0, |f| f.unsynced.len());
         self.pending_syncs
             .insert((partition.clone(), sync_id), covered);
     }
 
     /// A sync finishes: the writes it covered are durable.
-    pub fn finish_sync(&mut self, partition: &TopicPartition, sync_id: u64) {
+    pub(crate) fn finish_sync(&mut self, partition: &TopicPartition, sync_id: u64) {
         let Some(covered) = self.pending_syncs.remove(&(partition.clone(), sync_id)) else {
             return;
         };
@@ -123,7 +123,7 @@ impl SimDisk {
 
     /// Power is cut: the page cache is lost. Some unsynced writes may have reached the
     /// disk anyway (a prefix of them), the last perhaps torn.
-    pub fn crash(&mut self, rng: &mut ChaCha8Rng, keep_unsynced: f64, torn_tail: f64) {
+    pub(crate) fn crash(&mut self, rng: &mut ChaCha8Rng, keep_unsynced: f64, torn_tail: f64) {
         self.pending_syncs.clear();
         for file in self.files.values_mut() {
             let unsynced = std::mem::take(&mut file.unsynced);
@@ -145,7 +145,7 @@ impl SimDisk {
 
     /// Recovery at start: read each file, keep the valid prefix of whole batches, cut the
     /// rest from the file.
-    pub fn recover(&mut self) -> Vec<Recovered> {
+    pub(crate) fn recover(&mut self) -> Vec<Recovered> {
         let mut out = Vec::new();
         for (partition, file) in &mut self.files {
             assert!(

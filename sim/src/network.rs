@@ -11,7 +11,7 @@ use crate::scenario::NetworkSpec;
 
 /// Who sits at the end of a link: the controller, a broker, or a client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     Controller,
     Broker(u32),
     Producer(u32),
@@ -19,7 +19,7 @@ pub enum Endpoint {
 }
 
 #[derive(Debug)]
-pub struct Network {
+pub(crate) struct Network {
     spec: NetworkSpec,
     /// Whether loss, duplication and reordering are on (they stop when faults heal).
     faulty: bool,
@@ -29,7 +29,7 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(spec: NetworkSpec) -> Network {
+    pub(crate) fn new(spec: NetworkSpec) -> Network {
         Network {
             spec,
             faulty: true,
@@ -38,7 +38,7 @@ impl Network {
     }
 
     /// When copies of a message sent now arrive: none if lost, two if duplicated.
-    pub fn plan(&self, rng: &mut ChaCha8Rng) -> Vec<u64> {
+    pub(crate) fn plan(&self, rng: &mut ChaCha8Rng) -> Vec<u64> {
         let [lo, hi] = self.spec.delay_ms;
         let delay = |rng: &mut ChaCha8Rng| rng.random_range(lo..=hi.max(lo));
         let mut out = Vec::with_capacity(1);
@@ -56,22 +56,22 @@ impl Network {
         out
     }
 
-    pub fn is_cut(&self, from: Endpoint, to: Endpoint) -> bool {
+    pub(crate) fn is_cut(&self, from: Endpoint, to: Endpoint) -> bool {
         self.cuts.contains_key(&(from, to))
     }
 
-    pub fn cut(&mut self, fault: u64, from: Endpoint, to: Endpoint) {
+    pub(crate) fn cut(&mut self, fault: u64, from: Endpoint, to: Endpoint) {
         self.cuts.entry((from, to)).or_default().push(fault);
     }
 
-    pub fn heal(&mut self, fault: u64) {
+    pub(crate) fn heal(&mut self, fault: u64) {
         self.cuts.retain(|_, faults| {
             faults.retain(|&f| f != fault);
             !faults.is_empty()
         });
     }
 
-    pub fn heal_all(&mut self) {
+    pub(crate) fn heal_all(&mut self) {
         self.cuts.clear();
         self.faulty = false;
     }

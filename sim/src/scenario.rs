@@ -157,21 +157,16 @@ impl Default for DiskSpec {
 }
 
 /// Which broker a fault hits.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
     /// The current leader of the first partition of the first topic.
     Leader,
     /// A broker drawn from the seed.
+    #[default]
     Random,
     /// Broker number n (1-based).
     Broker(u32),
-}
-
-impl Default for Target {
-    fn default() -> Target {
-        Target::Random
-    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -34,7 +34,7 @@ const RETRY_BACKOFF_MS: u64 = 100;
 
 /// What a client wants the world to do.
 #[derive(Debug)]
-pub enum ClientAction {
+pub(crate) enum ClientAction {
     Send {
         to: NodeId,
         corr: u64,
@@ -45,13 +45,13 @@ pub enum ClientAction {
 }
 
 /// The world's services a client may use.
-pub struct ClientEnv<'a> {
-    pub now: TimeMs,
-    pub rng: &'a mut ChaCha8Rng,
-    pub brokers: u32,
+pub(crate) struct ClientEnv<'a> {
+    pub(crate) now: TimeMs,
+    pub(crate) rng: &'a mut ChaCha8Rng,
+    pub(crate) brokers: u32,
     /// CRC-32C of each batch made so far, to its identity.
-    pub batch_ids: &'a mut BTreeMap<u32, BatchId>,
-    pub out: Vec<ClientAction>,
+    pub(crate) batch_ids: &'a mut BTreeMap<u32, BatchId>,
+    pub(crate) out: Vec<ClientAction>,
 }
 
 /// Leaders as a client's metadata knows them, and the metadata request in flight.
@@ -132,8 +132,8 @@ struct PendingBatch {
 
 /// A producer: acks, idempotence, one batch in flight.
 #[derive(Debug)]
-pub struct Producer {
-    pub index: u32,
+pub(crate) struct Producer {
+    pub(crate) index: u32,
     acks: AcksMode,
     idempotent: bool,
     producer_id: i64,
@@ -152,12 +152,12 @@ pub struct Producer {
     next_corr: u64,
     metadata: Metadata,
     /// Set when the broker answered with an error no retry can fix.
-    pub fatal: Option<ErrorCode>,
+    pub(crate) fatal: Option<ErrorCode>,
 }
 
 impl Producer {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         index: u32,
         acks: AcksMode,
         idempotent: bool,
@@ -282,7 +282,7 @@ impl Producer {
         self.current = Some(PendingBatch { bytes, ..c });
     }
 
-    pub fn wake(&mut self, env: &mut ClientEnv<'_>) {
+    pub(crate) fn wake(&mut self, env: &mut ClientEnv<'_>) {
         if self.fatal.is_some() {
             return;
         }
@@ -340,7 +340,7 @@ impl Producer {
 
     /// The connection that carried request `corr` broke (the broker crashed, or
     /// refused the connection): the outcome is unknown; retry after a backoff.
-    pub fn on_disconnect(&mut self, env: &mut ClientEnv<'_>, corr: u64) {
+    pub(crate) fn on_disconnect(&mut self, env: &mut ClientEnv<'_>, corr: u64) {
         if !self.metadata.on_disconnect(corr) {
             if self.in_flight.map(|(c, _)| c) != Some(corr) {
                 return;
@@ -355,7 +355,7 @@ impl Producer {
         env.out.push(ClientAction::WakeAt(self.next_send_at));
     }
 
-    pub fn on_response(&mut self, env: &mut ClientEnv<'_>, corr: u64, resp: ClientResponse) {
+    pub(crate) fn on_response(&mut self, env: &mut ClientEnv<'_>, corr: u64, resp: ClientResponse) {
         if self.metadata.on_response(corr, &resp) {
             self.wake(env);
             return;
@@ -413,8 +413,8 @@ impl Producer {
 
 /// A reader: consumes every partition from offset 0, forever.
 #[derive(Debug)]
-pub struct Reader {
-    pub index: u32,
+pub(crate) struct Reader {
+    pub(crate) index: u32,
     parts: Vec<(Part, TopicPartition)>,
     positions: BTreeMap<Part, Offset>,
     in_flight: BTreeMap<Part, (u64, TimeMs)>,
@@ -424,7 +424,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn new(index: u32, parts: Vec<(Part, TopicPartition)>) -> Reader {
+    pub(crate) fn new(index: u32, parts: Vec<(Part, TopicPartition)>) -> Reader {
         Reader {
             index,
             parts,
@@ -436,7 +436,7 @@ impl Reader {
         }
     }
 
-    pub fn wake(&mut self, env: &mut ClientEnv<'_>) {
+    pub(crate) fn wake(&mut self, env: &mut ClientEnv<'_>) {
         let mut need_metadata = false;
         for (part, tp) in self.parts.clone() {
             if let Some(&(_, sent)) = self.in_flight.get(&part) {
@@ -478,7 +478,7 @@ impl Reader {
     }
 
     /// The connection that carried request `corr` broke: retry after a backoff.
-    pub fn on_disconnect(&mut self, env: &mut ClientEnv<'_>, corr: u64) {
+    pub(crate) fn on_disconnect(&mut self, env: &mut ClientEnv<'_>, corr: u64) {
         if !self.metadata.on_disconnect(corr) {
             let Some((&part, _)) = self.in_flight.iter().find(|(_, &(c, _))| c == corr) else {
                 return;
@@ -494,7 +494,7 @@ impl Reader {
             .push(ClientAction::WakeAt(env.now + RETRY_BACKOFF_MS));
     }
 
-    pub fn on_response(&mut self, env: &mut ClientEnv<'_>, corr: u64, resp: ClientResponse) {
+    pub(crate) fn on_response(&mut self, env: &mut ClientEnv<'_>, corr: u64, resp: ClientResponse) {
         if self.metadata.on_response(corr, &resp) {
             self.wake(env);
             return;

@@ -214,7 +214,7 @@ pub enum SetupError {
     #[error("scenario {scenario}: broker_config: {source}")]
     Config {
         scenario: String,
-        source: eddy_core::config::ConfigError,
+        source: Box<eddy_core::config::ConfigError>,
     },
     #[error("scenario {scenario}: an idempotent producer needs acks = \"all\" (Kafka refuses enable.idempotence with other acks)")]
     IdempotenceNeedsAcksAll { scenario: String },
@@ -234,7 +234,7 @@ impl<'a> World<'a> {
         )
         .map_err(|source| SetupError::Config {
             scenario: scenario.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let node_cfg = NodeConfig::from_broker_config(&broker_cfg);
         let broker_ids: Vec<NodeId> = (1..=scenario.brokers).map(NodeId).collect();

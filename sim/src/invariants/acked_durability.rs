@@ -80,10 +80,8 @@ impl Checker for AckedDurability {
                 base_offset,
                 acks,
                 ..
-            } => {
-                if *acks != AcksMode::Zero {
-                    self.acked.push((*at, *part, *id, *base_offset, *acks));
-                }
+            } if *acks != AcksMode::Zero => {
+                self.acked.push((*at, *part, *id, *base_offset, *acks));
             }
             _ => {}
         }

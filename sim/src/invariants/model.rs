@@ -339,7 +339,9 @@ impl Model {
             let committed = self.committed.entry(part).or_default();
             let cut = committed.partition_point(|b| b.base_offset < expected.base_offset);
             for b in committed.drain(cut..) {
-                self.lost.insert((part, b.id));
+                if in_lost_region {
+                    self.lost.insert((part, b.id));
+                }
             }
             self.lost_from.remove(&part);
         } else if hw >= committed_end {
