@@ -128,6 +128,12 @@ pub enum ClientRequest {
     },
     /// ListOffsets for earliest (log start) and latest (high watermark).
     ListOffsets { partition: TopicPartition },
+    /// A consumer validating its position after a leader change (KIP-320): where does
+    /// `epoch` (the epoch of the last batch it read) end in the leader's log?
+    OffsetForLeaderEpoch {
+        partition: TopicPartition,
+        epoch: Epoch,
+    },
     /// What this broker knows of the partitions.
     Metadata,
 }
@@ -155,6 +161,12 @@ pub enum ClientResponse {
     },
     Metadata {
         partitions: Vec<(TopicPartition, PartitionState)>,
+    },
+    OffsetForLeaderEpoch {
+        partition: TopicPartition,
+        error: ErrorCode,
+        epoch: Option<Epoch>,
+        end_offset: Offset,
     },
 }
 

@@ -333,6 +333,20 @@ impl Node {
                     },
                 }),
             },
+            ClientRequest::OffsetForLeaderEpoch { partition, epoch } => {
+                match self.replicas.get(&partition) {
+                    Some(replica) => replica.client_offset_for_leader_epoch(token, epoch, out),
+                    None => out.push(Effect::Reply {
+                        token,
+                        resp: ClientResponse::OffsetForLeaderEpoch {
+                            partition,
+                            error: ErrorCode::NotLeaderOrFollower,
+                            epoch: None,
+                            end_offset: Default::default(),
+                        },
+                    }),
+                }
+            }
             ClientRequest::ListOffsets { partition } => match self.replicas.get(&partition) {
                 Some(replica) => replica.list_offsets(token, out),
                 None => out.push(Effect::Reply {

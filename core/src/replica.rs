@@ -918,6 +918,26 @@ impl Replica {
         });
     }
 
+    /// A consumer asks where `epoch` ends, to detect that the log it read was truncated
+    /// under it (KIP-320).
+    pub fn client_offset_for_leader_epoch(&self, token: u64, epoch: Epoch, out: &mut Vec<Effect>) {
+        let answer = self.log.end_offset_for_epoch(epoch);
+        let error = if self.is_leader() {
+            ErrorCode::None
+        } else {
+            ErrorCode::NotLeaderOrFollower
+        };
+        out.push(Effect::Reply {
+            token,
+            resp: ClientResponse::OffsetForLeaderEpoch {
+                partition: self.partition.clone(),
+                error,
+                epoch: answer.epoch,
+                end_offset: answer.end_offset,
+            },
+        });
+    }
+
     // ----- follower side ----------------------------------------------------------
 
     fn send_offset_for_leader_epoch(&mut self, leader: NodeId, out: &mut Vec<Effect>) {

@@ -137,6 +137,12 @@ pub enum Observation {
         part: Part,
         batch: BatchRef,
     },
+    /// The controller changed a partition's ISR.
+    IsrChanged {
+        at: TimeMs,
+        part: Part,
+        isr: Vec<NodeId>,
+    },
     /// Every fault healed; the liveness phase starts.
     Healed {
         at: TimeMs,
@@ -156,6 +162,7 @@ impl Observation {
             | Observation::AckSent { at, .. }
             | Observation::Acked { at, .. }
             | Observation::Read { at, .. }
+            | Observation::IsrChanged { at, .. }
             | Observation::Healed { at } => *at,
         }
     }

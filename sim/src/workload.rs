@@ -417,6 +417,10 @@ pub(crate) struct Reader {
     pub(crate) index: u32,
     parts: Vec<(Part, TopicPartition)>,
     positions: BTreeMap<Part, Offset>,
+    /// The leader epoch of the last batch read, per partition.
+    last_epochs: BTreeMap<Part, u32>,
+    /// The leader epoch under which the position was last validated (KIP-320).
+    validated: BTreeMap<Part, u32>,
     in_flight: BTreeMap<Part, (u64, TimeMs)>,
     retry_at: BTreeMap<Part, TimeMs>,
     next_corr: u64,
@@ -429,6 +433,8 @@ impl Reader {
             index,
             parts,
             positions: BTreeMap::new(),
+            last_epochs: BTreeMap::new(),
+            validated: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             retry_at: BTreeMap::new(),
             next_corr: 0,
@@ -449,22 +455,33 @@ impl Reader {
             if self.retry_at.get(&part).is_some_and(|&t| env.now < t) {
                 continue;
             }
-            let Some(leader) = self.metadata.leader(&tp) else {
+            let Some(&(leader, leader_epoch)) = self.metadata.leaders.get(&tp) else {
                 need_metadata = true;
                 continue;
             };
             self.next_corr += 1;
             let corr = self.next_corr;
             let offset = *self.positions.get(&part).unwrap_or(&Offset::ZERO);
-            env.out.push(ClientAction::Send {
-                to: leader,
-                corr,
-                req: ClientRequest::Fetch {
+            let req = match self.last_epochs.get(&part) {
+                // A new leader: check the log we read was not truncated under us before
+                // reading on (KIP-320), as the Java consumer does.
+                Some(&last) if self.validated.get(&part) != Some(&leader_epoch) => {
+                    ClientRequest::OffsetForLeaderEpoch {
+                        partition: tp.clone(),
+                        epoch: eddy_core::Epoch(last),
+                    }
+                }
+                _ => ClientRequest::Fetch {
                     partition: tp.clone(),
                     offset,
                     max_bytes: FETCH_MAX_BYTES,
                     max_wait_ms: FETCH_MAX_WAIT_MS,
                 },
+            };
+            env.out.push(ClientAction::Send {
+                to: leader,
+                corr,
+                req,
             });
             self.in_flight.insert(part, (corr, env.now));
             env.out
@@ -475,6 +492,47 @@ impl Reader {
             let corr = self.next_corr;
             self.metadata.refresh(env, corr);
         }
+    }
+
+    /// The leader said where the epoch of our last read batch ends: if that is below our
+    /// position, the log was truncated under us (a loss the configuration allowed) and
+    /// we read on from the end of what survived.
+    fn on_validation(
+        &mut self,
+        env: &mut ClientEnv<'_>,
+        corr: u64,
+        partition: TopicPartition,
+        error: ErrorCode,
+        epoch: Option<eddy_core::Epoch>,
+        end_offset: Offset,
+    ) {
+        let Some(&(part, _)) = self.parts.iter().find(|(_, tp)| *tp == partition) else {
+            return;
+        };
+        if self.in_flight.get(&part).map(|&(c, _)| c) != Some(corr) {
+            return;
+        }
+        self.in_flight.remove(&part);
+        if error != ErrorCode::None {
+            self.metadata.forget(&partition);
+            self.retry_at.insert(part, env.now + RETRY_BACKOFF_MS);
+            env.out
+                .push(ClientAction::WakeAt(env.now + RETRY_BACKOFF_MS));
+            return;
+        }
+        let position = *self.positions.get(&part).unwrap_or(&Offset::ZERO);
+        let truncated_at = match epoch {
+            Some(_) => end_offset,
+            None => Offset::ZERO,
+        };
+        if truncated_at < position {
+            self.positions.insert(part, truncated_at);
+            self.last_epochs.remove(&part);
+        }
+        if let Some(&(_, leader_epoch)) = self.metadata.leaders.get(&partition) {
+            self.validated.insert(part, leader_epoch);
+        }
+        self.wake(env);
     }
 
     /// The connection that carried request `corr` broke: retry after a backoff.
@@ -497,6 +555,16 @@ impl Reader {
     pub(crate) fn on_response(&mut self, env: &mut ClientEnv<'_>, corr: u64, resp: ClientResponse) {
         if self.metadata.on_response(corr, &resp) {
             self.wake(env);
+            return;
+        }
+        if let ClientResponse::OffsetForLeaderEpoch {
+            partition,
+            error,
+            epoch,
+            end_offset,
+        } = resp
+        {
+            self.on_validation(env, corr, partition, error, epoch, end_offset);
             return;
         }
         let ClientResponse::Fetch {
@@ -540,6 +608,8 @@ impl Reader {
                         },
                     }));
                     position = last.plus(1);
+                    self.last_epochs
+                        .insert(part, header.partition_leader_epoch as u32);
                 }
                 self.positions.insert(part, position);
             }

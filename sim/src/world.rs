@@ -197,6 +197,7 @@ pub(crate) struct World<'a> {
     batch_ids: BTreeMap<u32, BatchId>,
     checkers: CheckerSet,
     last_hw: BTreeMap<(NodeId, Part), (Offset, bool)>,
+    last_isr: BTreeMap<Part, Vec<NodeId>>,
     /// Faults scheduled to start, by id (kept out of the events: they hold floats).
     planned: BTreeMap<u64, FaultAction>,
     /// What each active fault did, to undo it when it ends.
@@ -328,6 +329,7 @@ impl<'a> World<'a> {
             batch_ids: BTreeMap::new(),
             checkers: CheckerSet::all(&ctx),
             last_hw: BTreeMap::new(),
+            last_isr: BTreeMap::new(),
             planned: BTreeMap::new(),
             active: BTreeMap::new(),
             next_fault: 0,
@@ -336,6 +338,7 @@ impl<'a> World<'a> {
             stats: Stats::default(),
             healed: false,
         };
+        world.observe_isr_changes();
         world.schedule_start();
         Ok(world)
     }
@@ -670,6 +673,7 @@ impl<'a> World<'a> {
     }
 
     fn send_from_controller(&mut self, out: Vec<(NodeId, ControllerMessage)>) {
+        self.observe_isr_changes();
         for (to, msg) in out {
             self.send(
                 Endpoint::Controller,
@@ -810,6 +814,25 @@ impl<'a> World<'a> {
                     },
                 );
             }
+        }
+    }
+
+    /// Reports every ISR the controller changed since the last look.
+    fn observe_isr_changes(&mut self) {
+        let mut changed = Vec::new();
+        for (tp, state) in self.controller.partitions() {
+            let part = self.parts[tp];
+            if self.last_isr.get(&part) != Some(&state.isr) {
+                changed.push((part, state.isr.clone()));
+            }
+        }
+        for (part, isr) in changed {
+            self.last_isr.insert(part, isr.clone());
+            self.observe(Observation::IsrChanged {
+                at: self.now,
+                part,
+                isr,
+            });
         }
     }
 

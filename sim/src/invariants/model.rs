@@ -74,6 +74,9 @@ pub struct Model {
     /// How far each broker's log is known to agree with the committed log.
     verified: BTreeMap<(NodeId, Part), Offset>,
     ever_committed: BTreeSet<(Part, Offset, BatchId)>,
+    /// Each partition's ISR as the controller last set it: Kafka's promise counts copies
+    /// on in-sync replicas only.
+    isr: BTreeMap<Part, Vec<NodeId>>,
     /// Copies that brokers lost when they crashed.
     lost_in_crash: BTreeSet<(Part, Offset, BatchId, NodeId)>,
     /// Committed batches that were lost in a region where loss was allowed.
@@ -94,6 +97,7 @@ impl Model {
             ever_committed: BTreeSet::new(),
             lost: BTreeSet::new(),
             lost_in_crash: BTreeSet::new(),
+            isr: BTreeMap::new(),
             conflicts: Vec::new(),
         }
     }
@@ -261,6 +265,9 @@ impl Model {
                     self.follower_high_watermark(*node, *part, *hw);
                 }
             }
+            Observation::IsrChanged { part, isr, .. } => {
+                self.isr.insert(*part, isr.clone());
+            }
             Observation::Sent { .. }
             | Observation::AckSent { .. }
             | Observation::Acked { .. }
@@ -395,8 +402,11 @@ impl Model {
         }
     }
 
-    /// After a crash: for each partition, how far does some remaining copy still agree
-    /// with the committed log? Beyond that, committed data may have been lost.
+    /// After a crash: for each partition, how far does some remaining copy on an in-sync
+    /// replica still agree with the committed log? Beyond that, committed data may have
+    /// been lost: Kafka keeps committed records "as long as there is at least one in
+    /// sync replica alive" (documentation, "Replication"), and a replica that crashed
+    /// before syncing is not alive for what it lost.
     fn mark_lost_regions(&mut self) {
         let parts: Vec<Part> = self.committed.keys().copied().collect();
         for part in parts {
@@ -404,7 +414,8 @@ impl Model {
             let committed_end = self.committed_end(part);
             let mut safe_end = Offset::ZERO;
             for ((node, p), log) in &self.logs {
-                if *p != part || !(self.is_up(*node) || self.sync_before_ack) {
+                let in_isr = self.isr.get(&part).is_none_or(|isr| isr.contains(node));
+                if *p != part || !in_isr || !(self.is_up(*node) || self.sync_before_ack) {
                     continue;
                 }
                 let mut end = Offset::ZERO;
