@@ -130,6 +130,13 @@ pub enum Observation {
         base_offset: Offset,
         acks: AcksMode,
     },
+    /// A producer gave a batch up; whether it landed is unknown.
+    Failed {
+        at: TimeMs,
+        producer: u32,
+        part: Part,
+        id: BatchId,
+    },
     /// A reader received a batch.
     Read {
         at: TimeMs,
@@ -163,6 +170,7 @@ impl Observation {
             | Observation::Acked { at, .. }
             | Observation::Read { at, .. }
             | Observation::IsrChanged { at, .. }
+            | Observation::Failed { at, .. }
             | Observation::Healed { at } => *at,
         }
     }

@@ -268,18 +268,21 @@ impl Producer {
         }
     }
 
-    /// The broker lost this producer's sequence (its log lost the last batches in a
-    /// crash the configuration allowed): bump the epoch, restart sequences at 0, and
-    /// re-encode the unacknowledged batch, as the Java producer does since KIP-360. The
-    /// batch cannot be in the log already: then the broker would have seen it as a
-    /// duplicate, not out of order.
-    fn bump_epoch(&mut self, env: &mut ClientEnv<'_>) {
+    /// The leader does not know this producer's last sequence (its log lost the last
+    /// batches, or it never had them). Do as the Java producer does since KIP-360: bump
+    /// the epoch, restart sequences at 0, and fail the batch in hand. Its outcome is
+    /// unknown (an earlier attempt may sit in some log), so resending it under the new
+    /// epoch could duplicate it; the producer gives it up and reports the failure.
+    fn bump_epoch_and_fail(&mut self, env: &mut ClientEnv<'_>) {
         self.producer_epoch += 1;
         self.sequences.clear();
         let Some(c) = self.current.take() else { return };
-        let bytes = self.encode(env, c.id, c.count, 0);
-        self.sequences.insert(c.part, c.count as i32);
-        self.current = Some(PendingBatch { bytes, ..c });
+        env.out.push(ClientAction::Observe(Observation::Failed {
+            at: env.now,
+            producer: self.index,
+            part: c.part,
+            id: c.id,
+        }));
     }
 
     pub(crate) fn wake(&mut self, env: &mut ClientEnv<'_>) {
@@ -385,8 +388,8 @@ impl Producer {
                 self.next_send_at = env.now + self.interval_ms;
             }
             (ErrorCode::OutOfOrderSequenceNumber, _) if self.idempotent => {
-                self.bump_epoch(env);
-                self.next_send_at = env.now + RETRY_BACKOFF_MS;
+                self.bump_epoch_and_fail(env);
+                self.next_send_at = env.now + self.interval_ms;
             }
             (e, _) if e.is_retriable() => {
                 if matches!(

@@ -59,6 +59,10 @@ impl Checker for Liveness {
                 self.pending.remove(&(*part, *id));
                 self.acked_at.entry((*part, *id)).or_insert(*at);
             }
+            Observation::Failed { part, id, .. } => {
+                // Given up by its producer: nothing is pending any more.
+                self.pending.remove(&(*part, *id));
+            }
             Observation::Read {
                 reader,
                 part,

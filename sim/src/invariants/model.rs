@@ -269,6 +269,7 @@ impl Model {
                 self.isr.insert(*part, isr.clone());
             }
             Observation::Sent { .. }
+            | Observation::Failed { .. }
             | Observation::AckSent { .. }
             | Observation::Acked { .. }
             | Observation::Read { .. }
