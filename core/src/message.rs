@@ -71,6 +71,8 @@ pub enum PeerMessage {
         max_bytes: u32,
         /// Matches the response to the request, so late or duplicated responses are ignored.
         fetch_id: u64,
+        /// The follower's incarnation (KIP-903's broker epoch).
+        incarnation: u64,
     },
     FetchResponse {
         partition: TopicPartition,
@@ -187,9 +189,11 @@ pub enum ControllerRequest {
 pub enum ControllerMessage {
     /// The current state of partitions this broker hosts.
     PartitionStates(Vec<(TopicPartition, PartitionState)>),
-    /// The answer to an AlterPartition: the new state, or why it was refused.
+    /// The answer to an AlterPartition (echoed back): the new state, or why it was
+    /// refused.
     AlterPartitionResponse {
         partition: TopicPartition,
+        request: AlterPartition,
         result: Result<PartitionState, ErrorCode>,
     },
 }

@@ -39,4 +39,7 @@ pub struct AlterPartition {
     pub leader_epoch: Epoch,
     pub partition_epoch: u32,
     pub new_isr: Vec<NodeId>,
+    /// Each member `new_isr` adds, with the incarnation the leader saw it fetch from
+    /// (KIP-903): a member that restarted since is refused.
+    pub added: Vec<(NodeId, u64)>,
 }

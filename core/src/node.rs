@@ -85,7 +85,10 @@ impl Node {
                         .map(StoredBatch::from_validated)
                         .collect(),
                 );
-                (tp.clone(), Replica::new(tp, id, cfg.replica, log))
+                (
+                    tp.clone(),
+                    Replica::new(tp, id, incarnation, cfg.replica, log),
+                )
             })
             .collect();
         Node {
@@ -142,9 +145,13 @@ impl Node {
                     self.apply_partition_state(now_ms, tp, state, out);
                 }
             }
-            ControllerMessage::AlterPartitionResponse { partition, result } => {
+            ControllerMessage::AlterPartitionResponse {
+                partition,
+                request,
+                result,
+            } => {
                 if let Some(replica) = self.replicas.get_mut(&partition) {
-                    replica.on_alter_partition_response(now_ms, result, out);
+                    replica.on_alter_partition_response(now_ms, request, result, out);
                 }
             }
         }
@@ -164,6 +171,7 @@ impl Node {
             let replica = Replica::new(
                 tp.clone(),
                 self.id,
+                self.incarnation,
                 self.cfg.replica,
                 PartitionLog::new(Default::default()),
             );
@@ -248,6 +256,7 @@ impl Node {
                 fetch_offset,
                 max_bytes,
                 fetch_id,
+                incarnation,
                 ..
             } => replica.on_follower_fetch(
                 now_ms,
@@ -256,6 +265,7 @@ impl Node {
                 fetch_offset,
                 max_bytes,
                 fetch_id,
+                incarnation,
                 out,
             ),
             PeerMessage::FetchResponse {

@@ -72,6 +72,8 @@ struct FollowerProgress {
     log_end_offset: Option<Offset>,
     last_caught_up_ms: TimeMs,
     last_fetch_ms: TimeMs,
+    /// The incarnation the follower's last fetch came from (KIP-903's broker epoch).
+    incarnation: Option<u64>,
     leader_end_at_last_fetch: Offset,
 }
 
@@ -112,12 +114,19 @@ impl ParkedFetch {
 }
 
 #[derive(Clone, Debug)]
+struct PendingAlter {
+    request: AlterPartition,
+    sent_at_ms: TimeMs,
+}
+
+#[derive(Clone, Debug)]
 struct Leader {
     followers: BTreeMap<NodeId, FollowerProgress>,
     pending: Vec<PendingProduce>,
     parked: Vec<ParkedFetch>,
-    /// The ISR proposed to the controller and when, while unanswered.
-    alter_in_flight: Option<(Vec<NodeId>, TimeMs)>,
+    /// The ISR change proposed to the controller, until a state at a later partition
+    /// epoch than the one it was based on arrives (accepted or superseded).
+    alter_in_flight: Option<PendingAlter>,
 }
 
 #[derive(Clone, Debug)]
@@ -146,6 +155,8 @@ enum Role {
 pub struct Replica {
     partition: TopicPartition,
     me: NodeId,
+    /// This broker's incarnation, sent with every fetch (KIP-903).
+    incarnation: u64,
     cfg: ReplicaConfig,
     log: PartitionLog,
     producers: ProducerStateTable,
@@ -159,6 +170,7 @@ impl Replica {
     pub fn new(
         partition: TopicPartition,
         me: NodeId,
+        incarnation: u64,
         cfg: ReplicaConfig,
         log: PartitionLog,
     ) -> Replica {
@@ -166,6 +178,7 @@ impl Replica {
         Replica {
             partition,
             me,
+            incarnation,
             cfg,
             log,
             producers,
@@ -232,8 +245,16 @@ impl Replica {
         self.state = Some(state);
         match (new_leader, &mut self.role) {
             (Some(l), Role::Leader(leader)) if l == self.me && same_epoch => {
-                // An ISR change: whatever we proposed has been decided one way or another.
-                leader.alter_in_flight = None;
+                // An ISR change. A proposal based on an older partition epoch has been
+                // decided one way or another; one based on this epoch is still open.
+                let epoch = self.state.as_ref().map_or(0, |s| s.partition_epoch);
+                if leader
+                    .alter_in_flight
+                    .as_ref()
+                    .is_some_and(|p| epoch > p.request.partition_epoch)
+                {
+                    leader.alter_in_flight = None;
+                }
                 self.maybe_advance_high_watermark(out);
             }
             (Some(l), Role::Follower { leader, .. }) if l == *leader && same_epoch => {}
@@ -256,6 +277,7 @@ impl Replica {
                     log_end_offset: None,
                     last_caught_up_ms: now_ms,
                     last_fetch_ms: now_ms,
+                    incarnation: None,
                     leader_end_at_last_fetch: Offset::ZERO,
                 };
                 (r, progress)
@@ -327,21 +349,37 @@ impl Replica {
         }
     }
 
-    /// The controller answered our AlterPartition.
+    /// The controller answered an AlterPartition of ours (`request`, echoed back: the
+    /// answer may be to an earlier proposal, or to a resent copy of one it already
+    /// accepted).
     pub fn on_alter_partition_response(
         &mut self,
         now_ms: TimeMs,
+        request: AlterPartition,
         result: Result<PartitionState, ErrorCode>,
         out: &mut Vec<Effect>,
     ) {
-        if let Role::Leader(leader) = &mut self.role {
-            leader.alter_in_flight = None;
-        }
         match result {
+            // The new state clears the proposal it decides (apply_state).
             Ok(state) => self.apply_state(now_ms, state, out),
-            // Refused: a newer state is on its way; until then keep the HW computed over
-            // the committed ISR.
-            Err(_) => self.maybe_advance_high_watermark(out),
+            // Refused for good with the current epochs: drop the proposal. Refusals for
+            // staleness (our epochs are old, or a resent copy of an accepted request)
+            // keep it, and the larger ISR with it, until the newer state arrives:
+            // dropping it sooner would let the HW move on an ISR the controller no
+            // longer has.
+            Err(ErrorCode::IneligibleReplica | ErrorCode::InvalidRequest) => {
+                if let Role::Leader(leader) = &mut self.role {
+                    if leader
+                        .alter_in_flight
+                        .as_ref()
+                        .is_some_and(|p| p.request == request)
+                    {
+                        leader.alter_in_flight = None;
+                    }
+                }
+                self.maybe_advance_high_watermark(out);
+            }
+            Err(_) => {}
         }
     }
 
@@ -350,15 +388,30 @@ impl Replica {
         let Role::Leader(leader) = &mut self.role else {
             unreachable!("only a leader proposes an ISR")
         };
-        leader.alter_in_flight = Some((new_isr.clone(), now_ms));
+        // KIP-903: name the incarnation each joining member fetched from, so the
+        // controller refuses a member that restarted (and may have lost data) since.
+        let added = new_isr
+            .iter()
+            .filter(|r| !state.isr.contains(r))
+            .map(|r| {
+                let incarnation = leader.followers.get(r).and_then(|p| p.incarnation);
+                (*r, incarnation.expect("a joining follower has fetched"))
+            })
+            .collect();
+        let request = AlterPartition {
+            partition: self.partition.clone(),
+            leader: self.me,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            new_isr,
+            added,
+        };
+        leader.alter_in_flight = Some(PendingAlter {
+            request: request.clone(),
+            sent_at_ms: now_ms,
+        });
         out.push(Effect::Controller(ControllerRequest::AlterPartition(
-            AlterPartition {
-                partition: self.partition.clone(),
-                leader: self.me,
-                leader_epoch: state.leader_epoch,
-                partition_epoch: state.partition_epoch,
-                new_isr,
-            },
+            request,
         )));
     }
 
@@ -518,7 +571,7 @@ impl Replica {
         let proposed = leader
             .alter_in_flight
             .iter()
-            .flat_map(|(isr, _)| isr.iter());
+            .flat_map(|p| p.request.new_isr.iter());
         for member in state.isr.iter().chain(proposed) {
             if *member == self.me {
                 continue;
@@ -691,6 +744,7 @@ impl Replica {
         fetch_offset: Offset,
         max_bytes: u32,
         fetch_id: u64,
+        incarnation: u64,
         out: &mut Vec<Effect>,
     ) {
         let mut error = self.check_leader_epoch(current_leader_epoch);
@@ -725,6 +779,7 @@ impl Replica {
         progress.leader_end_at_last_fetch = leader_end;
         progress.last_fetch_ms = now_ms;
         progress.log_end_offset = Some(fetch_offset);
+        progress.incarnation = Some(incarnation);
         self.maybe_expand_isr(now_ms, from, out);
         self.maybe_advance_high_watermark(out);
 
@@ -1069,6 +1124,7 @@ impl Replica {
                 fetch_offset,
                 max_bytes: self.cfg.replica_fetch_max_bytes,
                 fetch_id,
+                incarnation: self.incarnation,
             },
         });
         if let Role::Follower {
@@ -1183,11 +1239,13 @@ impl Replica {
         self.maybe_sync(now_ms, out);
         match &mut self.role {
             Role::Leader(leader) => {
-                let resend_alter = leader
-                    .alter_in_flight
-                    .as_ref()
-                    .filter(|(_, sent)| now_ms >= sent + ALTER_PARTITION_RETRY_MS)
-                    .map(|(isr, _)| isr.clone());
+                let resend_alter = match &mut leader.alter_in_flight {
+                    Some(p) if now_ms >= p.sent_at_ms + ALTER_PARTITION_RETRY_MS => {
+                        p.sent_at_ms = now_ms;
+                        Some(p.request.clone())
+                    }
+                    _ => None,
+                };
                 let mut expired = Vec::new();
                 leader.pending.retain(|p| {
                     let keep = p.deadline_ms > now_ms;
@@ -1200,8 +1258,12 @@ impl Replica {
                     out.push(self.produce_reply(token, ErrorCode::RequestTimedOut, None));
                 }
                 self.answer_parked(out, |p| p.deadline_ms() <= now_ms);
-                if let Some(isr) = resend_alter {
-                    self.propose_isr(now_ms, isr, out);
+                if let Some(request) = resend_alter {
+                    // The same request again: its answer, or the state it leads to,
+                    // was lost.
+                    out.push(Effect::Controller(ControllerRequest::AlterPartition(
+                        request,
+                    )));
                 }
                 self.maybe_shrink_isr(now_ms, out);
             }

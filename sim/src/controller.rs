@@ -119,7 +119,8 @@ impl StandInController {
                 out.push((
                     from,
                     ControllerMessage::AlterPartitionResponse {
-                        partition: req.partition,
+                        partition: req.partition.clone(),
+                        request: req,
                         result,
                     },
                 ));
@@ -218,12 +219,15 @@ impl StandInController {
         {
             return Err(ErrorCode::InvalidRequest);
         }
-        // A fenced broker may not join the ISR (KIP-841).
-        let joining_fenced = req
-            .new_isr
-            .iter()
-            .any(|r| !state.isr.contains(r) && !self.is_live(*r));
-        if joining_fenced {
+        // A fenced broker may not join the ISR (KIP-841), nor one that restarted since the
+        // leader saw it fetch (KIP-903): it may have lost what it fetched.
+        let joining = req.new_isr.iter().filter(|r| !state.isr.contains(r));
+        let ineligible = joining.clone().any(|r| !self.is_live(*r))
+            || joining.clone().any(|r| {
+                let seen = req.added.iter().find(|(n, _)| n == r).map(|&(_, i)| i);
+                seen.is_none() || self.brokers.get(r).and_then(|b| b.incarnation) != seen
+            });
+        if ineligible {
             return Err(ErrorCode::IneligibleReplica);
         }
         let mut state = state.clone();

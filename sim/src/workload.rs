@@ -125,7 +125,6 @@ struct PendingBatch {
     part: Part,
     tp: TopicPartition,
     id: BatchId,
-    count: u32,
     bytes: Bytes,
     attempts: u32,
 }
@@ -233,7 +232,6 @@ impl Producer {
             part,
             tp,
             id,
-            count,
             bytes,
             attempts: 0,
         });
