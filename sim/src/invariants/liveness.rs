@@ -97,13 +97,21 @@ impl Checker for Liveness {
             }
         }
         let read_by = end_ms.saturating_sub(bound);
+        // Committed batches readers must have received: all but those in a range that
+        // lost its committed data and was written anew, which a reader may have passed.
         let committed: BTreeSet<(Part, BatchId)> = self
             .acked_at
             .keys()
             .map(|&(part, _)| part)
             .collect::<BTreeSet<Part>>()
             .into_iter()
-            .flat_map(|part| model.committed(part).iter().map(move |b| (part, b.id)))
+            .flat_map(|part| {
+                model
+                    .committed(part)
+                    .iter()
+                    .filter(move |b| !model.was_rewritten(part, b.base_offset))
+                    .map(move |b| (part, b.id))
+            })
             .collect();
         for reader in 0..self.ctx.readers {
             let seen = self.read.get(&reader);

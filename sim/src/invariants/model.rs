@@ -77,6 +77,10 @@ pub struct Model {
     /// Each partition's ISR as the controller last set it: Kafka's promise counts copies
     /// on in-sync replicas only.
     isr: BTreeMap<Part, Vec<NodeId>>,
+    /// Offset ranges whose committed data was lost and written anew: a consumer that had
+    /// read past them may never see the new data there (KIP-320 detects only a log that
+    /// ends below its position).
+    rewritten: BTreeMap<Part, Vec<(Offset, Offset)>>,
     /// Copies that brokers lost when they crashed.
     lost_in_crash: BTreeSet<(Part, Offset, BatchId, NodeId)>,
     /// Committed batches that were lost in a region where loss was allowed.
@@ -98,6 +102,7 @@ impl Model {
             lost: BTreeSet::new(),
             lost_in_crash: BTreeSet::new(),
             isr: BTreeMap::new(),
+            rewritten: BTreeMap::new(),
             conflicts: Vec::new(),
         }
     }
@@ -137,6 +142,13 @@ impl Model {
     /// retried may sit at several offsets; what a producer was told names one.
     pub fn was_committed_at_offset(&self, part: Part, base_offset: Offset, id: BatchId) -> bool {
         self.ever_committed.contains(&(part, base_offset, id))
+    }
+
+    /// Whether committed data at `offset` was lost and rewritten.
+    pub fn was_rewritten(&self, part: Part, offset: Offset) -> bool {
+        self.rewritten
+            .get(&part)
+            .is_some_and(|r| r.iter().any(|&(from, to)| offset >= from && offset < to))
     }
 
     /// Whether a committed batch was lost where the model allowed loss.
@@ -344,6 +356,13 @@ impl Model {
             });
             // The leader's word stands from here on: drop the committed suffix it
             // replaced, and remember what was lost.
+            let old_end = self.committed_end(part);
+            if in_lost_region {
+                self.rewritten
+                    .entry(part)
+                    .or_default()
+                    .push((expected.base_offset, old_end));
+            }
             let committed = self.committed.entry(part).or_default();
             let cut = committed.partition_point(|b| b.base_offset < expected.base_offset);
             for b in committed.drain(cut..) {
