@@ -368,3 +368,153 @@ impl PartitionLog {
         self.unflushed_messages = self.log_end_offset.0 - self.durable_end_offset.0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{self, BatchBuilder, NewRecord};
+
+    fn batch(base: u64, records: usize, epoch: u32) -> StoredBatch {
+        let mut b = BatchBuilder::new();
+        for _ in 0..records {
+            b.push(NewRecord::default());
+        }
+        let mut bytes = bytes::BytesMut::from(&b.build()[..]);
+        batch::set_base_offset(&mut bytes, base as i64);
+        batch::set_partition_leader_epoch(&mut bytes, epoch as i32);
+        StoredBatch::from_validated(bytes.freeze())
+    }
+
+    /// Epochs 1 at 0, 3 at 4, 5 at 6; LEO 8.
+    fn log() -> PartitionLog {
+        let mut log = PartitionLog::new(Offset::ZERO);
+        log.append(batch(0, 2, 1), 0);
+        log.append(batch(2, 2, 1), 0);
+        log.append(batch(4, 2, 3), 0);
+        log.append(batch(6, 2, 5), 0);
+        log
+    }
+
+    #[test]
+    fn epoch_end_offsets_follow_kip_101_and_kip_279() {
+        let log = log();
+        let end = |e| log.end_offset_for_epoch(Epoch(e));
+        assert_eq!(
+            end(5),
+            EpochEndOffset {
+                epoch: Some(Epoch(5)),
+                end_offset: Offset(8)
+            }
+        );
+        assert_eq!(
+            end(3),
+            EpochEndOffset {
+                epoch: Some(Epoch(3)),
+                end_offset: Offset(6)
+            }
+        );
+        // An epoch this log never had: the largest below it, ending where the next begins.
+        assert_eq!(
+            end(4),
+            EpochEndOffset {
+                epoch: Some(Epoch(3)),
+                end_offset: Offset(6)
+            }
+        );
+        assert_eq!(
+            end(2),
+            EpochEndOffset {
+                epoch: Some(Epoch(1)),
+                end_offset: Offset(4)
+            }
+        );
+        // Below the first epoch: the asked epoch, ending where the log's first epoch starts.
+        assert_eq!(
+            end(0),
+            EpochEndOffset {
+                epoch: Some(Epoch(0)),
+                end_offset: Offset(0)
+            }
+        );
+        // Above the latest: unknown.
+        assert_eq!(end(9).epoch, None);
+    }
+
+    #[test]
+    fn truncation_removes_a_straddling_batch_whole_and_its_epochs() {
+        let mut log = log();
+        log.set_high_watermark(Offset(7));
+        assert_eq!(log.truncate_to(Offset(5)), Offset(4));
+        assert_eq!(log.log_end_offset(), Offset(4));
+        assert_eq!(log.high_watermark(), Offset(4));
+        assert_eq!(log.latest_epoch(), Some(Epoch(1)));
+        assert_eq!(log.batches().len(), 2);
+    }
+
+    #[test]
+    fn reads_stop_at_the_bound_and_always_return_a_first_batch() {
+        let log = log();
+        let all = log.read(Offset(0), usize::MAX, Offset(8)).unwrap();
+        assert_eq!(all.batches.len(), 4);
+        // Bounded by an HW of 5: the batch holding offset 5 is not visible.
+        assert_eq!(
+            log.read(Offset(0), usize::MAX, Offset(5))
+                .unwrap()
+                .batches
+                .len(),
+            2
+        );
+        // A byte limit of 1 still returns the first batch (KIP-74).
+        assert_eq!(log.read(Offset(3), 1, Offset(8)).unwrap().batches.len(), 1);
+        // Reading from the middle of a batch returns that batch.
+        let mid = log.read(Offset(5), usize::MAX, Offset(8)).unwrap();
+        assert_eq!(
+            StoredBatch::from_validated(mid.batches[0].clone()).base_offset,
+            Offset(4)
+        );
+        assert!(log.read(Offset(9), 10, Offset(8)).is_none());
+    }
+
+    #[test]
+    fn durability_is_what_the_disk_confirmed_and_truncation_lowers_pending_syncs() {
+        let policy = FlushPolicy {
+            interval_messages: 3,
+            interval_ms: None,
+        };
+        let mut log = PartitionLog::new(Offset::ZERO);
+        log.append(batch(0, 2, 1), 0);
+        assert!(!log.sync_due(&policy, 0));
+        log.append(batch(2, 2, 1), 0);
+        assert!(log.sync_due(&policy, 0));
+        log.start_sync(1);
+        // One sync at a time: appends made meanwhile wait for the next (group commit).
+        log.append(batch(4, 4, 1), 0);
+        assert!(!log.sync_due(&policy, 0));
+        assert_eq!(log.durable_end_offset(), Offset::ZERO);
+        // The bytes sync 1 would confirm above offset 2 are cut before it completes.
+        log.truncate_to(Offset(2));
+        assert!(log.sync_done(1));
+        assert_eq!(log.durable_end_offset(), Offset(2));
+    }
+
+    #[test]
+    fn the_time_based_flush_fires_after_the_interval() {
+        let policy = FlushPolicy {
+            interval_messages: u64::MAX,
+            interval_ms: Some(1_000),
+        };
+        let mut log = PartitionLog::new(Offset::ZERO);
+        log.append(batch(0, 1, 1), 500);
+        assert!(!log.sync_due(&policy, 1_499));
+        assert!(log.sync_due(&policy, 1_500));
+    }
+
+    #[test]
+    fn recovery_rebuilds_the_epoch_cache_from_the_batches() {
+        let recovered = PartitionLog::recover(vec![batch(0, 2, 1), batch(2, 1, 4)]);
+        assert_eq!(recovered.log_end_offset(), Offset(3));
+        assert_eq!(recovered.durable_end_offset(), Offset(3));
+        assert_eq!(recovered.epoch_start_offset(Epoch(4)), Some(Offset(2)));
+        assert_eq!(recovered.high_watermark(), Offset::ZERO);
+    }
+}

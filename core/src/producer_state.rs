@@ -153,3 +153,84 @@ impl ProducerStateTable {
         self.producers.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{BatchBuilder, NewRecord};
+
+    fn header(producer_id: i64, epoch: i16, base_sequence: i32, records: usize) -> BatchHeader {
+        let mut b = BatchBuilder::idempotent(producer_id, epoch, base_sequence);
+        for _ in 0..records {
+            b.push(NewRecord::default());
+        }
+        BatchHeader::parse(&b.build()).expect("built")
+    }
+
+    #[test]
+    fn a_retried_batch_is_answered_with_its_original_offsets() {
+        let mut t = ProducerStateTable::new();
+        let h = header(7, 0, 0, 3);
+        assert_eq!(t.check(&h), SequenceCheck::Append);
+        t.record(&h, Offset(10));
+        assert_eq!(
+            t.check(&h),
+            SequenceCheck::Duplicate {
+                base_offset: Offset(10),
+                last_offset: Offset(12)
+            }
+        );
+        let next = header(7, 0, 3, 1);
+        assert_eq!(t.check(&next), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn a_gap_in_sequence_is_out_of_order() {
+        let mut t = ProducerStateTable::new();
+        t.record(&header(7, 0, 0, 2), Offset(0));
+        assert_eq!(
+            t.check(&header(7, 0, 5, 1)),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+    }
+
+    #[test]
+    fn a_stale_epoch_is_fenced_and_a_new_epoch_starts_at_zero() {
+        let mut t = ProducerStateTable::new();
+        t.record(&header(7, 3, 0, 1), Offset(0));
+        assert_eq!(
+            t.check(&header(7, 2, 1, 1)),
+            SequenceCheck::Reject(ErrorCode::InvalidProducerEpoch)
+        );
+        assert_eq!(t.check(&header(7, 4, 0, 1)), SequenceCheck::Append);
+        assert_eq!(
+            t.check(&header(7, 4, 1, 1)),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let mut t = ProducerStateTable::new();
+        for i in 0..6 {
+            t.record(&header(7, 0, i, 1), Offset(i as u64));
+        }
+        // The first batch fell out of the window: it is no longer a known duplicate,
+        // and its sequence is not the next one either.
+        assert_eq!(
+            t.check(&header(7, 0, 0, 1)),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+        assert!(matches!(
+            t.check(&header(7, 0, 1, 1)),
+            SequenceCheck::Duplicate { .. }
+        ));
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        let mut t = ProducerStateTable::new();
+        t.record(&header(7, 0, i32::MAX, 1), Offset(0));
+        assert_eq!(t.check(&header(7, 0, 0, 1)), SequenceCheck::Append);
+    }
+}

@@ -503,7 +503,28 @@ impl<'a> World<'a> {
             _ => {}
         }
         if let Some(trace) = self.trace.as_mut() {
-            let _ = writeln!(trace, "    observe {obs:?}");
+            let _ = match &obs {
+                // What survived, in brief: the whole logs would swamp the trace.
+                Observation::Crashed {
+                    at,
+                    node,
+                    surviving,
+                } => {
+                    let ends: Vec<String> = surviving
+                        .iter()
+                        .map(|(part, batches)| {
+                            let end = batches.last().map_or(Offset::ZERO, |b| b.next_offset());
+                            format!("part {part}: {} batches up to {end}", batches.len())
+                        })
+                        .collect();
+                    writeln!(
+                        trace,
+                        "    observe Crashed {{ at: {at}, node: {node}, surviving: [{}] }}",
+                        ends.join(", ")
+                    )
+                }
+                obs => writeln!(trace, "    observe {obs:?}"),
+            };
         }
         self.checkers.observe(&obs);
     }
