@@ -955,13 +955,18 @@ impl Replica {
         }
     }
 
-    /// ListOffsets: earliest is the log start, latest the HW (read_uncommitted).
-    pub fn list_offsets(&self, token: u64, out: &mut Vec<Effect>) {
-        let error = if self.is_leader() {
+    /// Client requests other than produce and fetch are answered by the leader only.
+    fn leader_only(&self) -> ErrorCode {
+        if self.is_leader() {
             ErrorCode::None
         } else {
             ErrorCode::NotLeaderOrFollower
-        };
+        }
+    }
+
+    /// ListOffsets: earliest is the log start, latest the HW (read_uncommitted).
+    pub fn list_offsets(&self, token: u64, out: &mut Vec<Effect>) {
+        let error = self.leader_only();
         out.push(Effect::Reply {
             token,
             resp: ClientResponse::ListOffsets {
@@ -977,11 +982,7 @@ impl Replica {
     /// under it (KIP-320).
     pub fn client_offset_for_leader_epoch(&self, token: u64, epoch: Epoch, out: &mut Vec<Effect>) {
         let answer = self.log.end_offset_for_epoch(epoch);
-        let error = if self.is_leader() {
-            ErrorCode::None
-        } else {
-            ErrorCode::NotLeaderOrFollower
-        };
+        let error = self.leader_only();
         out.push(Effect::Reply {
             token,
             resp: ClientResponse::OffsetForLeaderEpoch {
