@@ -96,10 +96,12 @@ enum Event {
     HealAll,
 }
 
+/// An event in the queue. Boxed: the heap moves entries on every push and pop, and an
+/// event is large (it carries messages), a box is three words.
 struct Scheduled {
     at: TimeMs,
     seq: u64,
-    event: Event,
+    event: Box<Event>,
 }
 
 impl PartialEq for Scheduled {
@@ -351,7 +353,7 @@ impl<'a> World<'a> {
         self.queue.push(Reverse(Scheduled {
             at,
             seq: self.seq,
-            event,
+            event: Box::new(event),
         }));
     }
 
@@ -422,7 +424,7 @@ impl<'a> World<'a> {
             if let Some(trace) = self.trace.as_mut() {
                 let _ = writeln!(trace, "{} #{} {:?}", next.at, next.seq, next.event);
             }
-            self.dispatch(next.event);
+            self.dispatch(*next.event);
         }
         self.now = end;
         self.checkers.finish(end);
