@@ -43,6 +43,9 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for warning in &scenario.config_warnings {
+        eprintln!("warning: {}: {warning}", args.scenario.display());
+    }
     match args.seed {
         Some(seed) => run_one(&args, &scenario, seed),
         None => run_many(&args, &scenario),

@@ -46,6 +46,10 @@ pub struct Scenario {
     pub random_faults: Option<RandomFaults>,
     #[serde(default)]
     pub expect: Expect,
+    /// What the broker configuration check had to say (keys Kafka knows that Eddy
+    /// ignores), for the runner to show once.
+    #[serde(skip)]
+    pub config_warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -334,11 +338,26 @@ impl Scenario {
     }
 
     pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+        let mut scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
             path: "<inline>".into(),
             message: e.to_string(),
         })?;
         scenario.validate()?;
+        let pairs = scenario
+            .broker_config
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        match eddy_core::config::BrokerConfig::from_pairs(pairs) {
+            Ok((_, warnings)) => {
+                scenario.config_warnings = warnings.iter().map(|w| w.to_string()).collect();
+            }
+            Err(e) => {
+                return Err(ScenarioError::Invalid {
+                    name: scenario.name.clone(),
+                    message: format!("broker_config: {e}"),
+                })
+            }
+        }
         Ok(scenario)
     }
 
