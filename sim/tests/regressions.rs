@@ -89,3 +89,12 @@ fn chaos_66_resend_under_a_new_producer_epoch_duplicates() {
 fn chaos_1859_reader_passed_a_rewritten_range() {
     assert_passes("chaos", 1859);
 }
+
+/// The controller fenced an isolated leader while the only other ISR member had crashed
+/// but was not yet fenced; that member came back without the data and led. Kafka's
+/// promise ("one in-sync replica alive") was void from the ISR change on; the model now
+/// re-judges what may be lost whenever the ISR changes, not only on crashes.
+#[test]
+fn chaos_20546_isr_shrinks_to_a_crashed_member() {
+    assert_passes("chaos", 20546);
+}

@@ -279,6 +279,10 @@ impl Model {
             }
             Observation::IsrChanged { part, isr, .. } => {
                 self.isr.insert(*part, isr.clone());
+                // The controller can drop the last live copy from the ISR (fencing an
+                // isolated broker while the remaining member has crashed but is not yet
+                // fenced): Kafka's promise is then void too (KIP-966 addresses it).
+                self.mark_lost_regions();
             }
             Observation::Sent { .. }
             | Observation::Failed { .. }
