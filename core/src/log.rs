@@ -125,12 +125,43 @@ impl PartitionLog {
     /// Rebuilds a log from the batches storage recovered (all of them durable). The
     /// epoch cache is derived from the epochs written in the batches. The HW starts at the
     /// log start: a restarted replica learns the HW again from its leader.
-    pub fn recover(batches: Vec<StoredBatch>) -> PartitionLog {
-        let start = batches.first().map_or(Offset::ZERO, |b| b.base_offset);
-        let mut log = PartitionLog::new(start);
-        for batch in batches {
-            log.push(batch);
+    ///
+    /// A disk can hold whole, CRC-valid batches that still do not continue the log (a
+    /// gap or an overlap in offsets, an epoch going back, no offset or epoch at all):
+    /// recovery keeps the prefix before the first such batch and returns the offset
+    /// where storage must cut the rest, rather than trusting it or panicking.
+    pub fn recover(batches: Vec<Bytes>) -> (PartitionLog, Option<Offset>) {
+        let mut log: Option<PartitionLog> = None;
+        for bytes in batches {
+            let Ok(header) = BatchHeader::parse(&bytes) else {
+                return Self::cut(log);
+            };
+            let fits = header.base_offset >= 0
+                && header.partition_leader_epoch >= 0
+                && header.last_offset() >= header.base_offset
+                && log.as_ref().is_none_or(|l| {
+                    header.base_offset as u64 == l.log_end_offset.0
+                        && l.latest_epoch()
+                            .is_none_or(|e| header.partition_leader_epoch as u32 >= e.0)
+                });
+            if !fits {
+                return Self::cut(log);
+            }
+            let batch = StoredBatch::from_validated(bytes);
+            log.get_or_insert_with(|| PartitionLog::new(batch.base_offset))
+                .push(batch);
         }
+        (Self::durable(log), None)
+    }
+
+    fn cut(log: Option<PartitionLog>) -> (PartitionLog, Option<Offset>) {
+        let log = Self::durable(log);
+        let at = log.log_end_offset;
+        (log, Some(at))
+    }
+
+    fn durable(log: Option<PartitionLog>) -> PartitionLog {
+        let mut log = log.unwrap_or_else(|| PartitionLog::new(Offset::ZERO));
         log.durable_end_offset = log.log_end_offset;
         log.unflushed_messages = 0;
         log.first_unflushed_at_ms = None;
@@ -511,10 +542,30 @@ mod tests {
 
     #[test]
     fn recovery_rebuilds_the_epoch_cache_from_the_batches() {
-        let recovered = PartitionLog::recover(vec![batch(0, 2, 1), batch(2, 1, 4)]);
+        let (recovered, cut) =
+            PartitionLog::recover(vec![batch(0, 2, 1).bytes, batch(2, 1, 4).bytes]);
+        assert_eq!(cut, None);
         assert_eq!(recovered.log_end_offset(), Offset(3));
         assert_eq!(recovered.durable_end_offset(), Offset(3));
         assert_eq!(recovered.epoch_start_offset(Epoch(4)), Some(Offset(2)));
         assert_eq!(recovered.high_watermark(), Offset::ZERO);
+    }
+
+    #[test]
+    fn recovery_keeps_the_prefix_that_continues_and_says_where_to_cut() {
+        // A gap: offsets 2..=3 are missing.
+        let (log, cut) = PartitionLog::recover(vec![batch(0, 2, 1).bytes, batch(4, 1, 1).bytes]);
+        assert_eq!((log.log_end_offset(), cut), (Offset(2), Some(Offset(2))));
+        // An epoch going back.
+        let (log, cut) = PartitionLog::recover(vec![batch(0, 2, 3).bytes, batch(2, 1, 1).bytes]);
+        assert_eq!((log.log_end_offset(), cut), (Offset(2), Some(Offset(2))));
+        // A batch that never got an offset or an epoch (as a producer sent it).
+        let mut b = BatchBuilder::new();
+        b.push(NewRecord::default());
+        let (log, cut) = PartitionLog::recover(vec![b.build()]);
+        assert_eq!(
+            (log.log_end_offset(), cut),
+            (Offset::ZERO, Some(Offset::ZERO))
+        );
     }
 }

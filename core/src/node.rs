@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::error::ErrorCode;
-use crate::log::{PartitionLog, StoredBatch};
+use crate::log::PartitionLog;
 use crate::message::{
     ClientRequest, ClientResponse, ControllerMessage, ControllerRequest, Effect, Input,
-    PeerMessage, StorageDone,
+    PeerMessage, StorageDone, StorageOp,
 };
 use crate::metadata::PartitionState;
 use crate::replica::{Replica, ReplicaConfig};
@@ -64,11 +64,14 @@ pub struct Node {
     cfg: NodeConfig,
     replicas: BTreeMap<TopicPartition, Replica>,
     next_heartbeat_ms: TimeMs,
+    /// Cuts recovery found necessary, handed to the shell with the first effects.
+    startup: Vec<Effect>,
 }
 
 impl Node {
-    /// A node starting with the logs its storage recovered (batches already validated,
-    /// offsets and epochs set). `incarnation` must differ on every start, so the
+    /// A node starting with the logs its storage recovered (whole, CRC-checked batches
+    /// in file order). Batches that do not continue a log are dropped, and the first
+    /// effects the node returns ask storage to cut them. `incarnation` must differ on every start, so the
     /// controller can tell a restart from a slow heartbeat.
     pub fn new(
         id: NodeId,
@@ -76,27 +79,26 @@ impl Node {
         cfg: NodeConfig,
         recovered: Vec<(TopicPartition, Vec<Bytes>)>,
     ) -> Node {
-        let replicas = recovered
-            .into_iter()
-            .map(|(tp, batches)| {
-                let log = PartitionLog::recover(
-                    batches
-                        .into_iter()
-                        .map(StoredBatch::from_validated)
-                        .collect(),
-                );
-                (
-                    tp.clone(),
-                    Replica::new(tp, id, incarnation, cfg.replica, log),
-                )
-            })
-            .collect();
+        let mut replicas = BTreeMap::new();
+        let mut startup = Vec::new();
+        for (tp, batches) in recovered {
+            let (log, cut) = PartitionLog::recover(batches);
+            if let Some(offset) = cut {
+                startup.push(Effect::Storage(StorageOp::Truncate {
+                    partition: tp.clone(),
+                    offset,
+                }));
+            }
+            let replica = Replica::new(tp.clone(), id, incarnation, cfg.replica, log);
+            replicas.insert(tp, replica);
+        }
         Node {
             id,
             incarnation,
             cfg,
             replicas,
             next_heartbeat_ms: 0,
+            startup,
         }
     }
 
@@ -114,7 +116,7 @@ impl Node {
 
     /// Feeds one input; returns what to do about it.
     pub fn handle(&mut self, now_ms: TimeMs, input: Input) -> Vec<Effect> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.startup);
         match input {
             Input::Tick => self.on_tick(now_ms, &mut out),
             Input::Peer { from, msg } => self.on_peer(now_ms, from, msg, &mut out),
