@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod message;
 pub mod metadata;
