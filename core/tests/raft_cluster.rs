@@ -765,6 +765,10 @@ proptest! {
         let mut w = World::new(seed, voters, CALM);
         let (leader, term) = settle(&mut w, 5_000);
         let follower = *w.ids.iter().find(|&&id| id != leader).unwrap();
+        // Partition it once it follows this leader (a slow voter may not have heard yet).
+        let deadline = w.now_ms + 2_000;
+        let follows = w.run_until(deadline, |w| w.node(follower).unwrap().leader() == Some(leader));
+        prop_assert!(follows, "seed {}: {} never heard from {}", seed, follower, leader);
         w.isolated.insert(follower);
         let heal_at = w.now_ms + partitioned_ms;
         w.run_until(heal_at, |_| false);

@@ -50,6 +50,11 @@ mod progress;
 mod replication;
 mod snapshot;
 
+#[cfg(test)]
+mod log_tests;
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 
 use bytes::Bytes;
