@@ -14,6 +14,7 @@ pub mod message;
 pub mod metadata;
 pub mod node;
 pub mod producer_state;
+pub mod quorum;
 pub mod replica;
 pub mod types;
 
