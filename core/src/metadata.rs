@@ -15,6 +15,10 @@ pub struct PartitionState {
     /// `None` while no replica in the ISR is alive (the partition is offline).
     pub leader: Option<NodeId>,
     pub leader_epoch: Epoch,
+    /// The incarnation of the leader the controller elected (KRaft's broker epoch). A
+    /// broker that restarted since must not lead on this state: it may have lost what
+    /// made it eligible. `None` when there is no leader.
+    pub leader_incarnation: Option<u64>,
     pub isr: Vec<NodeId>,
     /// Bumped on every change, ISR changes included (KIP-497's partition epoch), so a
     /// stale ISR change request can be recognised and refused.

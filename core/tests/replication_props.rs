@@ -172,6 +172,7 @@ impl Controller {
     fn bump(&mut self, leader_changed: bool) -> Vec<Envelope> {
         if leader_changed {
             self.state.leader_epoch = Epoch(self.state.leader_epoch.0 + 1);
+            self.state.leader_incarnation = self.state.leader.map(|l| self.incarnations[&l]);
         }
         self.state.partition_epoch += 1;
         self.notify()
@@ -353,6 +354,7 @@ impl World {
         let state = PartitionState {
             replicas: BROKERS.to_vec(),
             leader: Some(BROKERS[0]),
+            leader_incarnation: Some(0),
             leader_epoch: Epoch(0),
             isr: BROKERS.to_vec(),
             partition_epoch: 0,

@@ -51,6 +51,7 @@ impl StandInController {
                 next += 1;
                 let state = PartitionState {
                     leader: replicas.first().copied(),
+                    leader_incarnation: replicas.first().map(|_| 0),
                     isr: replicas.clone(),
                     replicas,
                     leader_epoch: Epoch(0),
@@ -63,7 +64,7 @@ impl StandInController {
             .iter()
             .map(|&b| {
                 let broker = Broker {
-                    incarnation: None,
+                    incarnation: Some(0),
                     last_heartbeat_ms: 0,
                     fenced: false,
                 };
@@ -146,6 +147,12 @@ impl StandInController {
         out
     }
 
+    fn incarnation_of(&self, broker: Option<NodeId>) -> Option<u64> {
+        broker
+            .and_then(|b| self.brokers.get(&b))
+            .and_then(|b| b.incarnation)
+    }
+
     fn is_live(&self, broker: NodeId) -> bool {
         self.brokers.get(&broker).is_some_and(|b| !b.fenced)
     }
@@ -173,6 +180,7 @@ impl StandInController {
                     .iter()
                     .copied()
                     .find(|&r| r != broker && self.is_live(r));
+                state.leader_incarnation = self.incarnation_of(state.leader);
                 state.leader_epoch = Epoch(state.leader_epoch.0 + 1);
                 changed = true;
             }
@@ -194,6 +202,7 @@ impl StandInController {
         for tp in tps {
             let mut state = self.partitions[&tp].clone();
             state.leader = state.isr.iter().copied().find(|&r| self.is_live(r));
+            state.leader_incarnation = self.incarnation_of(state.leader);
             state.leader_epoch = Epoch(state.leader_epoch.0 + 1);
             state.partition_epoch += 1;
             self.notify(&tp, state, out);

@@ -98,3 +98,13 @@ fn chaos_1859_reader_passed_a_rewritten_range() {
 fn chaos_20546_isr_shrinks_to_a_crashed_member() {
     assert_passes("chaos", 20546);
 }
+
+/// Two replicas restarted at once; the controller, not yet told of one restart, elected
+/// that broker on its old standing. The new process, which had lost the committed batch,
+/// led, and the one live ISR member truncated the batch to follow it. Fix: a partition
+/// state names the leader's incarnation, and a broker that restarted since takes no role
+/// on it (KRaft's broker epochs).
+#[test]
+fn chaos_61014_restarted_broker_led_on_its_previous_incarnation() {
+    assert_passes("chaos", 61014);
+}

@@ -245,6 +245,14 @@ impl Replica {
         }
         let same_epoch = self.state.as_ref().map(|s| s.leader_epoch) == Some(state.leader_epoch);
         let new_leader = state.leader.filter(|_| state.replicas.contains(&self.me));
+        // Named leader as a previous incarnation of this broker: that one may have held
+        // data this one lost in the restart. Take no role until the controller, told of
+        // the restart, decides again.
+        let stale_self = new_leader == Some(self.me)
+            && state
+                .leader_incarnation
+                .is_some_and(|i| i != self.incarnation);
+        let new_leader = new_leader.filter(|_| !stale_self);
         self.state = Some(state);
         match (new_leader, &mut self.role) {
             (Some(l), Role::Leader(leader)) if l == self.me && same_epoch => {
