@@ -245,19 +245,9 @@ impl Target {
 
 #[cfg(test)]
 mod tests {
+    use crate::group::assignor::test_support::{topics, tps};
     use crate::group::{Assignor, Generation, GroupAssignment, Subscription};
-    use crate::types::TopicPartition;
     use std::collections::BTreeMap;
-
-    fn tps(list: &[(&str, u32)]) -> Vec<TopicPartition> {
-        list.iter()
-            .map(|&(t, p)| TopicPartition::new(t, p))
-            .collect()
-    }
-
-    fn topics(list: &[(&str, u32)]) -> BTreeMap<String, u32> {
-        list.iter().map(|&(t, n)| (t.to_string(), n)).collect()
-    }
 
     fn sticky(members: &[Subscription], topics: &BTreeMap<String, u32>) -> GroupAssignment {
         Assignor::CooperativeSticky.assign(members, topics)

@@ -236,6 +236,24 @@ fn empty_assignment(members: &[Subscription]) -> GroupAssignment {
 }
 
 #[cfg(test)]
+pub(crate) mod test_support {
+    //! Shorthands the assignors' tests share.
+    use std::collections::BTreeMap;
+
+    use crate::types::TopicPartition;
+
+    pub(crate) fn tps(list: &[(&str, u32)]) -> Vec<TopicPartition> {
+        list.iter()
+            .map(|&(t, p)| TopicPartition::new(t, p))
+            .collect()
+    }
+
+    pub(crate) fn topics(list: &[(&str, u32)]) -> BTreeMap<String, u32> {
+        list.iter().map(|&(t, n)| (t.to_string(), n)).collect()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -41,19 +41,8 @@ pub(super) fn assign(
 
 #[cfg(test)]
 mod tests {
+    use crate::group::assignor::test_support::{topics, tps};
     use crate::group::{Assignor, Subscription};
-    use crate::types::TopicPartition;
-    use std::collections::BTreeMap;
-
-    fn tps(list: &[(&str, u32)]) -> Vec<TopicPartition> {
-        list.iter()
-            .map(|&(t, p)| TopicPartition::new(t, p))
-            .collect()
-    }
-
-    fn topics(list: &[(&str, u32)]) -> BTreeMap<String, u32> {
-        list.iter().map(|&(t, n)| (t.to_string(), n)).collect()
-    }
 
     /// The first example of Kafka's `RoundRobinAssignor` javadoc.
     #[test]
