@@ -8,6 +8,7 @@
 //! decisions of its own.
 
 pub mod properties;
+pub mod storage;
 
 use std::path::{Path, PathBuf};
 
