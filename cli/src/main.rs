@@ -1,6 +1,7 @@
-//! The `eddy` binary. Today: `eddy sim`, the seeded simulator. The broker and the
+//! The `eddy` binary: `eddy broker` runs a broker, `eddy sim` the seeded simulator. The
 //! everyday tools arrive with their issues.
 
+mod broker;
 mod sim;
 
 use std::process::ExitCode;
@@ -20,6 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a broker. With no options: a single-node cluster on 127.0.0.1:9092, data in
+    /// ./data.
+    Broker(broker::BrokerArgs),
     /// Run the seeded simulator: one seed, or many, of a scenario.
     Sim(sim::SimArgs),
 }
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Broker(args) => broker::run(args),
         Command::Sim(args) => sim::run(args),
     }
 }

@@ -329,6 +329,60 @@ impl PartitionLog {
         self.high_watermark = hw;
     }
 
+    /// ListOffsets by time: the first offset below `upper_bound` whose record timestamp is
+    /// at least `timestamp_ms`, with that record's timestamp; `None` if there is none.
+    /// Within an uncompressed batch the answer is the exact record; a compressed batch
+    /// (the core never decompresses) answers with its base offset and max timestamp,
+    /// which a consumer seeking there reads past.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+        upper_bound: Offset,
+    ) -> Option<(Offset, i64)> {
+        self.batches
+            .iter()
+            .take_while(|b| b.last_offset < upper_bound)
+            .find_map(|b| {
+                let header = BatchHeader::parse(&b.bytes).expect("stored batches are valid");
+                if header.max_timestamp < timestamp_ms {
+                    return None;
+                }
+                let exact = crate::batch::records(&b.bytes).ok().and_then(|records| {
+                    records.iter().find_map(|r| {
+                        let ts = header.base_timestamp + r.timestamp_delta;
+                        (ts >= timestamp_ms)
+                            .then(|| (Offset(b.base_offset.0 + r.offset_delta as u64), ts))
+                    })
+                });
+                Some(exact.unwrap_or((b.base_offset, header.max_timestamp)))
+            })
+    }
+
+    /// ListOffsets' MAX_TIMESTAMP (KIP-734): the offset of the record with the largest
+    /// timestamp below `upper_bound` (the earliest such record on a tie); `None` in an
+    /// empty log. Compressed batches answer at batch granularity, as above.
+    pub fn max_timestamp_offset(&self, upper_bound: Offset) -> Option<(Offset, i64)> {
+        let mut best: Option<(Offset, i64)> = None;
+        for b in self
+            .batches
+            .iter()
+            .take_while(|b| b.last_offset < upper_bound)
+        {
+            let header = BatchHeader::parse(&b.bytes).expect("stored batches are valid");
+            if best.is_some_and(|(_, ts)| header.max_timestamp <= ts) {
+                continue;
+            }
+            let exact = crate::batch::records(&b.bytes).ok().and_then(|records| {
+                records
+                    .iter()
+                    .find(|r| header.base_timestamp + r.timestamp_delta == header.max_timestamp)
+                    .map(|r| Offset(b.base_offset.0 + r.offset_delta as u64))
+            });
+            best = Some((exact.unwrap_or(b.base_offset), header.max_timestamp));
+        }
+        best
+    }
+
     /// Reads whole batches starting with the one that holds `from`, stopping before the
     /// first batch that reaches `upper_bound` (the HW for consumers, the LEO for
     /// followers) and once `max_bytes` is reached. The first batch is returned even if it
@@ -424,6 +478,40 @@ mod tests {
         log.append(batch(4, 2, 3), 0);
         log.append(batch(6, 2, 5), 0);
         log
+    }
+
+    fn timed_batch(base: u64, timestamps: &[i64]) -> StoredBatch {
+        let mut b = BatchBuilder::new();
+        for &timestamp_ms in timestamps {
+            b.push(NewRecord {
+                timestamp_ms,
+                ..NewRecord::default()
+            });
+        }
+        let mut bytes = bytes::BytesMut::from(&b.build()[..]);
+        batch::set_base_offset(&mut bytes, base as i64);
+        batch::set_partition_leader_epoch(&mut bytes, 0);
+        StoredBatch::from_validated(bytes.freeze())
+    }
+
+    #[test]
+    fn offsets_by_timestamp_find_the_first_record_at_or_after_the_time() {
+        let mut log = PartitionLog::new(Offset::ZERO);
+        log.append(timed_batch(0, &[100, 300, 200]), 0);
+        log.append(timed_batch(3, &[400, 500]), 0);
+        let all = Offset(5);
+        assert_eq!(log.offset_for_timestamp(0, all), Some((Offset(0), 100)));
+        assert_eq!(log.offset_for_timestamp(150, all), Some((Offset(1), 300)));
+        assert_eq!(log.offset_for_timestamp(450, all), Some((Offset(4), 500)));
+        assert_eq!(log.offset_for_timestamp(501, all), None);
+        // Nothing at or above the bound (the HW) is visible.
+        assert_eq!(log.offset_for_timestamp(450, Offset(3)), None);
+        assert_eq!(log.max_timestamp_offset(all), Some((Offset(4), 500)));
+        assert_eq!(log.max_timestamp_offset(Offset(3)), Some((Offset(1), 300)));
+        assert_eq!(
+            PartitionLog::new(Offset::ZERO).max_timestamp_offset(all),
+            None
+        );
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //! partition logs on disk and own the sockets and timers, still making no protocol
 //! decisions of its own.
 
+pub mod broker;
+mod meta;
 pub mod properties;
 pub mod storage;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 

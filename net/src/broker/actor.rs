@@ -1,0 +1,597 @@
+//! The node actor: one task that owns the core's [`Node`], the partition directories on
+//! disk and the broker's local metadata, and carries out the node's effects.
+//!
+//! Everything that touches the node goes through this task's command queue, so the core
+//! stays single-threaded as DESIGN.md asks; connections run in their own tasks and wait
+//! on replies. Time reaches the node as milliseconds since the actor started, through a
+//! tick every [`TICK_MS`].
+//!
+//! Metadata here is single-node: this broker is every partition's only replica and
+//! leader, and its topics are the partition directories found under `log.dirs`. The
+//! controller quorum (issue 3) replaces this with the replicated metadata log.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use eddy_core::config::BrokerConfig;
+use eddy_core::message::{
+    ClientRequest, ClientResponse, ControllerMessage, ControllerRequest, Effect, Input,
+    StorageDone, StorageOp,
+};
+use eddy_core::metadata::PartitionState;
+use eddy_core::node::{Node, NodeConfig};
+use eddy_core::types::{Epoch, NodeId, TopicPartition};
+use kafka_protocol::error::ResponseError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Duration, Instant};
+
+use crate::storage::{self, PartitionDir, StorageError};
+
+/// How often the node's timers are checked.
+pub(crate) const TICK_MS: u64 = 10;
+
+/// Bound on queued commands: connections wait (back-pressure) when the node is behind.
+pub(crate) const COMMAND_QUEUE: usize = 4096;
+
+/// Kafka's limit on a topic name's length.
+const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Where a core reply goes.
+pub(crate) enum ReplyTo {
+    Once(oneshot::Sender<ClientResponse>),
+    /// Replies tagged with an index, for a request waiting on the first of several.
+    Indexed(mpsc::UnboundedSender<(usize, ClientResponse)>, usize),
+}
+
+/// A partition as metadata reports it.
+#[derive(Clone, Debug)]
+pub(crate) struct PartitionView {
+    pub(crate) partition: u32,
+    pub(crate) state: Option<PartitionState>,
+}
+
+/// A topic as metadata reports it: its partitions, or why it cannot be listed.
+pub(crate) type TopicView = (String, Result<Vec<PartitionView>, ResponseError>);
+
+/// A read-only question about a partition's log, answered on the actor's task.
+pub(crate) type LogQuery = Box<dyn FnOnce(Option<&eddy_core::replica::Replica>) + Send>;
+
+pub(crate) enum Command {
+    /// A request for the core; `reply` is `None` for acks=0 produce.
+    Core {
+        req: ClientRequest,
+        reply: Option<ReplyTo>,
+    },
+    /// Topics and their partitions; `names` = None for all.
+    Metadata {
+        names: Option<Vec<String>>,
+        auto_create: bool,
+        reply: oneshot::Sender<Vec<TopicView>>,
+    },
+    CreateTopic {
+        name: String,
+        partitions: u32,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), (ResponseError, String)>>,
+    },
+    NewProducerId {
+        reply: oneshot::Sender<i64>,
+    },
+    Query {
+        partition: TopicPartition,
+        query: LogQuery,
+    },
+}
+
+pub(crate) struct Actor {
+    cfg: BrokerConfig,
+    id: NodeId,
+    incarnation: u64,
+    node: Node,
+    dirs: BTreeMap<TopicPartition, PartitionDir>,
+    /// Topic name → partition count.
+    topics: BTreeMap<String, u32>,
+    pending: BTreeMap<u64, ReplyTo>,
+    next_token: u64,
+    /// Partitions a write failed on: nothing later may be reported durable.
+    failed: std::collections::BTreeSet<TopicPartition>,
+    next_producer_id: i64,
+    started: Instant,
+}
+
+impl Actor {
+    /// Opens every partition found under `log.dirs`, recovering (and cutting torn tails
+    /// from) its segments, and starts the node on what was found.
+    pub(crate) fn open(cfg: BrokerConfig, incarnation: u64) -> Result<Actor, StorageError> {
+        let id = cfg.node_id;
+        let roots: Vec<PathBuf> = cfg.log_dirs.iter().map(PathBuf::from).collect();
+        let found = storage::find_partitions(&roots)?;
+        let mut dirs = BTreeMap::new();
+        let mut recovered = Vec::new();
+        let mut topics: BTreeMap<String, u32> = BTreeMap::new();
+        for (tp, path) in found {
+            let (dir, rec) = PartitionDir::open(path, cfg.log_segment_bytes.into())?;
+            tracing::info!(
+                partition = %format!("{}-{}", tp.topic, tp.partition),
+                batches = rec.batches.len(),
+                cut_bytes = rec.cut_bytes,
+                "recovered partition"
+            );
+            let count = topics.entry(tp.topic.clone()).or_default();
+            *count = (*count).max(tp.partition + 1);
+            recovered.push((tp.clone(), rec.batches));
+            dirs.insert(tp, dir);
+        }
+        let node = Node::new(
+            id,
+            incarnation,
+            NodeConfig::from_broker_config(&cfg),
+            recovered,
+        );
+        let mut actor = Actor {
+            cfg,
+            id,
+            incarnation,
+            node,
+            dirs,
+            topics,
+            pending: BTreeMap::new(),
+            next_token: 0,
+            failed: Default::default(),
+            // Unique across restarts: the incarnation is the start time in ms, and a
+            // restart comes more than 1,024 ms after the previous start's ids begin, so
+            // up to a million ids per run never collide with the next run's.
+            next_producer_id: (incarnation as i64).saturating_mul(1024),
+            started: Instant::now(),
+        };
+        // Missing partitions of a topic (a directory lost) are created empty so the topic
+        // is whole again.
+        let wanted: Vec<(String, u32)> =
+            actor.topics.iter().map(|(t, n)| (t.clone(), *n)).collect();
+        for (topic, n) in wanted {
+            for p in 0..n {
+                let tp = TopicPartition::new(topic.clone(), p);
+                if !actor.dirs.contains_key(&tp) {
+                    actor.create_partition_dir(&tp)?;
+                }
+            }
+        }
+        let states: Vec<_> = actor
+            .dirs
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|tp| {
+                let state = actor.leader_state(&tp);
+                (tp, state)
+            })
+            .collect();
+        let now = actor.now_ms();
+        let effects = actor.node.handle(
+            now,
+            Input::Controller(ControllerMessage::PartitionStates(states)),
+        );
+        actor.carry_out(effects);
+        Ok(actor)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// This broker as the partition's only replica and leader, at a leader epoch past any
+    /// epoch its log already holds (a new election, as after a restart).
+    fn leader_state(&self, tp: &TopicPartition) -> PartitionState {
+        let epoch = self
+            .node
+            .replica(tp)
+            .and_then(|r| r.log().latest_epoch())
+            .map_or(Epoch(0), |e| Epoch(e.0 + 1));
+        PartitionState {
+            replicas: vec![self.id],
+            leader: Some(self.id),
+            leader_epoch: epoch,
+            leader_incarnation: Some(self.incarnation),
+            isr: vec![self.id],
+            partition_epoch: 0,
+        }
+    }
+
+    fn create_partition_dir(&mut self, tp: &TopicPartition) -> Result<(), StorageError> {
+        // Spread partitions over the log dirs by index, as Kafka spreads by count.
+        let root = &self.cfg.log_dirs[tp.partition as usize % self.cfg.log_dirs.len()];
+        let path = PathBuf::from(root).join(storage::partition_dir_name(tp));
+        let (dir, _) = PartitionDir::open(path, self.cfg.log_segment_bytes.into())?;
+        self.dirs.insert(tp.clone(), dir);
+        Ok(())
+    }
+
+    /// Runs until every command sender is gone.
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                _ = ticker.tick() => {
+                    let now = self.now_ms();
+                    let effects = self.node.handle(now, Input::Tick);
+                    self.carry_out(effects);
+                }
+            }
+        }
+        self.shutdown();
+    }
+
+    /// Flushes every partition before the process exits.
+    fn shutdown(&mut self) {
+        for (tp, dir) in &mut self.dirs {
+            if let Err(e) = dir.sync() {
+                tracing::error!(partition = %format!("{}-{}", tp.topic, tp.partition), error = %e, "flush on shutdown failed");
+            }
+        }
+        tracing::info!("logs flushed");
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Core { req, reply } => {
+                if let Some(resp) = self.unknown_partition(&req) {
+                    match reply {
+                        Some(ReplyTo::Once(tx)) => {
+                            let _ = tx.send(resp);
+                        }
+                        Some(ReplyTo::Indexed(tx, i)) => {
+                            let _ = tx.send((i, resp));
+                        }
+                        None => {}
+                    }
+                    return;
+                }
+                let token = self.next_token;
+                self.next_token += 1;
+                if let Some(reply) = reply {
+                    self.pending.insert(token, reply);
+                }
+                let now = self.now_ms();
+                let effects = self.node.handle(now, Input::Client { token, req });
+                self.carry_out(effects);
+            }
+            Command::Metadata {
+                names,
+                auto_create,
+                reply,
+            } => {
+                let names = names.unwrap_or_else(|| self.topics.keys().cloned().collect());
+                let mut out = Vec::new();
+                for name in names {
+                    if !self.topics.contains_key(&name) && auto_create {
+                        let partitions = self.cfg.num_partitions;
+                        if let Err((e, msg)) = self.create_topic(&name, partitions, false) {
+                            tracing::warn!(topic = %name, error = %msg, "auto-creation failed");
+                            out.push((name, Err(e)));
+                            continue;
+                        }
+                        tracing::info!(topic = %name, partitions, "auto-created topic");
+                    }
+                    match self.topics.get(&name) {
+                        Some(&n) => {
+                            let parts = (0..n)
+                                .map(|p| {
+                                    let tp = TopicPartition::new(name.clone(), p);
+                                    PartitionView {
+                                        partition: p,
+                                        state: self
+                                            .node
+                                            .replica(&tp)
+                                            .and_then(|r| r.state().cloned()),
+                                    }
+                                })
+                                .collect();
+                            out.push((name, Ok(parts)));
+                        }
+                        None => out.push((name, Err(ResponseError::UnknownTopicOrPartition))),
+                    }
+                }
+                let _ = reply.send(out);
+            }
+            Command::CreateTopic {
+                name,
+                partitions,
+                validate_only,
+                reply,
+            } => {
+                let result = self.create_topic(&name, partitions, validate_only);
+                if result.is_ok() && !validate_only {
+                    tracing::info!(topic = %name, partitions, "created topic");
+                }
+                let _ = reply.send(result);
+            }
+            Command::NewProducerId { reply } => {
+                let id = self.next_producer_id;
+                self.next_producer_id += 1;
+                let _ = reply.send(id);
+            }
+            Command::Query { partition, query } => query(self.node.replica(&partition)),
+        }
+    }
+
+    /// The answer for a request naming a partition that does not exist:
+    /// UNKNOWN_TOPIC_OR_PARTITION, as Kafka gives (the core would say it is not the
+    /// leader, which sends clients to refresh metadata for ever).
+    fn unknown_partition(&self, req: &ClientRequest) -> Option<ClientResponse> {
+        use eddy_core::ErrorCode::UnknownTopicOrPartition as Unknown;
+        let partition = match req {
+            ClientRequest::Produce { partition, .. }
+            | ClientRequest::Fetch { partition, .. }
+            | ClientRequest::ListOffsets { partition }
+            | ClientRequest::OffsetForLeaderEpoch { partition, .. } => partition,
+            ClientRequest::Metadata => return None,
+        };
+        if self.dirs.contains_key(partition) {
+            return None;
+        }
+        let partition = partition.clone();
+        Some(match req {
+            ClientRequest::Produce { .. } => ClientResponse::Produce {
+                partition,
+                error: Unknown,
+                base_offset: None,
+                log_start_offset: Default::default(),
+            },
+            ClientRequest::Fetch { .. } => ClientResponse::Fetch {
+                partition,
+                error: Unknown,
+                high_watermark: Default::default(),
+                log_start_offset: Default::default(),
+                batches: Vec::new(),
+            },
+            ClientRequest::ListOffsets { .. } => ClientResponse::ListOffsets {
+                partition,
+                error: Unknown,
+                earliest: Default::default(),
+                latest: Default::default(),
+            },
+            ClientRequest::OffsetForLeaderEpoch { .. } | ClientRequest::Metadata => {
+                ClientResponse::OffsetForLeaderEpoch {
+                    partition,
+                    error: Unknown,
+                    epoch: None,
+                    end_offset: Default::default(),
+                }
+            }
+        })
+    }
+
+    fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: u32,
+        validate_only: bool,
+    ) -> Result<(), (ResponseError, String)> {
+        validate_topic_name(name).map_err(|msg| (ResponseError::InvalidTopicException, msg))?;
+        if self.topics.contains_key(name) {
+            return Err((
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
+        }
+        if partitions == 0 {
+            return Err((
+                ResponseError::InvalidPartitions,
+                "Number of partitions must be larger than 0.".to_string(),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut states = Vec::new();
+        for p in 0..partitions {
+            let tp = TopicPartition::new(name, p);
+            self.create_partition_dir(&tp).map_err(|e| {
+                (
+                    ResponseError::KafkaStorageError,
+                    format!("cannot create {name}-{p}: {e}"),
+                )
+            })?;
+            states.push((tp.clone(), self.leader_state(&tp)));
+        }
+        self.topics.insert(name.to_string(), partitions);
+        let now = self.now_ms();
+        let effects = self.node.handle(
+            now,
+            Input::Controller(ControllerMessage::PartitionStates(states)),
+        );
+        self.carry_out(effects);
+        Ok(())
+    }
+
+    /// Carries out the node's effects, feeding back what they complete, until the node
+    /// has nothing more to say.
+    fn carry_out(&mut self, effects: Vec<Effect>) {
+        let mut queue = std::collections::VecDeque::from(effects);
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Reply { token, resp } => match self.pending.remove(&token) {
+                    Some(ReplyTo::Once(tx)) => {
+                        let _ = tx.send(resp);
+                    }
+                    Some(ReplyTo::Indexed(tx, i)) => {
+                        let _ = tx.send((i, resp));
+                    }
+                    None => {}
+                },
+                Effect::Storage(op) => {
+                    if let Some(done) = self.storage(op) {
+                        let now = self.now_ms();
+                        queue.extend(self.node.handle(now, Input::Storage(done)));
+                    }
+                }
+                // A single-node cluster has no peers to send to.
+                Effect::Send { to, .. } => {
+                    tracing::debug!(to = to.0, "no peer to send to in a single-node cluster");
+                }
+                Effect::Controller(ControllerRequest::Heartbeat { .. }) => {}
+                Effect::Controller(ControllerRequest::AlterPartition(req)) => {
+                    let result = self.alter_partition(&req);
+                    let now = self.now_ms();
+                    queue.extend(self.node.handle(
+                        now,
+                        Input::Controller(ControllerMessage::AlterPartitionResponse {
+                            partition: req.partition.clone(),
+                            request: req,
+                            result,
+                        }),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The local controller's answer to an ISR change: accepted when it names the current
+    /// leader and epochs, as the controller quorum will (KIP-497).
+    fn alter_partition(
+        &self,
+        req: &eddy_core::metadata::AlterPartition,
+    ) -> Result<PartitionState, eddy_core::ErrorCode> {
+        let state = self
+            .node
+            .replica(&req.partition)
+            .and_then(|r| r.state().cloned())
+            .ok_or(eddy_core::ErrorCode::UnknownTopicOrPartition)?;
+        if state.leader != Some(req.leader) || state.leader_epoch != req.leader_epoch {
+            return Err(eddy_core::ErrorCode::FencedLeaderEpoch);
+        }
+        if state.partition_epoch != req.partition_epoch {
+            return Err(eddy_core::ErrorCode::InvalidUpdateVersion);
+        }
+        if req.new_isr.iter().any(|r| !state.replicas.contains(r))
+            || !req.new_isr.contains(&req.leader)
+        {
+            return Err(eddy_core::ErrorCode::InvalidRequest);
+        }
+        Ok(PartitionState {
+            isr: req.new_isr.clone(),
+            partition_epoch: state.partition_epoch + 1,
+            ..state
+        })
+    }
+
+    fn storage(&mut self, op: StorageOp) -> Option<StorageDone> {
+        let (tp, result, sync_id) = match op {
+            StorageOp::Append {
+                partition,
+                base_offset,
+                batch,
+            } => {
+                let r = self
+                    .dir(&partition)
+                    .and_then(|d| d.append(base_offset, &batch));
+                (partition, r, None)
+            }
+            StorageOp::Truncate { partition, offset } => {
+                let r = self.dir(&partition).and_then(|d| d.truncate(offset));
+                (partition, r, None)
+            }
+            StorageOp::TruncateFully { partition, offset } => {
+                let r = self.dir(&partition).and_then(|d| d.truncate_fully(offset));
+                (partition, r, None)
+            }
+            StorageOp::Sync { partition, sync_id } => {
+                let r = self.dir(&partition).and_then(|d| d.sync());
+                (partition, r, Some(sync_id))
+            }
+        };
+        let result = match result {
+            Ok(()) if self.failed.contains(&tp) => Err(()),
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // The write is not on disk; no sync may report it durable. Until log dirs
+                // can be taken offline (issue 5 continues), every later sync of the
+                // partition fails, so nothing waiting on durability is acknowledged.
+                self.failed.insert(tp.clone());
+                tracing::error!(partition = %format!("{}-{}", tp.topic, tp.partition), error = %e, "storage operation failed");
+                Err(())
+            }
+        };
+        sync_id.map(|sync_id| match result {
+            Ok(()) => StorageDone::Synced {
+                partition: tp,
+                sync_id,
+            },
+            Err(_) => StorageDone::SyncFailed {
+                partition: tp,
+                sync_id,
+            },
+        })
+    }
+
+    fn dir(&mut self, tp: &TopicPartition) -> Result<&mut PartitionDir, StorageError> {
+        self.dirs.get_mut(tp).ok_or_else(|| StorageError::Io {
+            op: "find",
+            path: PathBuf::from(storage::partition_dir_name(tp)),
+            source: std::io::ErrorKind::NotFound.into(),
+        })
+    }
+}
+
+/// Kafka's rules for a topic name: 1 to 249 characters from `[a-zA-Z0-9._-]`, and not
+/// `.` or `..`.
+pub(crate) fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("Topic name is illegal, it can't be empty".to_string());
+    }
+    if name == "." || name == ".." {
+        return Err("Topic name cannot be \".\" or \"..\"".to_string());
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(format!(
+            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Concatenates batches into one records field.
+pub(crate) fn concat(batches: &[Bytes]) -> Bytes {
+    match batches {
+        [] => Bytes::new(),
+        [one] => one.clone(),
+        many => {
+            let mut out = Vec::with_capacity(many.iter().map(|b| b.len()).sum());
+            for b in many {
+                out.extend_from_slice(b);
+            }
+            Bytes::from(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_topic_name;
+
+    #[test]
+    fn topic_names_follow_kafkas_rules() {
+        assert!(validate_topic_name("orders.v2_eu-1").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("a/b").is_err());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+    }
+}

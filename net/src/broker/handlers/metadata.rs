@@ -1,0 +1,93 @@
+//! Metadata: the brokers (this one), the controller (this one) and the topics asked for.
+//!
+//! Which topics: v0 treats an empty list as "all", v1+ uses null for all and `[]` for
+//! none (KAFKA-COMPAT item 12). A named topic that does not exist is created when
+//! `auto.create.topics.enable` allows it and, from v4, the request does too
+//! (`allow_auto_topic_creation`, item 13).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::oneshot;
+
+use super::super::{Command, Shared};
+
+pub(super) async fn handle(
+    shared: &Shared,
+    version: i16,
+    req: MetadataRequest,
+) -> MetadataResponse {
+    let node_id = BrokerId(shared.cfg.node_id.0 as i32);
+    let resp = MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(node_id)
+            .with_host(StrBytes::from_string(shared.advertised_host.clone()))
+            .with_port(shared.advertised_port)])
+        .with_cluster_id(Some(StrBytes::from_string(shared.cluster_id.clone())))
+        .with_controller_id(node_id);
+    let names: Option<Vec<String>> = match req.topics {
+        None => None,
+        Some(topics) if topics.is_empty() && version == 0 => None,
+        Some(topics) => Some(
+            topics
+                .into_iter()
+                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .collect(),
+        ),
+    };
+    let auto_create = names.is_some()
+        && shared.cfg.auto_create_topics_enable
+        && (version < 4 || req.allow_auto_topic_creation);
+    let (tx, rx) = oneshot::channel();
+    let sent = shared
+        .send(Command::Metadata {
+            names,
+            auto_create,
+            reply: tx,
+        })
+        .await;
+    let Some(topics) = (if sent { rx.await.ok() } else { None }) else {
+        return resp;
+    };
+    let topics = topics
+        .into_iter()
+        .map(|(name, result)| {
+            let topic = MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(name))));
+            match result {
+                Err(e) => topic.with_error_code(e.code()),
+                Ok(parts) => topic.with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|p| {
+                            let part = MetadataResponsePartition::default()
+                                .with_partition_index(p.partition as i32);
+                            match p.state {
+                                None => part
+                                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                                    .with_leader_id(BrokerId(-1)),
+                                Some(s) => part
+                                    .with_error_code(match s.leader {
+                                        Some(_) => 0,
+                                        None => ResponseError::LeaderNotAvailable.code(),
+                                    })
+                                    .with_leader_id(BrokerId(s.leader.map_or(-1, |l| l.0 as i32)))
+                                    .with_leader_epoch(s.leader_epoch.0 as i32)
+                                    .with_replica_nodes(
+                                        s.replicas.iter().map(|r| BrokerId(r.0 as i32)).collect(),
+                                    )
+                                    .with_isr_nodes(
+                                        s.isr.iter().map(|r| BrokerId(r.0 as i32)).collect(),
+                                    ),
+                            }
+                        })
+                        .collect(),
+                ),
+            }
+        })
+        .collect();
+    resp.with_topics(topics)
+}

@@ -1,0 +1,186 @@
+//! `eddy broker`: the core on tokio behind a Kafka listener.
+//!
+//! ```text
+//!   TCP connection ──▶ connection task ──▶ handlers/<api>.rs ──▶ Command ──▶ node actor
+//!   (one per client)   frames, order        Kafka messages ⇄        (one task: Node,
+//!                      of responses         core requests           disks, metadata)
+//! ```
+//!
+//! [`Broker::start`] opens the log dirs (recovering every partition), starts the node
+//! actor and binds the listener; [`Broker::serve`] accepts connections until the
+//! shutdown future completes, then lets the actor flush every log.
+
+mod actor;
+mod connection;
+mod handlers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use eddy_core::config::BrokerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+pub(crate) use actor::Command;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("listeners = {value:?}: {reason}")]
+    Listener { value: String, reason: String },
+    #[error("cannot listen on {addr}: {source}; is another broker (or Kafka) using the port?")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the log dirs: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+/// What every connection shares: the way to the node actor and the settings the
+/// handlers need.
+pub(crate) struct Shared {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) cfg: BrokerConfig,
+    pub(crate) advertised_host: String,
+    pub(crate) advertised_port: i32,
+    pub(crate) cluster_id: String,
+}
+
+impl Shared {
+    /// Sends a command to the node actor. `false` when the actor is gone (shutting down).
+    pub(crate) async fn send(&self, cmd: Command) -> bool {
+        self.commands.send(cmd).await.is_ok()
+    }
+}
+
+/// A started broker, listening.
+pub struct Broker {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    actor: tokio::task::JoinHandle<()>,
+}
+
+/// `PLAINTEXT://host:port` → (host, port). Eddy's listeners are all plaintext.
+pub fn parse_listener(value: &str) -> Result<(String, u16), String> {
+    let first = value.split(',').next().unwrap_or_default().trim();
+    let rest = first
+        .split_once("://")
+        .map(|(proto, rest)| {
+            if proto.eq_ignore_ascii_case("PLAINTEXT") {
+                Ok(rest)
+            } else {
+                Err(format!(
+                    "listener {first:?} is not PLAINTEXT; Eddy speaks plaintext only"
+                ))
+            }
+        })
+        .unwrap_or(Err(format!(
+            "listener {first:?} is not of the form PLAINTEXT://host:port"
+        )))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("listener {first:?} has no port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("listener {first:?} has an invalid port {port:?}"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+impl Broker {
+    /// Recovers the logs and binds the listener. `incarnation` must differ on every
+    /// start (the start time in ms serves).
+    pub async fn start(cfg: BrokerConfig, incarnation: u64) -> Result<Broker, StartError> {
+        let (host, port) =
+            parse_listener(&cfg.listeners).map_err(|reason| StartError::Listener {
+                value: cfg.listeners.clone(),
+                reason,
+            })?;
+        let bind_host = if host.is_empty() {
+            "0.0.0.0".to_string()
+        } else {
+            host.clone()
+        };
+        let addr = format!("{bind_host}:{port}");
+        let advertised = match &cfg.advertised_listeners {
+            Some(a) => parse_listener(a).map_err(|reason| StartError::Listener {
+                value: a.clone(),
+                reason,
+            })?,
+            None => (host, port),
+        };
+        let cluster_id = crate::meta::cluster_id(&cfg)?;
+        let actor = actor::Actor::open(cfg.clone(), incarnation)?;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let (tx, rx) = mpsc::channel(actor::COMMAND_QUEUE);
+        let actor = tokio::spawn(actor.run(rx));
+        let advertised_host = match advertised.0.as_str() {
+            "" | "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+            h => h.to_string(),
+        };
+        let listener_port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(advertised.1);
+        // Port 0 asks the OS for one: advertise what it gave.
+        let advertised_port = if advertised.1 == 0 {
+            listener_port
+        } else {
+            advertised.1
+        };
+        Ok(Broker {
+            listener,
+            shared: Arc::new(Shared {
+                commands: tx,
+                cfg,
+                advertised_host,
+                advertised_port: advertised_port.into(),
+                cluster_id,
+            }),
+            actor,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts connections until `shutdown` completes; then stops accepting, and waits
+    /// for the node actor to flush every log once the open connections are done.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        let Broker {
+            listener,
+            shared,
+            actor,
+        } = self;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(connection::serve(stream, peer, Arc::clone(&shared)));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors, most often: wait, don't spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        tracing::info!("shutting down: no new connections; flushing logs");
+        drop(listener);
+        drop(shared);
+        // Connections still open hold the command queue; give them a moment, then the
+        // process exit closes them. The actor flushes when the last sender is gone.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), actor).await;
+    }
+}

@@ -1,0 +1,78 @@
+//! `meta.properties` in the first log dir: the cluster id and node id this data belongs
+//! to, as Kafka keeps them. A data directory from another cluster or node is refused
+//! rather than silently mixed in.
+
+use std::fs;
+use std::path::PathBuf;
+
+use eddy_core::config::BrokerConfig;
+
+use crate::storage::StorageError;
+
+const FILE: &str = "meta.properties";
+
+/// The cluster id stored beside the data, created on first start.
+pub(crate) fn cluster_id(cfg: &BrokerConfig) -> Result<String, StorageError> {
+    let dir = PathBuf::from(&cfg.log_dirs[0]);
+    fs::create_dir_all(&dir).map_err(|source| StorageError::Io {
+        op: "create log dir",
+        path: dir.clone(),
+        source,
+    })?;
+    let path = dir.join(FILE);
+    let io = |op: &'static str| {
+        let path = path.clone();
+        move |source| StorageError::Io { op, path, source }
+    };
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let get = |key: &str| {
+                text.lines()
+                    .filter_map(|l| l.split_once('='))
+                    .find(|(k, _)| k.trim() == key)
+                    .map(|(_, v)| v.trim().to_string())
+            };
+            if let Some(node) = get("node.id") {
+                if node != cfg.node_id.0.to_string() {
+                    return Err(StorageError::Io {
+                        op: "check",
+                        path,
+                        source: std::io::Error::other(format!(
+                            "the data belongs to node.id={node}, but this broker is node.id={}; point log.dirs elsewhere or fix node.id",
+                            cfg.node_id.0
+                        )),
+                    });
+                }
+            }
+            Ok(get("cluster.id").unwrap_or_else(|| "eddy".to_string()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = new_cluster_id();
+            let text = format!(
+                "# Written by eddy on first start.\nversion=1\ncluster.id={id}\nnode.id={}\n",
+                cfg.node_id.0
+            );
+            fs::write(&path, text).map_err(io("write"))?;
+            Ok(id)
+        }
+        Err(e) => Err(io("read")(e)),
+    }
+}
+
+/// A cluster id in Kafka's shape (22 characters of URL-safe base64), from the clock and
+/// process id: unique enough to tell clusters apart, which is all it is for.
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut x = nanos ^ (u128::from(std::process::id()) << 64);
+    (0..22)
+        .map(|_| {
+            let c = ALPHABET[(x % 64) as usize] as char;
+            x = (x / 64) ^ x.rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            c
+        })
+        .collect()
+}
