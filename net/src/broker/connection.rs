@@ -1,10 +1,13 @@
-//! One client connection: read frames, hand each request to its handler in a task of its
-//! own (so a long-polling fetch does not hold up the requests behind it), and write the
-//! responses back in request order, as Kafka promises (KAFKA-COMPAT item 5).
+//! One client connection: read frames, handle the requests one at a time in the order they
+//! came, and write the responses back in that order (KAFKA-COMPAT item 5).
 //!
-//! The writer takes one slot per request from a bounded queue, so at most
-//! [`MAX_IN_FLIGHT`] requests are outstanding per connection: a client that pipelines
-//! faster than the broker answers is slowed, not buffered without limit.
+//! One at a time is Kafka's own rule (its network processor mutes a connection until the
+//! response to its current request is sent), and producers depend on it: with several
+//! produce requests in flight, librdkafka and the Java client keep a partition's order
+//! only because the broker appends them in the order they were sent. A writer task sends
+//! responses while the next request is read and handled; at most [`MAX_IN_FLIGHT`]
+//! responses wait for it, so a client that does not read its responses is slowed, not
+//! buffered without limit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{handlers, Shared};
 use crate::wire::{self, Request};
@@ -24,21 +27,12 @@ const MAX_IN_FLIGHT: usize = 128;
 pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     tracing::debug!(%peer, "connection opened");
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let (slots, mut in_order) = mpsc::channel::<oneshot::Receiver<Option<Bytes>>>(MAX_IN_FLIGHT);
+    let (responses, mut in_order) = mpsc::channel::<Bytes>(MAX_IN_FLIGHT);
     let write_task = tokio::spawn(async move {
-        while let Some(slot) = in_order.recv().await {
-            match slot.await {
-                Ok(Some(frame)) => {
-                    // madsim's stream holds bytes until flushed; flush every response.
-                    if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
-                        break;
-                    }
-                }
-                // acks=0: no response, by design.
-                Ok(None) => {}
-                // The handler failed to produce a response: the client would wait
-                // forever for this correlation id, so close instead.
-                Err(_) => break,
+        while let Some(frame) = in_order.recv().await {
+            // madsim's stream holds bytes until flushed; flush every response.
+            if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
+                break;
             }
         }
         let _ = writer.shutdown().await;
@@ -63,13 +57,9 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
             Ok(Ok(Ok(None))) => break,
             Ok(Ok(Ok(Some(frame)))) => frame,
         };
-        let (tx, rx) = oneshot::channel();
-        if slots.send(rx).await.is_err() {
-            break;
-        }
-        match wire::decode_request(frame) {
+        let frame = match wire::decode_request(frame) {
             Ok(Request::ApiVersionsTooNew { correlation_id }) => {
-                let _ = tx.send(Some(wire::api_versions_fallback(correlation_id)));
+                wire::api_versions_fallback(correlation_id)
             }
             Ok(Request::Decoded {
                 header,
@@ -77,33 +67,31 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
                 version,
                 body,
             }) => {
-                let shared = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let correlation_id = header.correlation_id;
-                    let Some(resp) = handlers::handle(&shared, &header, key, version, *body).await
-                    else {
-                        let _ = tx.send(None);
-                        return;
-                    };
-                    match wire::encode_response(key, version, correlation_id, &resp) {
-                        Ok(frame) => {
-                            let _ = tx.send(Some(frame));
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "response does not encode; closing the connection");
-                            drop(tx);
-                        }
+                let correlation_id = header.correlation_id;
+                // acks=0: no response, by design.
+                let Some(resp) = handlers::handle(&shared, &header, key, version, *body).await
+                else {
+                    continue;
+                };
+                match wire::encode_response(key, version, correlation_id, &resp) {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        // The client would wait for ever for this correlation id.
+                        tracing::error!(error = %e, "response does not encode; closing the connection");
+                        break;
                     }
-                });
+                }
             }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection");
-                drop(tx);
                 break;
             }
+        };
+        if responses.send(frame).await.is_err() {
+            break;
         }
     }
-    drop(slots);
+    drop(responses);
     let _ = write_task.await;
     tracing::debug!(%peer, "connection closed");
 }

@@ -12,7 +12,9 @@
 //! newer than Eddy's is answered in v0 format with UNSUPPORTED_VERSION and the supported
 //! ranges (KIP-511); anything else that cannot be decoded — an unknown API key, an
 //! unsupported version, a truncated or garbled body, a frame over the size limit —
-//! closes the connection, and only that connection.
+//! closes the connection, and only that connection. Bodies are decoded through
+//! [`guard`], so that no count read off the wire can make the decoder allocate more than
+//! the frame's size warrants.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -22,6 +24,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+mod guard;
 
 /// The APIs Eddy implements and the versions of each it really serves. Produce is
 /// advertised from v0 although v0–2 are refused when they arrive: librdkafka before
@@ -158,13 +162,37 @@ pub fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
     let mut buf = frame;
     let header = RequestHeader::decode(&mut buf, key.request_header_version(version))
         .map_err(|e| malformed(format!("{e:#}")))?;
-    let body =
-        RequestKind::decode(key, &mut buf, version).map_err(|e| malformed(format!("{e:#}")))?;
+    let body = decode_body(key, &buf, version).map_err(malformed)?;
     Ok(Request::Decoded {
         header,
         key,
         version,
         body: Box::new(body),
+    })
+}
+
+/// Decodes a request body through [`guard`], for the APIs in [`SUPPORTED`].
+fn decode_body(key: ApiKey, body: &Bytes, version: i16) -> Result<RequestKind, String> {
+    use kafka_protocol::messages as m;
+    Ok(match key {
+        ApiKey::Produce => RequestKind::Produce(guard::decode::<m::ProduceRequest>(body, version)?),
+        ApiKey::Fetch => RequestKind::Fetch(guard::decode::<m::FetchRequest>(body, version)?),
+        ApiKey::ListOffsets => {
+            RequestKind::ListOffsets(guard::decode::<m::ListOffsetsRequest>(body, version)?)
+        }
+        ApiKey::Metadata => {
+            RequestKind::Metadata(guard::decode::<m::MetadataRequest>(body, version)?)
+        }
+        ApiKey::ApiVersions => {
+            RequestKind::ApiVersions(guard::decode::<m::ApiVersionsRequest>(body, version)?)
+        }
+        ApiKey::CreateTopics => {
+            RequestKind::CreateTopics(guard::decode::<m::CreateTopicsRequest>(body, version)?)
+        }
+        ApiKey::InitProducerId => {
+            RequestKind::InitProducerId(guard::decode::<m::InitProducerIdRequest>(body, version)?)
+        }
+        other => return Err(format!("{other:?} is not served")),
     })
 }
 
@@ -335,6 +363,58 @@ mod tests {
                 valid.min <= lowest && max <= valid.max,
                 "{key:?}: Eddy serves {lowest}..={max}, the crate decodes {valid}"
             );
+        }
+    }
+
+    mod fuzz {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn every_served_version() -> Vec<(ApiKey, i16)> {
+            SUPPORTED
+                .iter()
+                .flat_map(|&(k, min, max)| {
+                    (min.max(if k == ApiKey::Produce { 3 } else { min })..=max).map(move |v| (k, v))
+                })
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any bytes at all, for every API and version Eddy serves: an error or a
+            /// request, never a panic or an abort.
+            #[test]
+            fn random_bodies_never_panic_or_abort(body in proptest::collection::vec(any::<u8>(), 0..96)) {
+                let body = Bytes::from(body);
+                for (key, version) in every_served_version() {
+                    let _ = decode_body(key, &body, version);
+                }
+            }
+
+            /// A valid Metadata request with bytes overwritten at random: counts become
+            /// anything, and the decoder must still not allocate on their word.
+            #[test]
+            fn corrupted_requests_never_panic_or_abort(
+                at in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)
+            ) {
+                use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+                use kafka_protocol::messages::{MetadataRequest, TopicName};
+                use kafka_protocol::protocol::{Encodable, StrBytes};
+                let req = MetadataRequest::default().with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("a")))),
+                    MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("bb")))),
+                ]));
+                for version in 0..=12 {
+                    let mut b = BytesMut::new();
+                    req.encode(&mut b, version).unwrap();
+                    for (i, byte) in &at {
+                        let i = i.index(b.len());
+                        b[i] = *byte;
+                    }
+                    let _ = decode_body(ApiKey::Metadata, &b.clone().freeze(), version);
+                }
+            }
         }
     }
 }

@@ -1,0 +1,344 @@
+//! `eddy broker` at the frame level: what each kind of bad input gets (the error code a
+//! Kafka broker sends, or a closed connection), that the broker keeps serving everyone
+//! else afterwards, and the wire behaviours of KAFKA-COMPAT.md that other
+//! Kafka-compatible brokers got wrong.
+
+mod support;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, FetchRequest,
+    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestKind, ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use support::{batch, Broker, Raw};
+
+fn topic(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+fn create(raw: &mut Raw, name: &str, partitions: i32) {
+    let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(topic(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)]);
+    let ResponseKind::CreateTopics(resp) =
+        raw.call(ApiKey::CreateTopics, 4, RequestKind::CreateTopics(req))
+    else {
+        panic!("CreateTopics answer");
+    };
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+}
+
+fn produce_req(acks: i16, name: &str, partition: i32, records: Bytes) -> RequestKind {
+    RequestKind::Produce(
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic(name))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records))])]),
+    )
+}
+
+/// (error code, base offset) of a one-partition produce.
+fn produce(raw: &mut Raw, name: &str, partition: i32, records: Bytes) -> (i16, i64) {
+    let ResponseKind::Produce(resp) =
+        raw.call(ApiKey::Produce, 7, produce_req(1, name, partition, records))
+    else {
+        panic!("Produce answer");
+    };
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn fetch_req(name: &str, offset: i64, max_wait_ms: i32) -> RequestKind {
+    RequestKind::Fetch(
+        FetchRequest::default()
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic(name))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])]),
+    )
+}
+
+/// The broker still answers a well-formed request on a new connection.
+fn still_serving(broker: &Broker) {
+    let mut raw = Raw::connect(&broker.addr);
+    let resp = raw.call(
+        ApiKey::ApiVersions,
+        3,
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    );
+    assert!(matches!(resp, ResponseKind::ApiVersions(r) if r.error_code == 0));
+}
+
+#[test]
+fn oversized_and_malformed_frames_close_only_their_own_connection() {
+    let broker = Broker::start("wire-bad-frames", &["socket.request.max.bytes=1048576"]);
+    let mut bystander = Raw::connect(&broker.addr);
+
+    // A length over socket.request.max.bytes: closed before the body is read.
+    let mut raw = Raw::connect(&broker.addr);
+    raw.stream_write(&(64 * 1024 * 1024i32).to_be_bytes());
+    assert!(raw.is_closed(), "oversized frame");
+    // A negative length.
+    let mut raw = Raw::connect(&broker.addr);
+    raw.stream_write(&(-5i32).to_be_bytes());
+    assert!(raw.is_closed(), "negative length");
+    // Too short for a request header.
+    let mut raw = Raw::connect(&broker.addr);
+    raw.send_frame(&[0, 3, 0]);
+    assert!(raw.is_closed(), "short frame");
+    // An API key Kafka does not have.
+    let mut raw = Raw::connect(&broker.addr);
+    raw.send_frame(&[0x27, 0x0f, 0, 0, 0, 0, 0, 1]);
+    assert!(raw.is_closed(), "unknown api key");
+    // A version Eddy does not serve (Fetch v3).
+    let mut raw = Raw::connect(&broker.addr);
+    raw.send_frame(&[0, 1, 0, 3, 0, 0, 0, 1, 0, 0]);
+    assert!(raw.is_closed(), "unsupported version");
+    // A Metadata v1 body claiming a topic array far longer than the frame.
+    let mut raw = Raw::connect(&broker.addr);
+    raw.send_frame(&[0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 9, 0, 1]);
+    assert!(raw.is_closed(), "truncated body");
+
+    // Counts far past the frame's end, which the codec would pass to Vec::with_capacity
+    // (a ~150 GB allocation, and an abort): Metadata v1 with 2^31-1 topics, and v9 with a
+    // compact-array count of 2^32-2.
+    let mut raw = Raw::connect(&broker.addr);
+    raw.send_frame(&[0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0x7f, 0xff, 0xff, 0xff]);
+    assert!(raw.is_closed(), "huge int32 count");
+    let mut raw = Raw::connect(&broker.addr);
+    raw.send_frame(&[
+        0, 3, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 0, 0,
+    ]);
+    assert!(raw.is_closed(), "huge varint count");
+
+    // The connection that behaved is still served, and so are new ones.
+    let resp = bystander.call(
+        ApiKey::Metadata,
+        1,
+        RequestKind::Metadata(MetadataRequest::default()),
+    );
+    assert!(matches!(resp, ResponseKind::Metadata(_)));
+    still_serving(&broker);
+}
+
+#[test]
+fn api_versions_newer_than_eddys_is_answered_in_v0_with_unsupported_version() {
+    let broker = Broker::start("wire-apiversions", &[]);
+    let mut raw = Raw::connect(&broker.addr);
+    // ApiVersions v99 with a body Eddy cannot know (KIP-511).
+    raw.send_frame(&[
+        0, 18, 0, 99, 0, 0, 0, 42, 0, 4, b'j', b'a', b'v', b'a', 7, 7, 7,
+    ]);
+    let (cid, mut body) = raw.recv_raw(ApiKey::ApiVersions, 0).expect("an answer");
+    assert_eq!(cid, 42);
+    let resp = ApiVersionsResponse::decode(&mut body, 0).expect("v0 body");
+    assert_eq!(resp.error_code, 35, "UNSUPPORTED_VERSION");
+    let range = |k: ApiKey| {
+        resp.api_keys
+            .iter()
+            .find(|a| a.api_key == k as i16)
+            .map(|a| (a.min_version, a.max_version))
+    };
+    assert_eq!(range(ApiKey::ApiVersions), Some((0, 4)));
+    assert_eq!(
+        range(ApiKey::Produce),
+        Some((0, 9)),
+        "Produce advertised from v0"
+    );
+    // The same connection then negotiates normally.
+    let resp = raw.call(
+        ApiKey::ApiVersions,
+        3,
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    );
+    assert!(matches!(resp, ResponseKind::ApiVersions(r) if r.error_code == 0));
+}
+
+#[test]
+fn bad_produce_requests_get_kafkas_error_codes_and_lose_nothing() {
+    let broker = Broker::start(
+        "wire-produce",
+        &["message.max.bytes=2000", "auto.create.topics.enable=false"],
+    );
+    let mut raw = Raw::connect(&broker.addr);
+    create(&mut raw, "t", 1);
+    assert_eq!(produce(&mut raw, "t", 0, batch(&["a", "b"])), (0, 0));
+
+    // A flipped byte in the records: the CRC no longer matches.
+    let mut corrupt = BytesMut::from(&batch(&["c"])[..]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x5a;
+    assert_eq!(
+        produce(&mut raw, "t", 0, corrupt.freeze()).0,
+        2,
+        "CORRUPT_MESSAGE"
+    );
+    // Unknown topic and unknown partition.
+    assert_eq!(
+        produce(&mut raw, "nope", 0, batch(&["x"])).0,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(
+        produce(&mut raw, "t", 7, batch(&["x"])).0,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    // Over message.max.bytes.
+    let big = "y".repeat(3000);
+    assert_eq!(
+        produce(&mut raw, "t", 0, batch(&[&big])).0,
+        10,
+        "MESSAGE_TOO_LARGE"
+    );
+    // Two batches where v3+ allows exactly one.
+    let mut two = BytesMut::from(&batch(&["d"])[..]);
+    two.put_slice(&batch(&["e"]));
+    assert_eq!(
+        produce(&mut raw, "t", 0, two.freeze()).0,
+        87,
+        "INVALID_RECORD"
+    );
+    // acks=2 does not exist.
+    let ResponseKind::Produce(resp) =
+        raw.call(ApiKey::Produce, 7, produce_req(2, "t", 0, batch(&["z"])))
+    else {
+        panic!()
+    };
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code, 21,
+        "INVALID_REQUIRED_ACKS"
+    );
+
+    // Nothing refused was stored; the good write still is, and the next one follows it.
+    assert_eq!(produce(&mut raw, "t", 0, batch(&["f"])), (0, 2));
+}
+
+#[test]
+fn acks_0_gets_no_response_and_responses_keep_request_order() {
+    let broker = Broker::start("wire-order", &[]);
+    let mut raw = Raw::connect(&broker.addr);
+    create(&mut raw, "o", 1);
+    // Pipelined: acks=0 produce, Metadata, acks=1 produce, Fetch (long poll), ApiVersions.
+    let c0 = raw.send(
+        ApiKey::Produce,
+        7,
+        &produce_req(0, "o", 0, batch(&["zero"])),
+    );
+    let c1 = raw.send(
+        ApiKey::Metadata,
+        4,
+        &RequestKind::Metadata(MetadataRequest::default()),
+    );
+    let c2 = raw.send(ApiKey::Produce, 7, &produce_req(1, "o", 0, batch(&["one"])));
+    let c3 = raw.send(ApiKey::Fetch, 11, &fetch_req("o", 2, 200));
+    let c4 = raw.send(
+        ApiKey::ApiVersions,
+        3,
+        &RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    );
+    assert_eq!(
+        raw.recv(ApiKey::Metadata, 4).0,
+        c1,
+        "no answer for acks=0 ({c0})"
+    );
+    let (cid, resp) = raw.recv(ApiKey::Produce, 7);
+    assert_eq!(cid, c2);
+    let ResponseKind::Produce(resp) = resp else {
+        panic!()
+    };
+    assert_eq!(
+        resp.responses[0].partition_responses[0].base_offset, 1,
+        "the acks=0 batch was appended first, in request order"
+    );
+    assert_eq!(raw.recv(ApiKey::Fetch, 11).0, c3);
+    assert_eq!(raw.recv(ApiKey::ApiVersions, 3).0, c4);
+}
+
+#[test]
+fn fetch_returns_whole_batches_empty_records_never_null_and_offsets_as_kafka() {
+    let broker = Broker::start("wire-fetch", &[]);
+    let mut raw = Raw::connect(&broker.addr);
+    create(&mut raw, "f", 1);
+    let first = batch(&["r0", "r1", "r2"]);
+    assert_eq!(produce(&mut raw, "f", 0, first.clone()).0, 0);
+    assert_eq!(produce(&mut raw, "f", 0, batch(&["r3"])).0, 0);
+
+    // From the middle of the first batch: the whole batch comes back (the client skips).
+    let ResponseKind::Fetch(resp) = raw.call(ApiKey::Fetch, 11, fetch_req("f", 1, 0)) else {
+        panic!()
+    };
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.high_watermark, 4);
+    assert_eq!(p.last_stable_offset, 4);
+    assert_eq!(p.log_start_offset, 0);
+    let records = p.records.as_ref().expect("records");
+    // Both batches fit; the first starts at offset 0 and is the producer's bytes with
+    // only the base offset and partition leader epoch (outside the CRC) filled in.
+    assert_eq!(records.len(), first.len() + batch(&["r3"]).len());
+    assert_eq!(
+        &records[16..first.len()],
+        &first[16..],
+        "the same batch bytes"
+    );
+    assert_eq!(&records[..8], &0i64.to_be_bytes());
+
+    // At the end of the log, after a long poll: empty records, not null.
+    let started = std::time::Instant::now();
+    let ResponseKind::Fetch(resp) = raw.call(ApiKey::Fetch, 11, fetch_req("f", 4, 300)) else {
+        panic!()
+    };
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "waited for data"
+    );
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.records.as_deref(), Some(&[][..]), "empty, never null");
+
+    // Past the end: OFFSET_OUT_OF_RANGE.
+    let ResponseKind::Fetch(resp) = raw.call(ApiKey::Fetch, 11, fetch_req("f", 99, 0)) else {
+        panic!()
+    };
+    assert_eq!(resp.responses[0].partitions[0].error_code, 1);
+
+    // ListOffsets: -1 latest, -2 earliest, -3 max timestamp, and by time.
+    for (version, ts, want_offset) in [
+        (2, -1, 4),
+        (2, -2, 0),
+        (7, -3, 0),
+        (2, 1_000, 0),
+        (2, 5_000, -1),
+    ] {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic("f"))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(ts)])]);
+        let ResponseKind::ListOffsets(resp) =
+            raw.call(ApiKey::ListOffsets, version, RequestKind::ListOffsets(req))
+        else {
+            panic!()
+        };
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.offset), (0, want_offset), "timestamp {ts}");
+    }
+}

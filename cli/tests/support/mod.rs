@@ -1,0 +1,292 @@
+//! Shared by the broker tests: start a real `eddy broker` process on a free port with a
+//! data directory of its own, and speak to it — with the real clients nobody here wrote
+//! (kcat, kafka-python), or frame by frame through the `kafka-protocol` crate's client
+//! side for the cases a well-behaved client never sends.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+/// A broker process, killed (and its data removed) when dropped.
+pub(crate) struct Broker {
+    child: Option<Child>,
+    pub(crate) addr: String,
+    pub(crate) data: PathBuf,
+    extra: Vec<String>,
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("eddy-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+impl Broker {
+    /// Starts a broker on a port of the OS's choosing, with `overrides` applied.
+    pub(crate) fn start(name: &str, overrides: &[&str]) -> Broker {
+        let data = fresh_dir(name);
+        let mut b = Broker {
+            child: None,
+            addr: String::new(),
+            data,
+            extra: overrides.iter().map(|s| s.to_string()).collect(),
+        };
+        b.spawn("PLAINTEXT://127.0.0.1:0".to_string());
+        b
+    }
+
+    fn spawn(&mut self, listener: String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_eddy"));
+        cmd.arg("broker")
+            .arg("--override")
+            .arg(format!("log.dirs={}", self.data.display()))
+            .arg("--override")
+            .arg(format!("listeners={listener}"));
+        for o in &self.extra {
+            cmd.arg("--override").arg(o);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("eddy broker starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stderr.read_line(&mut line).expect("reads stderr") == 0 {
+                panic!("eddy broker exited before listening");
+            }
+            if let Some(rest) = line.split(" listening on ").nth(1) {
+                self.addr = rest.split(',').next().expect("address").to_string();
+                break;
+            }
+        }
+        // Keep draining stderr so the broker never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = stderr.read_to_string(&mut sink);
+        });
+        self.child = Some(child);
+    }
+
+    /// kill -9, as a crash.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, and wait for the clean exit.
+    pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
+        let c = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let mut c = c;
+        c.wait().expect("broker exits")
+    }
+
+    /// Starts the broker again on the same port and data.
+    pub(crate) fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill it first");
+        let listener = format!("PLAINTEXT://{}", self.addr);
+        self.spawn(listener);
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// Whether an outside client is installed. Missing ones fail the test when
+/// `EDDY_REQUIRE_CLIENTS` is set (scripts/test sets it after installing them) and skip it
+/// with a message otherwise.
+pub(crate) fn have(tool: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(tool)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        if std::env::var_os("EDDY_REQUIRE_CLIENTS").is_some() {
+            panic!("{tool} is not installed; scripts/test installs kcat (Debian package kafkacat) and kafka-python");
+        }
+        eprintln!("SKIPPED: {tool} is not installed (scripts/test installs it)");
+    }
+    ok
+}
+
+pub(crate) fn have_kcat() -> bool {
+    have("kcat", &["-V"])
+}
+
+pub(crate) fn have_kafka_python() -> bool {
+    have("python3", &["-c", "import kafka"])
+}
+
+/// Runs kcat with `args`, feeding `stdin`; returns stdout, failing on a non-zero exit.
+pub(crate) fn kcat(args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat runs");
+    let mut input = child.stdin.take().expect("piped");
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("kcat finishes");
+    feeder.join().expect("stdin fed");
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs a Python script with kafka-python; returns its stdout.
+pub(crate) fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A raw connection, speaking frames.
+pub(crate) struct Raw {
+    pub(crate) stream: TcpStream,
+    next_correlation_id: i32,
+}
+
+impl Raw {
+    pub(crate) fn connect(addr: &str) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout set");
+        Raw {
+            stream,
+            next_correlation_id: 1,
+        }
+    }
+
+    /// Writes bytes as they are, with no length prefix.
+    pub(crate) fn stream_write(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("writes");
+    }
+
+    /// Sends raw bytes as one frame (length prefix added).
+    pub(crate) fn send_frame(&mut self, body: &[u8]) {
+        let mut buf = Vec::with_capacity(body.len() + 4);
+        buf.extend_from_slice(&(body.len() as i32).to_be_bytes());
+        buf.extend_from_slice(body);
+        self.stream.write_all(&buf).expect("writes");
+    }
+
+    /// Encodes and sends a request; returns its correlation id.
+    pub(crate) fn send(&mut self, key: ApiKey, version: i16, req: &RequestKind) -> i32 {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("eddy-test")));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .expect("header encodes");
+        req.encode(&mut buf, version).expect("request encodes");
+        self.send_frame(&buf);
+        correlation_id
+    }
+
+    /// Reads one response frame: (correlation id, body after the header).
+    pub(crate) fn recv_raw(&mut self, key: ApiKey, version: i16) -> Option<(i32, Bytes)> {
+        let mut len = [0u8; 4];
+        if self.stream.read_exact(&mut len).is_err() {
+            return None;
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        let mut body = Bytes::from(body);
+        let header_version = if key == ApiKey::ApiVersions {
+            0
+        } else {
+            key.response_header_version(version)
+        };
+        let header = ResponseHeader::decode(&mut body, header_version).expect("header decodes");
+        Some((header.correlation_id, body))
+    }
+
+    /// Reads and decodes one response.
+    pub(crate) fn recv(&mut self, key: ApiKey, version: i16) -> (i32, ResponseKind) {
+        let (cid, mut body) = self.recv_raw(key, version).expect("a response");
+        let resp = ResponseKind::decode(key, &mut body, version).expect("response decodes");
+        (cid, resp)
+    }
+
+    /// Sends and waits for the answer.
+    pub(crate) fn call(&mut self, key: ApiKey, version: i16, req: RequestKind) -> ResponseKind {
+        let cid = self.send(key, version, &req);
+        let (got, resp) = self.recv(key, version);
+        assert_eq!(got, cid, "responses come back in order");
+        resp
+    }
+
+    /// Whether the broker closed the connection (reads end of stream or a reset).
+    pub(crate) fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        match self.stream.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+}
+
+/// A v2 record batch of `values`, as a producer builds it.
+pub(crate) fn batch(values: &[&str]) -> Bytes {
+    let mut b = eddy_core::batch::BatchBuilder::new();
+    for v in values {
+        b.push(eddy_core::batch::NewRecord {
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            timestamp_ms: 1_000,
+            ..Default::default()
+        });
+    }
+    b.build()
+}
