@@ -200,3 +200,58 @@ print("past-end", c.offsets_for_times({parts[0]: 99_999})[parts[0]])
         assert!(out.contains(want), "expected {want:?} in:\n{out}");
     }
 }
+
+/// kafka-python's admin client: topics created, grown, described, listed and deleted, the
+/// cluster and the broker's configuration described — each answer as Kafka gives it.
+#[test]
+fn kafka_python_admin_lifecycle() {
+    if !have_kafka_python() {
+        return;
+    }
+    let broker = Broker::start("kafka-python-admin", &["log.segment.bytes=1048576"]);
+    let script = r#"
+import sys
+from kafka.admin import KafkaAdminClient, NewTopic, NewPartitions, ConfigResource, ConfigResourceType
+from kafka.errors import UnknownTopicOrPartitionError, InvalidPartitionsError, InvalidReplicationFactorError
+b = sys.argv[1]
+a = KafkaAdminClient(bootstrap_servers=b)
+a.create_topics([NewTopic("t1", 2, 1), NewTopic("t2", 1, 1)])
+print("topics", sorted(a.list_topics()))
+try:
+    a.create_topics([NewTopic("t3", 1, 3)])
+except InvalidReplicationFactorError:
+    print("rf3 refused")
+a.create_partitions({"t1": NewPartitions(5)})
+print("t1 partitions", len(a.describe_topics(["t1"])[0]["partitions"]))
+try:
+    a.create_partitions({"t1": NewPartitions(3)})
+except InvalidPartitionsError:
+    print("shrink refused")
+c = a.describe_cluster()
+print("brokers", len(c["brokers"]), "controller", c["controller_id"])
+cfg = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "t1")], config_filter="all")["topic"]["t1"]
+print("segment.bytes", cfg["segment.bytes"]["value"], len(cfg))
+bcfg = a.describe_configs([ConfigResource(ConfigResourceType.BROKER, "0", ["log.segment.bytes"])], config_filter="all")["broker"]["0"]
+print("broker", [(k, v["value"]) for k, v in bcfg.items()])
+a.delete_topics(["t2"])
+print("after delete", sorted(a.list_topics()))
+try:
+    a.delete_topics(["t2"])
+except UnknownTopicOrPartitionError:
+    print("second delete refused")
+"#;
+    let out = python(script, &[&broker.addr]);
+    for want in [
+        "topics ['t1', 't2']",
+        "rf3 refused",
+        "t1 partitions 5",
+        "shrink refused",
+        "brokers 1 controller 0",
+        "segment.bytes 1048576 12",
+        "broker [('log.segment.bytes', '1048576')]",
+        "after delete ['t1']",
+        "second delete refused",
+    ] {
+        assert!(out.contains(want), "expected {want:?} in:\n{out}");
+    }
+}

@@ -114,6 +114,17 @@ impl Node {
         self.replicas.values()
     }
 
+    /// Forgets a partition (its topic was deleted). Requests waiting on it are answered
+    /// NOT_LEADER_OR_FOLLOWER, as on any loss of leadership; removing its files is the
+    /// shell's business.
+    pub fn remove_partition(&mut self, tp: &TopicPartition) -> Vec<Effect> {
+        let mut out = std::mem::take(&mut self.startup);
+        if let Some(mut replica) = self.replicas.remove(tp) {
+            replica.resign(&mut out);
+        }
+        out
+    }
+
     /// Feeds one input; returns what to do about it.
     pub fn handle(&mut self, now_ms: TimeMs, input: Input) -> Vec<Effect> {
         let mut out = std::mem::take(&mut self.startup);

@@ -294,6 +294,13 @@ impl PartitionDir {
         Ok(())
     }
 
+    /// Removes the partition's directory and everything in it (its topic was deleted).
+    pub fn delete(self) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))
+    }
+
     /// The segment files' base offsets, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
         self.segments.iter().map(|s| s.base_offset).collect()

@@ -326,7 +326,9 @@ impl Replica {
 
     /// Gives up the leader role, if held: every waiting request is answered
     /// NOT_LEADER_OR_FOLLOWER (their outcome is unknown to the client, as in Kafka).
-    fn resign(&mut self, out: &mut Vec<Effect>) {
+    /// Gives up leadership: every request waiting on it is answered
+    /// NOT_LEADER_OR_FOLLOWER, and the replica takes no role until told one.
+    pub(crate) fn resign(&mut self, out: &mut Vec<Effect>) {
         let role = std::mem::replace(&mut self.role, Role::Unassigned);
         let Role::Leader(leader) = role else { return };
         let log_start_offset = self.log.log_start_offset();

@@ -75,6 +75,17 @@ pub(crate) enum Command {
         validate_only: bool,
         reply: oneshot::Sender<Result<(), (ResponseError, String)>>,
     },
+    DeleteTopic {
+        name: String,
+        reply: oneshot::Sender<Result<(), (ResponseError, String)>>,
+    },
+    /// Grows a topic to `count` partitions.
+    CreatePartitions {
+        name: String,
+        count: u32,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), (ResponseError, String)>>,
+    },
     NewProducerId {
         reply: oneshot::Sender<i64>,
     },
@@ -313,6 +324,25 @@ impl Actor {
                 }
                 let _ = reply.send(result);
             }
+            Command::DeleteTopic { name, reply } => {
+                let result = self.delete_topic(&name);
+                if result.is_ok() {
+                    tracing::info!(topic = %name, "deleted topic");
+                }
+                let _ = reply.send(result);
+            }
+            Command::CreatePartitions {
+                name,
+                count,
+                validate_only,
+                reply,
+            } => {
+                let result = self.create_partitions(&name, count, validate_only);
+                if result.is_ok() && !validate_only {
+                    tracing::info!(topic = %name, partitions = count, "added partitions");
+                }
+                let _ = reply.send(result);
+            }
             Command::NewProducerId { reply } => {
                 let id = self.next_producer_id;
                 self.next_producer_id += 1;
@@ -403,6 +433,70 @@ impl Actor {
             states.push((tp.clone(), self.leader_state(&tp)));
         }
         self.topics.insert(name.to_string(), partitions);
+        let now = self.now_ms();
+        let effects = self.node.handle(
+            now,
+            Input::Controller(ControllerMessage::PartitionStates(states)),
+        );
+        self.carry_out(effects);
+        Ok(())
+    }
+
+    fn delete_topic(&mut self, name: &str) -> Result<(), (ResponseError, String)> {
+        let Some(count) = self.topics.remove(name) else {
+            return Err((
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            ));
+        };
+        for p in 0..count {
+            let tp = TopicPartition::new(name, p);
+            let effects = self.node.remove_partition(&tp);
+            self.carry_out(effects);
+            if let Some(dir) = self.dirs.remove(&tp) {
+                if let Err(e) = dir.delete() {
+                    // The topic is gone either way; leftover files would bring it back on
+                    // the next start, so say where they are.
+                    tracing::error!(partition = %format!("{name}-{p}"), error = %e, "could not remove the files of a deleted partition; remove them by hand");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn create_partitions(
+        &mut self,
+        name: &str,
+        count: u32,
+        validate_only: bool,
+    ) -> Result<(), (ResponseError, String)> {
+        let Some(&current) = self.topics.get(name) else {
+            return Err((
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            ));
+        };
+        if count <= current {
+            return Err((
+                ResponseError::InvalidPartitions,
+                format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}."),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut states = Vec::new();
+        for p in current..count {
+            let tp = TopicPartition::new(name, p);
+            self.create_partition_dir(&tp).map_err(|e| {
+                (
+                    ResponseError::KafkaStorageError,
+                    format!("cannot create {name}-{p}: {e}"),
+                )
+            })?;
+            states.push((tp.clone(), self.leader_state(&tp)));
+        }
+        self.topics.insert(name.to_string(), count);
         let now = self.now_ms();
         let effects = self.node.handle(
             now,

@@ -39,6 +39,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 5),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DeleteTopics, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeCluster, 0, 1),
 ];
 
 /// The lowest Produce version that is decoded; lower ones are advertised but refused.
@@ -191,6 +196,21 @@ fn decode_body(key: ApiKey, body: &Bytes, version: i16) -> Result<RequestKind, S
         }
         ApiKey::InitProducerId => {
             RequestKind::InitProducerId(guard::decode::<m::InitProducerIdRequest>(body, version)?)
+        }
+        ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(guard::decode::<
+            m::OffsetForLeaderEpochRequest,
+        >(body, version)?),
+        ApiKey::DeleteTopics => {
+            RequestKind::DeleteTopics(guard::decode::<m::DeleteTopicsRequest>(body, version)?)
+        }
+        ApiKey::CreatePartitions => RequestKind::CreatePartitions(guard::decode::<
+            m::CreatePartitionsRequest,
+        >(body, version)?),
+        ApiKey::DescribeConfigs => {
+            RequestKind::DescribeConfigs(guard::decode::<m::DescribeConfigsRequest>(body, version)?)
+        }
+        ApiKey::DescribeCluster => {
+            RequestKind::DescribeCluster(guard::decode::<m::DescribeClusterRequest>(body, version)?)
         }
         other => return Err(format!("{other:?} is not served")),
     })
