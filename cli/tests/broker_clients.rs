@@ -255,3 +255,95 @@ except UnknownTopicOrPartitionError:
         assert!(out.contains(want), "expected {want:?} in:\n{out}");
     }
 }
+
+/// Size retention: with small segments and `log.retention.bytes`, old segments are
+/// deleted every `log.retention.check.interval.ms`, the log start moves up, and a
+/// consumer from the beginning starts there and reads the rest intact. The log start
+/// survives a restart.
+#[test]
+fn retention_trims_old_segments_and_consumers_start_after_them() {
+    if !have_kcat() {
+        return;
+    }
+    let mut broker = Broker::start(
+        "retention",
+        &[
+            "log.segment.bytes=4096",
+            "log.retention.bytes=16384",
+            "log.retention.check.interval.ms=100",
+        ],
+    );
+    let input: String = (0..2_000)
+        .map(|i| format!("record-{i:05}-{}\n", "p".repeat(40)))
+        .collect();
+    kcat(
+        &[
+            "-b",
+            &broker.addr,
+            "-t",
+            "trimmed",
+            "-P",
+            "-X",
+            "linger.ms=0",
+            "-X",
+            "batch.num.messages=10",
+        ],
+        input.as_bytes(),
+    );
+    let dir = broker.data.join("trimmed-0");
+    let segments = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count()
+    };
+    let mut waited = 0;
+    while segments(&dir) > 6 && waited < 50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    assert!(
+        segments(&dir) <= 6,
+        "old segments deleted: {} left",
+        segments(&dir)
+    );
+    for restart in [false, true] {
+        if restart {
+            broker.stop();
+            broker.restart();
+        }
+        let out = String::from_utf8(kcat(
+            &[
+                "-b",
+                &broker.addr,
+                "-t",
+                "trimmed",
+                "-C",
+                "-e",
+                "-q",
+                "-o",
+                "beginning",
+            ],
+            b"",
+        ))
+        .unwrap();
+        let got: Vec<&str> = out.lines().collect();
+        assert!(
+            got.len() < 2_000 && got.len() >= 16_384 / 100,
+            "kept {} records",
+            got.len()
+        );
+        let all: Vec<&str> = input.lines().collect();
+        assert_eq!(
+            got,
+            &all[all.len() - got.len()..],
+            "a contiguous tail, intact (restart: {restart})"
+        );
+    }
+}

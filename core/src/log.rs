@@ -319,6 +319,44 @@ impl PartitionLog {
         self.first_unflushed_at_ms = None;
     }
 
+    /// Retention: drops every batch below `offset`, which becomes the log start offset.
+    /// `offset` must be a batch boundary at or below the high watermark (storage deletes
+    /// whole segments, and a segment starts at a batch); committed data only ever leaves
+    /// from the front. The epoch cache keeps the epoch in force at the new start, with
+    /// its start moved up to it (Kafka's `truncateFromStart`). Returns whether anything
+    /// was dropped.
+    pub fn advance_log_start(&mut self, offset: Offset) -> bool {
+        if offset <= self.log_start_offset {
+            return false;
+        }
+        assert!(
+            offset <= self.high_watermark,
+            "retention below the HW only: {offset:?} > {:?}",
+            self.high_watermark
+        );
+        let keep = self.batches.partition_point(|b| b.base_offset < offset);
+        assert!(
+            self.batches
+                .get(keep)
+                .is_none_or(|b| b.base_offset == offset)
+                && (keep == 0 || self.batches[keep - 1].next_offset() == offset),
+            "log start {offset:?} is not a batch boundary"
+        );
+        let dropped: u64 = self.batches[..keep]
+            .iter()
+            .map(|b| b.bytes.len() as u64)
+            .sum();
+        self.batches.drain(..keep);
+        self.size_bytes -= dropped;
+        let in_force = self.epochs.partition_point(|&(_, start)| start <= offset);
+        if in_force > 0 {
+            self.epochs.drain(..in_force - 1);
+            self.epochs[0].1 = offset;
+        }
+        self.log_start_offset = offset;
+        true
+    }
+
     /// Moves the high watermark. It never passes the log end offset.
     pub fn set_high_watermark(&mut self, hw: Offset) {
         assert!(
@@ -512,6 +550,49 @@ mod tests {
             PartitionLog::new(Offset::ZERO).max_timestamp_offset(all),
             None
         );
+    }
+
+    #[test]
+    fn retention_drops_whole_batches_from_the_front_and_keeps_the_epoch_in_force() {
+        let mut log = log();
+        log.set_high_watermark(Offset(8));
+        assert!(!log.advance_log_start(Offset(0)));
+        assert!(log.advance_log_start(Offset(4)));
+        assert_eq!(log.log_start_offset(), Offset(4));
+        assert_eq!(log.batches()[0].base_offset, Offset(4));
+        assert_eq!(
+            log.epochs,
+            vec![(Epoch(3), Offset(4)), (Epoch(5), Offset(6))]
+        );
+        assert_eq!(
+            log.size_bytes(),
+            log.batches()
+                .iter()
+                .map(|b| b.bytes.len() as u64)
+                .sum::<u64>()
+        );
+        // Reads below the new start are out of range; from it, they work.
+        assert!(log.read(Offset(2), 1 << 20, Offset(8)).is_none());
+        assert_eq!(
+            log.read(Offset(4), 1 << 20, Offset(8))
+                .unwrap()
+                .batches
+                .len(),
+            2
+        );
+        // Into the middle of an epoch: the epoch's start moves up.
+        assert!(log.advance_log_start(Offset(8)));
+        assert_eq!(log.epochs, vec![(Epoch(5), Offset(8))]);
+        assert!(log.batches().is_empty());
+        assert_eq!(log.log_end_offset(), Offset(8));
+    }
+
+    #[test]
+    #[should_panic(expected = "retention below the HW only")]
+    fn retention_never_passes_the_high_watermark() {
+        let mut log = log();
+        log.set_high_watermark(Offset(2));
+        log.advance_log_start(Offset(4));
     }
 
     #[test]

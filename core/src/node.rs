@@ -125,6 +125,39 @@ impl Node {
         out
     }
 
+    /// Retention (or DeleteRecords): everything below `offset` leaves the partition's log,
+    /// which must already have its high watermark there. Storage deletes the files once
+    /// this returns `Ok`.
+    pub fn advance_log_start(
+        &mut self,
+        tp: &TopicPartition,
+        offset: crate::types::Offset,
+    ) -> Result<(), ErrorCode> {
+        let replica = self
+            .replicas
+            .get_mut(tp)
+            .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        if offset > replica.high_watermark() {
+            return Err(ErrorCode::OffsetOutOfRange);
+        }
+        replica.log_mut().advance_log_start(offset);
+        Ok(())
+    }
+
+    /// Storage recovered no batches for `tp` but knows its log starts at `offset` (an
+    /// empty segment named by its base offset): the log resumes there, not at zero.
+    pub fn recovered_empty_log_starts_at(
+        &mut self,
+        tp: &TopicPartition,
+        offset: crate::types::Offset,
+    ) {
+        if let Some(replica) = self.replicas.get_mut(tp) {
+            if replica.log().batches().is_empty() && replica.log().log_start_offset() < offset {
+                replica.log_mut().truncate_fully_and_start_at(offset);
+            }
+        }
+    }
+
     /// Feeds one input; returns what to do about it.
     pub fn handle(&mut self, now_ms: TimeMs, input: Input) -> Vec<Effect> {
         let mut out = std::mem::take(&mut self.startup);

@@ -56,6 +56,7 @@ struct BatchPos {
     /// One past the batch's last offset.
     next_offset: u64,
     position: u64,
+    max_timestamp_ms: i64,
 }
 
 #[derive(Debug)]
@@ -67,6 +68,9 @@ struct Segment {
     batches: Vec<BatchPos>,
     /// Written since the last sync.
     dirty: bool,
+    /// Wall-clock time of the first append to this segment in this process, for rolling
+    /// by `log.roll.ms`; a recovered segment counts from the recovery.
+    opened_at_ms: Option<u64>,
 }
 
 impl Segment {
@@ -86,6 +90,7 @@ impl Segment {
             size_bytes: 0,
             batches: Vec::new(),
             dirty: true,
+            opened_at_ms: None,
         })
     }
 
@@ -111,6 +116,7 @@ pub struct PartitionDir {
     dir: PathBuf,
     segments: Vec<Segment>,
     segment_bytes: u64,
+    roll_ms: u64,
 }
 
 /// What recovery found in a partition directory.
@@ -120,6 +126,9 @@ pub struct Recovered {
     pub batches: Vec<Bytes>,
     /// Bytes cut from the tail: a torn or corrupt write, and whatever followed it.
     pub cut_bytes: u64,
+    /// The base offset of the oldest segment: where the log starts, even when it holds
+    /// no batches (after retention or a full truncation).
+    pub log_start_offset: u64,
 }
 
 impl PartitionDir {
@@ -129,6 +138,7 @@ impl PartitionDir {
     pub fn open(
         dir: PathBuf,
         segment_bytes: u64,
+        roll_ms: u64,
     ) -> Result<(PartitionDir, Recovered), StorageError> {
         fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         let mut bases = Vec::new();
@@ -174,6 +184,7 @@ impl PartitionDir {
                     base_offset: header.base_offset as u64,
                     next_offset: header.last_offset() as u64 + 1,
                     position: range.start as u64,
+                    max_timestamp_ms: header.max_timestamp,
                 });
                 batches.push(buf.slice(range.clone()));
             }
@@ -184,6 +195,7 @@ impl PartitionDir {
                 size_bytes: buf.len() as u64,
                 batches: positions,
                 dirty: false,
+                opened_at_ms: None,
             };
             if scan.valid_len < buf.len() {
                 tracing::warn!(
@@ -203,6 +215,7 @@ impl PartitionDir {
             dir,
             segments,
             segment_bytes: segment_bytes.max(1),
+            roll_ms,
         };
         if part.segments.is_empty() {
             part.segments.push(Segment::create(&part.dir, 0)?);
@@ -210,11 +223,25 @@ impl PartitionDir {
         if cut_bytes > 0 {
             part.sync()?;
         }
-        Ok((part, Recovered { batches, cut_bytes }))
+        let log_start_offset = part.segments[0].base_offset;
+        Ok((
+            part,
+            Recovered {
+                batches,
+                cut_bytes,
+                log_start_offset,
+            },
+        ))
     }
 
-    /// Appends a batch whose base offset is already written into its bytes.
-    pub fn append(&mut self, base_offset: Offset, batch: &[u8]) -> Result<(), StorageError> {
+    /// Appends a batch whose base offset is already written into its bytes. `now_ms` is
+    /// the wall clock, for rolling by `log.roll.ms`.
+    pub fn append(
+        &mut self,
+        base_offset: Offset,
+        batch: &[u8],
+        now_ms: u64,
+    ) -> Result<(), StorageError> {
         let header = batch::BatchHeader::parse(batch).expect("the core appends only valid batches");
         assert_eq!(
             header.base_offset as u64, base_offset.0,
@@ -222,9 +249,12 @@ impl PartitionDir {
         );
         let active = self
             .segments
-            .last()
+            .last_mut()
             .expect("a partition always has a segment");
-        if active.size_bytes > 0 && active.size_bytes + batch.len() as u64 > self.segment_bytes {
+        let opened_at = *active.opened_at_ms.get_or_insert(now_ms);
+        let full = active.size_bytes + batch.len() as u64 > self.segment_bytes;
+        let old = now_ms.saturating_sub(opened_at) >= self.roll_ms;
+        if active.size_bytes > 0 && (full || old) {
             self.segments
                 .push(Segment::create(&self.dir, base_offset.0)?);
         }
@@ -232,6 +262,7 @@ impl PartitionDir {
             .segments
             .last_mut()
             .expect("a partition always has a segment");
+        active.opened_at_ms.get_or_insert(now_ms);
         active
             .file
             .write_all(batch)
@@ -240,9 +271,52 @@ impl PartitionDir {
             base_offset: base_offset.0,
             next_offset: header.last_offset() as u64 + 1,
             position: active.size_bytes,
+            max_timestamp_ms: header.max_timestamp,
         });
         active.size_bytes += batch.len() as u64;
         active.dirty = true;
+        Ok(())
+    }
+
+    /// Where retention would move the log start: past every segment, oldest first, whose
+    /// newest record is older than `retention_ms`, or whose removal still leaves at least
+    /// `retention_bytes` (Kafka's time and size retention). The active segment is never
+    /// removed, and neither is any data at or above `high_watermark`. `None` when nothing
+    /// is due.
+    pub fn retention_point(
+        &self,
+        now_ms: u64,
+        retention_ms: Option<u64>,
+        retention_bytes: Option<u64>,
+        high_watermark: u64,
+    ) -> Option<u64> {
+        let mut total: u64 = self.segments.iter().map(|s| s.size_bytes).sum();
+        let mut new_start = None;
+        for pair in self.segments.windows(2) {
+            let (segment, next) = (&pair[0], &pair[1]);
+            if next.base_offset > high_watermark {
+                break;
+            }
+            let newest = segment.batches.iter().map(|b| b.max_timestamp_ms).max();
+            let expired = retention_ms.is_some_and(|r| {
+                newest.is_some_and(|t| (now_ms as i64).saturating_sub(t) > r as i64)
+            });
+            let oversized = retention_bytes.is_some_and(|r| total - segment.size_bytes >= r);
+            if !(expired || oversized) {
+                break;
+            }
+            total -= segment.size_bytes;
+            new_start = Some(next.base_offset);
+        }
+        new_start
+    }
+
+    /// Removes every segment that ends at or below `offset`, a segment base offset.
+    pub fn delete_segments_before(&mut self, offset: u64) -> Result<(), StorageError> {
+        while self.segments.len() > 1 && self.segments[1].base_offset <= offset {
+            let segment = self.segments.remove(0);
+            fs::remove_file(&segment.path).map_err(io_err("remove", &segment.path))?;
+        }
         Ok(())
     }
 
@@ -374,15 +448,15 @@ mod tests {
     #[test]
     fn appended_batches_come_back_on_reopen() {
         let dir = tempdir("reopen");
-        let (mut p, rec) = PartitionDir::open(dir.clone(), 1 << 20).unwrap();
+        let (mut p, rec) = PartitionDir::open(dir.clone(), 1 << 20, u64::MAX).unwrap();
         assert!(rec.batches.is_empty());
         let b0 = batch_at(0, 3);
         let b1 = batch_at(3, 2);
-        p.append(Offset(0), &b0).unwrap();
-        p.append(Offset(3), &b1).unwrap();
+        p.append(Offset(0), &b0, 0).unwrap();
+        p.append(Offset(3), &b1, 0).unwrap();
         p.sync().unwrap();
         drop(p);
-        let (_, rec) = PartitionDir::open(dir.clone(), 1 << 20).unwrap();
+        let (_, rec) = PartitionDir::open(dir.clone(), 1 << 20, u64::MAX).unwrap();
         assert_eq!(rec.batches, vec![b0, b1]);
         assert_eq!(rec.cut_bytes, 0);
         fs::remove_dir_all(dir).unwrap();
@@ -392,14 +466,14 @@ mod tests {
     fn segments_roll_at_segment_bytes_and_are_named_by_base_offset() {
         let dir = tempdir("roll");
         let b = batch_at(0, 1);
-        let (mut p, _) = PartitionDir::open(dir.clone(), b.len() as u64 * 2).unwrap();
+        let (mut p, _) = PartitionDir::open(dir.clone(), b.len() as u64 * 2, u64::MAX).unwrap();
         for i in 0..5u64 {
-            p.append(Offset(i), &batch_at(i, 1)).unwrap();
+            p.append(Offset(i), &batch_at(i, 1), 0).unwrap();
         }
         assert_eq!(p.segment_base_offsets(), vec![0, 2, 4]);
         assert!(dir.join("00000000000000000002.log").exists());
         drop(p);
-        let (p, rec) = PartitionDir::open(dir.clone(), b.len() as u64 * 2).unwrap();
+        let (p, rec) = PartitionDir::open(dir.clone(), b.len() as u64 * 2, u64::MAX).unwrap();
         assert_eq!(rec.batches.len(), 5);
         assert_eq!(p.segment_base_offsets(), vec![0, 2, 4]);
         fs::remove_dir_all(dir).unwrap();
@@ -409,9 +483,9 @@ mod tests {
     fn torn_tail_is_cut_on_recovery_and_later_segments_removed() {
         let dir = tempdir("torn");
         let one = batch_at(0, 1).len() as u64;
-        let (mut p, _) = PartitionDir::open(dir.clone(), one * 2).unwrap();
+        let (mut p, _) = PartitionDir::open(dir.clone(), one * 2, u64::MAX).unwrap();
         for i in 0..6u64 {
-            p.append(Offset(i), &batch_at(i, 1)).unwrap();
+            p.append(Offset(i), &batch_at(i, 1), 0).unwrap();
         }
         drop(p);
         // Tear the second segment's last batch: half of it is gone.
@@ -423,7 +497,7 @@ mod tests {
             .unwrap()
             .set_len(len - one / 2)
             .unwrap();
-        let (p, rec) = PartitionDir::open(dir.clone(), one * 2).unwrap();
+        let (p, rec) = PartitionDir::open(dir.clone(), one * 2, u64::MAX).unwrap();
         assert_eq!(rec.batches.len(), 3, "offsets 0, 1, 2 survive");
         assert_eq!(rec.cut_bytes, one - one / 2 + 2 * one);
         assert_eq!(p.segment_base_offsets(), vec![0, 2]);
@@ -435,17 +509,17 @@ mod tests {
     #[test]
     fn corrupt_byte_cuts_from_that_batch() {
         let dir = tempdir("corrupt");
-        let (mut p, _) = PartitionDir::open(dir.clone(), 1 << 20).unwrap();
+        let (mut p, _) = PartitionDir::open(dir.clone(), 1 << 20, u64::MAX).unwrap();
         let b0 = batch_at(0, 2);
-        p.append(Offset(0), &b0).unwrap();
-        p.append(Offset(2), &batch_at(2, 2)).unwrap();
+        p.append(Offset(0), &b0, 0).unwrap();
+        p.append(Offset(2), &batch_at(2, 2), 0).unwrap();
         drop(p);
         let path = dir.join(segment_name(0));
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         fs::write(&path, &bytes).unwrap();
-        let (_, rec) = PartitionDir::open(dir.clone(), 1 << 20).unwrap();
+        let (_, rec) = PartitionDir::open(dir.clone(), 1 << 20, u64::MAX).unwrap();
         assert_eq!(rec.batches, vec![b0.clone()]);
         assert_eq!(fs::metadata(&path).unwrap().len(), b0.len() as u64);
         fs::remove_dir_all(dir).unwrap();
@@ -455,15 +529,15 @@ mod tests {
     fn truncate_cuts_batches_at_and_above_the_offset_across_segments() {
         let dir = tempdir("truncate");
         let one = batch_at(0, 1).len() as u64;
-        let (mut p, _) = PartitionDir::open(dir.clone(), one * 2).unwrap();
+        let (mut p, _) = PartitionDir::open(dir.clone(), one * 2, u64::MAX).unwrap();
         for i in 0..6u64 {
-            p.append(Offset(i), &batch_at(i, 1)).unwrap();
+            p.append(Offset(i), &batch_at(i, 1), 0).unwrap();
         }
         p.truncate(Offset(3)).unwrap();
         assert_eq!(p.segment_base_offsets(), vec![0, 2]);
-        p.append(Offset(3), &batch_at(3, 1)).unwrap();
+        p.append(Offset(3), &batch_at(3, 1), 0).unwrap();
         drop(p);
-        let (_, rec) = PartitionDir::open(dir.clone(), one * 2).unwrap();
+        let (_, rec) = PartitionDir::open(dir.clone(), one * 2, u64::MAX).unwrap();
         assert_eq!(rec.batches.len(), 4);
         fs::remove_dir_all(dir).unwrap();
     }
@@ -471,13 +545,13 @@ mod tests {
     #[test]
     fn truncate_fully_restarts_the_log_at_the_offset() {
         let dir = tempdir("fully");
-        let (mut p, _) = PartitionDir::open(dir.clone(), 1 << 20).unwrap();
-        p.append(Offset(0), &batch_at(0, 4)).unwrap();
+        let (mut p, _) = PartitionDir::open(dir.clone(), 1 << 20, u64::MAX).unwrap();
+        p.append(Offset(0), &batch_at(0, 4), 0).unwrap();
         p.truncate_fully(Offset(10)).unwrap();
         assert_eq!(p.segment_base_offsets(), vec![10]);
-        p.append(Offset(10), &batch_at(10, 1)).unwrap();
+        p.append(Offset(10), &batch_at(10, 1), 0).unwrap();
         drop(p);
-        let (_, rec) = PartitionDir::open(dir.clone(), 1 << 20).unwrap();
+        let (_, rec) = PartitionDir::open(dir.clone(), 1 << 20, u64::MAX).unwrap();
         assert_eq!(rec.batches, vec![batch_at(10, 1)]);
         fs::remove_dir_all(dir).unwrap();
     }
@@ -490,5 +564,57 @@ mod tests {
         assert_eq!(parse_partition_dir_name("nodash"), None);
         assert_eq!(parse_partition_dir_name("t-"), None);
         assert_eq!(parse_partition_dir_name("t-x1"), None);
+    }
+
+    #[test]
+    fn segments_roll_when_older_than_log_roll_ms() {
+        let dir = tempdir("roll-time");
+        let (mut p, _) = PartitionDir::open(dir.clone(), 1 << 20, 1_000).unwrap();
+        p.append(Offset(0), &batch_at(0, 1), 5_000).unwrap();
+        p.append(Offset(1), &batch_at(1, 1), 5_999).unwrap();
+        p.append(Offset(2), &batch_at(2, 1), 6_000).unwrap();
+        p.append(Offset(3), &batch_at(3, 1), 6_500).unwrap();
+        assert_eq!(p.segment_base_offsets(), vec![0, 2]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn retention_removes_old_or_excess_segments_but_never_the_active_one_or_past_the_hw() {
+        let dir = tempdir("retention");
+        let one = batch_at(0, 1).len() as u64;
+        // One batch per segment; batch i has timestamp 0 (the builder's default).
+        let (mut p, _) = PartitionDir::open(dir.clone(), one, u64::MAX).unwrap();
+        for i in 0..5u64 {
+            p.append(Offset(i), &batch_at(i, 1), 0).unwrap();
+        }
+        assert_eq!(p.segment_base_offsets(), vec![0, 1, 2, 3, 4]);
+        // Time: every segment is old, but the active one stays, and the HW bounds it.
+        assert_eq!(p.retention_point(10_000, Some(1_000), None, 5), Some(4));
+        assert_eq!(p.retention_point(10_000, Some(1_000), None, 2), Some(2));
+        assert_eq!(p.retention_point(10_000, Some(20_000), None, 5), None);
+        assert_eq!(p.retention_point(10_000, None, None, 5), None);
+        // Size: trim the oldest while what remains is still at least retention.bytes.
+        assert_eq!(p.retention_point(0, None, Some(2 * one), 5), Some(3));
+        assert_eq!(p.retention_point(0, None, Some(5 * one), 5), None);
+        p.delete_segments_before(3).unwrap();
+        assert_eq!(p.segment_base_offsets(), vec![3, 4]);
+        assert!(!dir.join(segment_name(2)).exists());
+        drop(p);
+        let (_, rec) = PartitionDir::open(dir.clone(), one, u64::MAX).unwrap();
+        assert_eq!(rec.log_start_offset, 3);
+        assert_eq!(rec.batches.len(), 2);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_log_remembers_where_it_starts() {
+        let dir = tempdir("empty-start");
+        let (mut p, _) = PartitionDir::open(dir.clone(), 1 << 20, u64::MAX).unwrap();
+        p.truncate_fully(Offset(42)).unwrap();
+        drop(p);
+        let (_, rec) = PartitionDir::open(dir.clone(), 1 << 20, u64::MAX).unwrap();
+        assert!(rec.batches.is_empty());
+        assert_eq!(rec.log_start_offset, 42);
+        fs::remove_dir_all(dir).unwrap();
     }
 }

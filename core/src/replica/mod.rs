@@ -199,6 +199,11 @@ impl Replica {
         &self.log
     }
 
+    /// For the node's retention and recovery paths, which change the log's front only.
+    pub(crate) fn log_mut(&mut self) -> &mut PartitionLog {
+        &mut self.log
+    }
+
     pub fn state(&self) -> Option<&PartitionState> {
         self.state.as_ref()
     }

@@ -21,7 +21,7 @@ use eddy_core::message::{
 };
 use eddy_core::metadata::PartitionState;
 use eddy_core::node::{Node, NodeConfig};
-use eddy_core::types::{Epoch, NodeId, TopicPartition};
+use eddy_core::types::{Epoch, NodeId, Offset, TopicPartition};
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
@@ -121,8 +121,10 @@ impl Actor {
         let mut dirs = BTreeMap::new();
         let mut recovered = Vec::new();
         let mut topics: BTreeMap<String, u32> = BTreeMap::new();
+        let mut empty_starts = Vec::new();
         for (tp, path) in found {
-            let (dir, rec) = PartitionDir::open(path, cfg.log_segment_bytes.into())?;
+            let (dir, rec) =
+                PartitionDir::open(path, cfg.log_segment_bytes.into(), cfg.log_roll_ms)?;
             tracing::info!(
                 partition = %format!("{}-{}", tp.topic, tp.partition),
                 batches = rec.batches.len(),
@@ -131,15 +133,21 @@ impl Actor {
             );
             let count = topics.entry(tp.topic.clone()).or_default();
             *count = (*count).max(tp.partition + 1);
+            if rec.batches.is_empty() && rec.log_start_offset > 0 {
+                empty_starts.push((tp.clone(), Offset(rec.log_start_offset)));
+            }
             recovered.push((tp.clone(), rec.batches));
             dirs.insert(tp, dir);
         }
-        let node = Node::new(
+        let mut node = Node::new(
             id,
             incarnation,
             NodeConfig::from_broker_config(&cfg),
             recovered,
         );
+        for (tp, start) in empty_starts {
+            node.recovered_empty_log_starts_at(&tp, start);
+        }
         let mut actor = Actor {
             cfg,
             id,
@@ -214,7 +222,11 @@ impl Actor {
         // Spread partitions over the log dirs by index, as Kafka spreads by count.
         let root = &self.cfg.log_dirs[tp.partition as usize % self.cfg.log_dirs.len()];
         let path = PathBuf::from(root).join(storage::partition_dir_name(tp));
-        let (dir, _) = PartitionDir::open(path, self.cfg.log_segment_bytes.into())?;
+        let (dir, _) = PartitionDir::open(
+            path,
+            self.cfg.log_segment_bytes.into(),
+            self.cfg.log_roll_ms,
+        )?;
         self.dirs.insert(tp.clone(), dir);
         Ok(())
     }
@@ -223,6 +235,10 @@ impl Actor {
     pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retention = tokio::time::interval(Duration::from_millis(
+            self.cfg.log_retention_check_interval_ms.max(1),
+        ));
+        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -235,6 +251,7 @@ impl Actor {
                     let effects = self.node.handle(now, Input::Tick);
                     self.carry_out(effects);
                 }
+                _ = retention.tick() => self.enforce_retention(),
             }
         }
         self.shutdown();
@@ -442,6 +459,38 @@ impl Actor {
         Ok(())
     }
 
+    /// Deletes the segments `log.retention.ms` / `log.retention.bytes` no longer keep, run
+    /// every `log.retention.check.interval.ms`. The core moves the log start first, so no
+    /// read is served from a file about to go.
+    fn enforce_retention(&mut self) {
+        let now = wall_clock_ms();
+        for (tp, dir) in &mut self.dirs {
+            let Some(hw) = self.node.replica(tp).map(|r| r.high_watermark()) else {
+                continue;
+            };
+            let Some(start) = dir.retention_point(
+                now,
+                self.cfg.log_retention_ms,
+                self.cfg.log_retention_bytes,
+                hw.0,
+            ) else {
+                continue;
+            };
+            if self.node.advance_log_start(tp, Offset(start)).is_err() {
+                continue;
+            }
+            let name = storage::partition_dir_name(tp);
+            match dir.delete_segments_before(start) {
+                Ok(()) => {
+                    tracing::info!(partition = %name, log_start_offset = start, "retention deleted old segments")
+                }
+                Err(e) => {
+                    tracing::error!(partition = %name, error = %e, "retention could not delete a segment")
+                }
+            }
+        }
+    }
+
     fn delete_topic(&mut self, name: &str) -> Result<(), (ResponseError, String)> {
         let Some(count) = self.topics.remove(name) else {
             return Err((
@@ -584,9 +633,10 @@ impl Actor {
                 base_offset,
                 batch,
             } => {
+                let now = wall_clock_ms();
                 let r = self
                     .dir(&partition)
-                    .and_then(|d| d.append(base_offset, &batch));
+                    .and_then(|d| d.append(base_offset, &batch, now));
                 (partition, r, None)
             }
             StorageOp::Truncate { partition, offset } => {
@@ -633,6 +683,13 @@ impl Actor {
             source: std::io::ErrorKind::NotFound.into(),
         })
     }
+}
+
+/// Milliseconds since the Unix epoch: what record timestamps are measured against.
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Kafka's rules for a topic name: 1 to 249 characters from `[a-zA-Z0-9._-]`, and not
