@@ -342,3 +342,18 @@ fn fetch_returns_whole_batches_empty_records_never_null_and_offsets_as_kafka() {
         assert_eq!((p.error_code, p.offset), (0, want_offset), "timestamp {ts}");
     }
 }
+
+#[test]
+fn idle_connections_are_closed_after_connections_max_idle_ms() {
+    let broker = Broker::start("wire-idle", &["connections.max.idle.ms=300"]);
+    let mut idle = Raw::connect(&broker.addr);
+    let started = std::time::Instant::now();
+    assert!(idle.is_closed(), "closed by the broker");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(250)
+            && waited < std::time::Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
+    still_serving(&broker);
+}
