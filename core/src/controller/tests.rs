@@ -1,0 +1,1 @@
+//! Tests of the controller, named by the property they prove.
