@@ -148,12 +148,11 @@ impl MetadataImage {
                     "topic {name} created twice: the controller answers TOPIC_ALREADY_EXISTS"
                 );
                 assert!(
-                    *topic_id >= self.next_topic_id,
-                    "topic {name} created with {topic_id}, below the next free id {}: ids are \
-                     never reused",
-                    self.next_topic_id
+                    self.topics.values().all(|t| t.topic_id != *topic_id),
+                    "topic {name} created with {topic_id}, which another topic has: the \
+                     controller hands out each id once"
                 );
-                self.next_topic_id = TopicId(topic_id.0 + 1);
+                self.next_topic_id = self.next_topic_id.max(TopicId(topic_id.0 + 1));
                 let topic = TopicImage {
                     topic_id: *topic_id,
                     partition_count: 0,
@@ -249,9 +248,7 @@ impl MetadataImage {
     /// equal to `self`. This is the controller's Raft snapshot (its bytes are the
     /// records' encodings, each with a length in front; the shell frames them).
     pub fn snapshot(&self) -> Vec<MetadataRecord> {
-        let mut records = vec![MetadataRecord::NextTopicId {
-            next: self.next_topic_id,
-        }];
+        let mut records = Vec::new();
         for (&broker, b) in &self.brokers {
             records.push(MetadataRecord::RegisterBroker {
                 broker,
@@ -267,7 +264,6 @@ impl MetadataImage {
             }
         }
         for (name, topic) in &self.topics {
-            // The counter is restored last-wins by max, so a topic below it is fine.
             records.push(MetadataRecord::Topic {
                 name: name.clone(),
                 topic_id: topic.topic_id,
@@ -286,6 +282,11 @@ impl MetadataImage {
                 });
             }
         }
+        // Last: topics are re-created in name order, not id order, and the counter may
+        // be past every live topic's id (deleted topics' ids stay used).
+        records.push(MetadataRecord::NextTopicId {
+            next: self.next_topic_id,
+        });
         records
     }
 
