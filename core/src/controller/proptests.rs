@@ -253,7 +253,7 @@ const BROKERS: u32 = 4;
 fn op() -> impl Strategy<Value = Op> {
     let b = 0..BROKERS;
     prop_oneof![
-        6 => (1..6_000u64, proptest::collection::vec(proptest::bool::weighted(0.8), BROKERS as usize))
+        6 => (1..6_000u64, proptest::collection::vec(proptest::bool::weighted(0.6), BROKERS as usize))
             .prop_map(|(ms, alive)| Op::Advance { ms, alive }),
         2 => (b.clone(), any::<bool>(), proptest::bool::weighted(0.2))
             .prop_map(|(b, restart, stale)| Op::Register { b, restart, stale }),
@@ -512,14 +512,14 @@ impl World {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// The controller's safety invariants hold after every step of any workload: at most
     /// one leader per (partition, leader epoch); leader ∈ ISR ⊆ replicas; the leader is
     /// unfenced at the incarnation it was elected at; epochs never go back; a fenced
     /// broker stays in an ISR only as its last member; the snapshot rebuilds the image.
     #[test]
-    fn controller_invariants_hold_after_every_step(ops in proptest::collection::vec(op(), 1..80)) {
+    fn controller_invariants_hold_after_every_step(ops in proptest::collection::vec(op(), 1..100)) {
         let mut world = World {
             cluster: Cluster::new(ControllerConfig::default()),
             incarnations: vec![1; BROKERS as usize],
