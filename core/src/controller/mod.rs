@@ -52,7 +52,11 @@ mod topics;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod topic_tests;
 
 pub use active::Controller;
 pub use codec::DecodeError;

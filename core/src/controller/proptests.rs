@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::tests::Cluster;
+use super::test_support::Cluster;
 use super::*;
 use crate::types::Epoch;
 
