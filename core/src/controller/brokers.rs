@@ -17,6 +17,12 @@ use crate::controller::{
 use crate::error::ErrorCode;
 use crate::types::{NodeId, TimeMs};
 
+/// The most listeners one broker may register: a handful is normal (one per security
+/// protocol or network); the bound keeps a broken peer from bloating every image.
+pub const MAX_LISTENERS: usize = 16;
+/// The longest listener or rack string accepted, in bytes.
+pub const MAX_REGISTRATION_STRING_BYTES: usize = 1_024;
+
 impl Controller {
     pub(crate) fn register(
         &mut self,
@@ -27,7 +33,13 @@ impl Controller {
         listeners: Vec<String>,
         rack: Option<String>,
     ) {
+        let oversized = listeners.len() > MAX_LISTENERS
+            || listeners
+                .iter()
+                .chain(rack.as_ref())
+                .any(|s| s.len() > MAX_REGISTRATION_STRING_BYTES);
         let result = match step.image().broker(broker) {
+            _ if oversized => Err(ErrorCode::InvalidRequest),
             // A retry of the registration that got us here: nothing new.
             Some(b) if b.incarnation == incarnation => Ok(()),
             // A registration that was overtaken by a later one (a delayed request of a

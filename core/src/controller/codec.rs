@@ -61,6 +61,16 @@ pub enum DecodeError {
 }
 
 impl MetadataRecord {
+    /// The partition this record creates or changes, if it is about one partition (the
+    /// replicas of which the shell tells of its new state).
+    pub fn partition(&self) -> Option<&TopicPartition> {
+        match self {
+            MetadataRecord::Partition { partition, .. } => Some(partition),
+            MetadataRecord::PartitionChange(change) => Some(&change.partition),
+            _ => None,
+        }
+    }
+
     /// The record's bytes.
     pub fn encode(&self) -> Bytes {
         let mut w = Writer(BytesMut::with_capacity(64));
@@ -260,6 +270,32 @@ impl MetadataRecord {
         }
         Ok(record)
     }
+}
+
+/// A snapshot's bytes (the `data` of a [`crate::quorum::Snapshot`]): each record's
+/// encoding behind its length as a big-endian u32.
+pub fn encode_snapshot(records: &[MetadataRecord]) -> Bytes {
+    let mut out = BytesMut::new();
+    for record in records {
+        let bytes = record.encode();
+        out.put_u32(bytes.len() as u32);
+        out.put_slice(&bytes);
+    }
+    out.freeze()
+}
+
+/// The records of a snapshot's bytes. Never panics. Applying them
+/// ([`MetadataImage::from_records`](super::MetadataImage::from_records)) trusts that the
+/// snapshot is one Eddy wrote: the shell checks its checksum first.
+pub fn decode_snapshot(bytes: &[u8]) -> Result<Vec<MetadataRecord>, DecodeError> {
+    let mut r = Reader { bytes, at: 0 };
+    let mut records = Vec::new();
+    while r.at < bytes.len() {
+        let len = r.u32()? as usize;
+        // Positions in an error inside a record count from that record's start.
+        records.push(MetadataRecord::decode(r.take(len)?)?);
+    }
+    Ok(records)
 }
 
 /// The shape every partition state has: replicas listed once each, a non-empty ISR

@@ -59,7 +59,8 @@ mod tests;
 mod topic_tests;
 
 pub use active::Controller;
-pub use codec::DecodeError;
+pub use brokers::{MAX_LISTENERS, MAX_REGISTRATION_STRING_BYTES};
+pub use codec::{decode_snapshot, encode_snapshot, DecodeError};
 pub use image::{BrokerRegistration, MetadataImage, TopicImage};
 pub use record::{LeaderChange, MetadataRecord, PartitionChange, TopicId};
 pub use topics::{validate_topic_name, MAX_NEW_PARTITIONS};

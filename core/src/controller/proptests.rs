@@ -141,6 +141,11 @@ proptest! {
         }
     }
 
+    #[test]
+    fn decode_snapshot_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+        let _ = decode_snapshot(&bytes);
+    }
+
     /// Damaged real records (the likelier garbage: a torn write, a flipped bit) never
     /// panic the decoder either.
     #[test]

@@ -327,3 +327,32 @@ fn topic_names_follow_kafkas_rules() {
         .unwrap_err()
         .contains("249"));
 }
+
+#[test]
+fn snapshot_bytes_round_trip_and_damaged_snapshots_are_errors() {
+    let mut c = three_brokers();
+    c.create("a", 2, 2).unwrap();
+    let records = c.image.snapshot();
+    let bytes = encode_snapshot(&records);
+    assert_eq!(decode_snapshot(&bytes), Ok(records));
+    assert_eq!(decode_snapshot(&[]), Ok(Vec::new()));
+    assert!(decode_snapshot(&bytes[..bytes.len() - 1]).is_err());
+    assert!(decode_snapshot(&[0, 0, 0, 9, 1]).is_err());
+}
+
+#[test]
+fn oversized_registrations_are_refused_not_written() {
+    let mut c = Cluster::new(ControllerConfig::default());
+    let too_many = vec!["PLAINTEXT://h:1".to_string(); MAX_LISTENERS + 1];
+    let too_long = Some("r".repeat(MAX_REGISTRATION_STRING_BYTES + 1));
+    for (listeners, rack) in [(too_many, None), (Vec::new(), too_long)] {
+        let records = c.handle_records(ControllerInput::BrokerRegistration {
+            broker: NodeId(1),
+            incarnation: 1,
+            listeners,
+            rack,
+        });
+        assert!(records.is_empty());
+        assert!(c.image.broker(NodeId(1)).is_none());
+    }
+}
