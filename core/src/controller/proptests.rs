@@ -251,6 +251,14 @@ enum Op {
     },
     /// The active controller fails over: a new one starts from the same image.
     Failover,
+    /// The active controller fails over in the middle of a decision: only the first
+    /// `cut` records of a tick (after `ms` of silence) or of broker `b`'s restart
+    /// commit, and the next controller must repair the rest.
+    TornFailover {
+        ms: u64,
+        restart: Option<u32>,
+        cut: prop::sample::Index,
+    },
 }
 
 const BROKERS: u32 = 4;
@@ -273,6 +281,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..4u8, any::<bool>()).prop_map(|(topic, on)| Op::Unclean { topic, on }),
         1 => b.prop_map(|b| Op::Unregister { b }),
         1 => Just(Op::Failover),
+        1 => (0..12_000u64, proptest::option::of(0..BROKERS), any::<prop::sample::Index>())
+            .prop_map(|(ms, restart, cut)| Op::TornFailover { ms, restart, cut }),
     ]
 }
 
@@ -511,6 +521,26 @@ impl World {
             }
             Op::Failover => {
                 c.controller = Controller::new(c.controller.config().clone());
+            }
+            Op::TornFailover { ms, restart, cut } => {
+                c.now_ms += ms;
+                let out = match restart {
+                    None => c.controller.tick(c.now_ms, &c.image),
+                    Some(b) => {
+                        self.incarnations[b as usize] += 1;
+                        let input = ControllerInput::BrokerRegistration {
+                            broker: NodeId(b),
+                            incarnation: self.incarnations[b as usize],
+                            listeners: Vec::new(),
+                            rack: None,
+                        };
+                        c.controller.handle(c.now_ms, &c.image, input)
+                    }
+                };
+                let committed = cut.index(out.records.len() + 1);
+                c.commit(&out.records[..committed]);
+                c.controller = Controller::new(c.controller.config().clone());
+                c.tick(c.now_ms);
             }
         }
     }

@@ -25,14 +25,19 @@ impl Cluster {
     }
 
     fn apply(&mut self, out: ControllerOutput) -> Vec<ControllerReply> {
-        for r in &out.records {
+        self.commit(&out.records);
+        out.replies
+    }
+
+    /// Commits `records`: appends them to the log and applies them to the image.
+    pub(super) fn commit(&mut self, records: &[MetadataRecord]) {
+        for r in records {
             // Through the bytes, as the log carries them.
             let decoded = MetadataRecord::decode(&r.encode()).expect("a record decodes");
             assert_eq!(&decoded, r);
             self.image.apply(&decoded);
             self.log.push(decoded);
         }
-        out.replies
     }
 
     pub(super) fn handle(&mut self, input: ControllerInput) -> ControllerReply {
