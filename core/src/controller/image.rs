@@ -245,8 +245,8 @@ impl MetadataImage {
     }
 
     /// Records that rebuild this image from an empty one: applying them gives an image
-    /// equal to `self`. This is the controller's Raft snapshot (its bytes are the
-    /// records' encodings, each with a length in front; the shell frames them).
+    /// equal to `self`. This is the controller's Raft snapshot; its bytes are
+    /// [`encode_snapshot`](super::encode_snapshot)'s.
     pub fn snapshot(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
         for (&broker, b) in &self.brokers {
