@@ -21,7 +21,9 @@
 //!   controller's decisions. It reads an image and returns the records that carry them
 //!   out; it never mutates the image itself, so the shell decides when records are
 //!   applied (on the active controller: at once, to the image of committed and pending
-//!   records, as KRaft does).
+//!   records, as KRaft does);
+//! - the translation into the core's `ControllerMessage`s for brokers that do not follow
+//!   the log themselves yet (`notify.rs`).
 //!
 //! The rules the simulator's stand-in controller (`sim/src/controller.rs`) established,
 //! and the simulator checks, hold here:
@@ -44,6 +46,7 @@ mod active;
 mod brokers;
 mod codec;
 mod image;
+mod notify;
 mod partitions;
 mod placement;
 mod record;

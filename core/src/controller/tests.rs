@@ -496,3 +496,47 @@ fn a_new_controller_finishes_what_its_predecessor_left_half_done() {
         assert!(!s.isr.contains(&NodeId(1)));
     }
 }
+
+#[test]
+fn replicas_of_changed_partitions_are_told_their_new_state() {
+    use crate::message::ControllerMessage;
+    let mut c = three_brokers();
+    c.create("t", 2, 2).unwrap();
+    let s = c.state("t", 1);
+    let request = AlterPartition {
+        partition: TopicPartition::new("t", 1),
+        leader: s.leader.unwrap(),
+        leader_epoch: s.leader_epoch,
+        partition_epoch: s.partition_epoch,
+        new_isr: vec![s.leader.unwrap()],
+        added: Vec::new(),
+    };
+    let out = c.controller.handle(
+        c.now_ms,
+        &c.image,
+        ControllerInput::AlterPartition(request.clone()),
+    );
+    c.commit(&out.records);
+    let shrunk = c.state("t", 1);
+    let updates = c.image.partition_updates(&out.records);
+    let expected: Vec<(NodeId, ControllerMessage)> = s
+        .replicas
+        .iter()
+        .map(|&r| {
+            let states = vec![(TopicPartition::new("t", 1), shrunk.clone())];
+            (r, ControllerMessage::PartitionStates(states))
+        })
+        .collect();
+    assert_eq!(updates, expected);
+    assert_eq!(
+        out.replies[0].to_broker_message(),
+        Some((
+            request.leader,
+            ControllerMessage::AlterPartitionResponse {
+                partition: request.partition.clone(),
+                request,
+                result: Ok(shrunk),
+            }
+        ))
+    );
+}
