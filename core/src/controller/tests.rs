@@ -540,3 +540,35 @@ fn replicas_of_changed_partitions_are_told_their_new_state() {
         ))
     );
 }
+
+#[test]
+fn isr_members_fenced_together_leave_the_leader_as_last_member() {
+    let mut c = three_brokers();
+    c.create("t", 1, 3).unwrap();
+    let s = c.state("t", 0);
+    let (leader, second, third) = (s.replicas[0], s.replicas[1], s.replicas[2]);
+    // The third replica falls out of the ISR; then the other two go silent together.
+    c.alter(AlterPartition {
+        partition: TopicPartition::new("t", 0),
+        leader,
+        leader_epoch: s.leader_epoch,
+        partition_epoch: s.partition_epoch,
+        new_isr: vec![leader, second],
+        added: Vec::new(),
+    })
+    .unwrap();
+    run_until(&mut c, TIMEOUT_MS + 1_000, &[(third.0, 1)]);
+    let fences = c
+        .log
+        .iter()
+        .filter(|r| matches!(r, MetadataRecord::FenceBroker { .. }))
+        .count();
+    assert_eq!(fences, 2);
+    let s = c.state("t", 0);
+    assert_eq!(s.leader, None, "the live replica is not in the ISR");
+    assert_eq!(
+        s.isr,
+        vec![leader],
+        "the leader holds everything either had"
+    );
+}

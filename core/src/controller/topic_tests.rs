@@ -101,6 +101,20 @@ fn create_topic_refusals_carry_kafkas_error_codes() {
             ..
         }
     ));
+    let twice = ("retention.ms".to_string(), "1".to_string());
+    let reply = c.handle(ControllerInput::CreateTopic {
+        name: "y".to_string(),
+        num_partitions: Some(1),
+        replication_factor: Some(1),
+        configs: vec![twice.clone(), twice],
+    });
+    assert!(matches!(
+        reply,
+        ControllerReply::CreateTopic {
+            result: Err(ErrorCode::InvalidRequest),
+            ..
+        }
+    ));
     // Fenced brokers do not count towards the replication factor.
     run_until(&mut c, TIMEOUT_MS + 2_000, &[(1, 1), (2, 1)]);
     assert!(c.image.broker(NodeId(3)).unwrap().fenced);

@@ -144,6 +144,9 @@ impl Controller {
         if rf == 0 || rf > step.image().unfenced_brokers().len() {
             return Err(ErrorCode::InvalidReplicationFactor);
         }
+        if has_duplicate_keys(configs) {
+            return Err(ErrorCode::InvalidRequest);
+        }
         if configs.iter().any(|(k, v)| !config_valid(k, v)) {
             return Err(ErrorCode::InvalidConfig);
         }
@@ -268,11 +271,7 @@ fn check_alter_configs(
     if step.image().topic(topic).is_none() {
         return Err(ErrorCode::UnknownTopicOrPartition);
     }
-    let duplicated = configs
-        .iter()
-        .enumerate()
-        .any(|(i, (k, _))| configs[..i].iter().any(|(other, _)| other == k));
-    if duplicated {
+    if has_duplicate_keys(configs) {
         return Err(ErrorCode::InvalidRequest);
     }
     for (key, value) in configs {
@@ -285,4 +284,12 @@ fn check_alter_configs(
         }
     }
     Ok(())
+}
+
+/// Whether a request names a config key twice (Kafka refuses it as INVALID_REQUEST).
+fn has_duplicate_keys<V>(configs: &[(String, V)]) -> bool {
+    configs
+        .iter()
+        .enumerate()
+        .any(|(i, (k, _))| configs[..i].iter().any(|(other, _)| other == k))
 }
