@@ -334,7 +334,7 @@ const IGNORED: &[(&str, &str)] = &[
         "Eddy syncs on log.flush.interval.ms and log.flush.interval.messages only; \
          remove this line.",
     ),
-    ("controller.listener.names", KRAFT_LATER),
+    ("controller.listener.names", CONTROLLER_LISTENER_LATER),
 ];
 
 const NO_ZOOKEEPER: &str =
@@ -346,8 +346,9 @@ const NO_TRANSACTIONS: &str = "Eddy keeps no transaction state log; remove this 
 const PLAINTEXT_ONLY: &str =
     "Eddy's listeners are all PLAINTEXT, so there is nothing to map; remove this line.";
 const NO_COMPACTION: &str = "Eddy does not compact logs; remove this line.";
-const KRAFT_LATER: &str =
-    "Eddy does not read KRaft role and quorum settings yet; a later release will.";
+const CONTROLLER_LISTENER_LATER: &str =
+    "Eddy does not pick KRaft's controller listener by name yet: controllers are reached at \
+     the addresses in controller.quorum.voters; remove this line.";
 
 /// One key Eddy honours: how a value is applied and how the effective value is read
 /// back. Keeping both in one row is what stops `from_pairs` and `get` drifting apart.
