@@ -1,6 +1,6 @@
 //! Kafka error codes: the values a client can cause are answered with these, never with a
 //! panic. The numbers are Kafka's own (the protocol guide's "Error Codes" table,
-//! https://kafka.apache.org/protocol#protocol_error_codes), so the shell can put them on
+//! <https://kafka.apache.org/protocol#protocol_error_codes>), so the shell can put them on
 //! the wire unchanged.
 
 use std::fmt;

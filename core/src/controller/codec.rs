@@ -1,5 +1,5 @@
-//! The bytes of a [`MetadataRecord`]: the payload of a metadata-log entry and of a
-//! snapshot. Hand-written rather than derived, so that the format is stated here and
+//! The bytes of a [`MetadataRecord`], and of a sequence of them (`encode_records`): the
+//! payload of a metadata-log entry and of a snapshot. Hand-written rather than derived, so that the format is stated here and
 //! changes only on purpose.
 //!
 //! ```text
@@ -272,9 +272,11 @@ impl MetadataRecord {
     }
 }
 
-/// A snapshot's bytes (the `data` of a [`crate::quorum::Snapshot`]): each record's
-/// encoding behind its length as a big-endian u32.
-pub fn encode_snapshot(records: &[MetadataRecord]) -> Bytes {
+/// A sequence of records as one byte string: each record's encoding behind its length as
+/// a big-endian u32. It is the payload of one metadata-log entry (one controller
+/// decision, so that it commits whole: KRaft likewise appends the records of one
+/// decision as one atomic batch) and the `data` of a [`crate::quorum::Snapshot`].
+pub fn encode_records(records: &[MetadataRecord]) -> Bytes {
     let mut out = BytesMut::new();
     for record in records {
         let bytes = record.encode();
@@ -284,10 +286,10 @@ pub fn encode_snapshot(records: &[MetadataRecord]) -> Bytes {
     out.freeze()
 }
 
-/// The records of a snapshot's bytes. Never panics. Applying them
-/// ([`MetadataImage::from_records`](super::MetadataImage::from_records)) trusts that the
-/// snapshot is one Eddy wrote: the shell checks its checksum first.
-pub fn decode_snapshot(bytes: &[u8]) -> Result<Vec<MetadataRecord>, DecodeError> {
+/// The records of an entry's or a snapshot's bytes. Never panics. Applying them
+/// ([`MetadataImage::apply`](super::MetadataImage::apply)) trusts that the bytes are
+/// ones Eddy wrote: the shell checks their checksum first.
+pub fn decode_records(bytes: &[u8]) -> Result<Vec<MetadataRecord>, DecodeError> {
     let mut r = Reader { bytes, at: 0 };
     let mut records = Vec::new();
     while r.at < bytes.len() {

@@ -14,11 +14,13 @@
 //! Each `assert!` below says which rule such a controller broke. Torn or foreign bytes
 //! never get here: `decode` refuses them first.
 //!
-//! What a correct log does produce, and `apply` accepts: images between the records of
-//! one controller decision. The shell appends them as separate Raft entries, so a
-//! snapshot or a failover may land between a `FenceBroker` and the `PartitionChange`s
-//! that move leadership off that broker; the next active controller repairs such a
-//! state on its next tick (see `Controller::tick`).
+//! The shell should append the records of one controller decision as one Raft entry
+//! (`encode_records`), so that they commit whole. If it splits them, a snapshot or a
+//! failover may land between a `FenceBroker` and the `PartitionChange`s that move
+//! leadership off that broker. `apply` accepts such in-between images, and the next
+//! active controller repairs leadership and ISRs on its first tick (see
+//! `Controller::tick`); what it cannot repair is a decision's missing tail elsewhere (a
+//! topic created with fewer partitions than asked).
 
 use std::collections::BTreeMap;
 
@@ -246,7 +248,7 @@ impl MetadataImage {
 
     /// Records that rebuild this image from an empty one: applying them gives an image
     /// equal to `self`. This is the controller's Raft snapshot; its bytes are
-    /// [`encode_snapshot`](super::encode_snapshot)'s.
+    /// [`encode_records`](super::encode_records)'s.
     pub fn snapshot(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
         for (&broker, b) in &self.brokers {

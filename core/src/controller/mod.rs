@@ -3,11 +3,11 @@
 //! [`crate::quorum`] — and the *active controller* (the quorum leader) is the only writer.
 //!
 //! ```text
-//!   broker / admin request ─┐                          ┌─▶ records ──▶ shell proposes each
-//!   (ControllerInput)       ├─▶ Controller::handle ────┤   (quorum::RaftNode::propose)
+//!   broker / admin request ─┐                          ┌─▶ records ──▶ shell proposes them
+//!   (ControllerInput)       ├─▶ Controller::handle ────┤   as one entry (encode_records)
 //!   tick(now_ms) ───────────┘   (reads the image)      └─▶ replies ──▶ sent once the last
 //!                                                                      record commits
-//!   committed entries ──decode──▶ MetadataImage::apply (every controller and broker)
+//!   committed entries ──decode_records──▶ MetadataImage::apply (every controller, broker)
 //!   snapshot ◀── MetadataImage::snapshot ─── and back with MetadataImage::from_records
 //! ```
 //!
@@ -63,7 +63,7 @@ mod topic_tests;
 
 pub use active::Controller;
 pub use brokers::{MAX_LISTENERS, MAX_REGISTRATION_STRING_BYTES};
-pub use codec::{decode_snapshot, encode_snapshot, DecodeError};
+pub use codec::{decode_records, encode_records, DecodeError};
 pub use image::{BrokerRegistration, MetadataImage, TopicImage};
 pub use record::{LeaderChange, MetadataRecord, PartitionChange, TopicId};
 pub use topics::{validate_topic_name, MAX_NEW_PARTITIONS};
@@ -153,7 +153,8 @@ pub enum ControllerInput {
 /// What the controller decided.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ControllerOutput {
-    /// To append to the metadata log, in order. The shell applies them to the active
+    /// To append to the metadata log, in order, as one entry ([`encode_records`]) so
+    /// that the decision commits whole. The shell applies them to the active
     /// controller's image (committed and pending records) before the next input.
     pub records: Vec<MetadataRecord>,
     /// To send once every record above has committed (at once if there are none). If the

@@ -142,8 +142,8 @@ proptest! {
     }
 
     #[test]
-    fn decode_snapshot_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
-        let _ = decode_snapshot(&bytes);
+    fn decode_records_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+        let _ = decode_records(&bytes);
     }
 
     /// Damaged real records (the likelier garbage: a torn write, a flipped bit) never

@@ -347,11 +347,11 @@ fn snapshot_bytes_round_trip_and_damaged_snapshots_are_errors() {
     let mut c = three_brokers();
     c.create("a", 2, 2).unwrap();
     let records = c.image.snapshot();
-    let bytes = encode_snapshot(&records);
-    assert_eq!(decode_snapshot(&bytes), Ok(records));
-    assert_eq!(decode_snapshot(&[]), Ok(Vec::new()));
-    assert!(decode_snapshot(&bytes[..bytes.len() - 1]).is_err());
-    assert!(decode_snapshot(&[0, 0, 0, 9, 1]).is_err());
+    let bytes = encode_records(&records);
+    assert_eq!(decode_records(&bytes), Ok(records));
+    assert_eq!(decode_records(&[]), Ok(Vec::new()));
+    assert!(decode_records(&bytes[..bytes.len() - 1]).is_err());
+    assert!(decode_records(&[0, 0, 0, 9, 1]).is_err());
 }
 
 #[test]
