@@ -1,5 +1,8 @@
 //! What the controller's tests share: a [`Cluster`] drives one [`Controller`] and
-//! applies its records at once, as if each committed immediately.
+//! applies its records, either as if each decision committed at once, or (`lagging`)
+//! to the controller's pending image first, committing later or never.
+
+use std::collections::VecDeque;
 
 use super::*;
 
@@ -8,10 +11,17 @@ pub(super) const TIMEOUT_MS: u64 = 9_000;
 
 pub(super) struct Cluster {
     pub(super) controller: Controller,
+    /// The active controller's image: committed records and its own pending ones.
     pub(super) image: MetadataImage,
+    /// The committed records' image: what brokers and the next controller see.
+    pub(super) committed: MetadataImage,
     pub(super) now_ms: u64,
-    /// Every record applied, in order: the metadata log.
+    /// Every committed record, in order: the metadata log.
     pub(super) log: Vec<MetadataRecord>,
+    /// Whether decisions wait in `uncommitted` until [`Cluster::commit_next`].
+    pub(super) lagging: bool,
+    /// Decisions proposed but not committed, oldest first, one metadata-log entry each.
+    pub(super) uncommitted: VecDeque<Vec<MetadataRecord>>,
 }
 
 impl Cluster {
@@ -19,25 +29,57 @@ impl Cluster {
         Cluster {
             controller: Controller::new(config),
             image: MetadataImage::new(),
+            committed: MetadataImage::new(),
             now_ms: 0,
             log: Vec::new(),
+            lagging: false,
+            uncommitted: VecDeque::new(),
         }
     }
 
-    fn apply(&mut self, out: ControllerOutput) -> Vec<ControllerReply> {
-        self.commit(&out.records);
+    /// Takes a decision: applies it to the controller's image and commits it (or, when
+    /// `lagging`, queues it).
+    pub(super) fn apply(&mut self, out: ControllerOutput) -> Vec<ControllerReply> {
+        for r in &out.records {
+            self.image.apply(r);
+        }
+        if !self.lagging {
+            self.commit(&out.records);
+        } else if !out.records.is_empty() {
+            self.uncommitted.push_back(out.records);
+        }
         out.replies
     }
 
-    /// Commits `records`: appends them to the log and applies them to the image.
+    /// Commits `records` as one metadata-log entry: appends them to the log and applies
+    /// them to the committed image (not to the controller's: it applied them when it
+    /// decided them).
     pub(super) fn commit(&mut self, records: &[MetadataRecord]) {
-        for r in records {
-            // Through the bytes, as the log carries them.
-            let decoded = MetadataRecord::decode(&r.encode()).expect("a record decodes");
-            assert_eq!(&decoded, r);
-            self.image.apply(&decoded);
-            self.log.push(decoded);
+        // Through the bytes, as the log carries them.
+        let decoded = decode_records(&encode_records(records)).expect("records decode");
+        assert_eq!(decoded, records);
+        for r in decoded {
+            self.committed.apply(&r);
+            self.log.push(r);
         }
+    }
+
+    /// Commits the oldest `count` pending decisions.
+    pub(super) fn commit_next(&mut self, count: usize) {
+        for _ in 0..count {
+            let Some(batch) = self.uncommitted.pop_front() else {
+                return;
+            };
+            self.commit(&batch);
+        }
+    }
+
+    /// The active controller fails: what it had not committed is lost, and a new one
+    /// starts from the committed image.
+    pub(super) fn failover(&mut self) {
+        self.uncommitted.clear();
+        self.image = self.committed.clone();
+        self.controller = Controller::new(self.controller.config().clone());
     }
 
     pub(super) fn handle(&mut self, input: ControllerInput) -> ControllerReply {

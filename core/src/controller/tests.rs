@@ -464,7 +464,7 @@ fn a_new_controller_gives_every_broker_a_fresh_session() {
     c.create("t", 3, 3).unwrap();
     // Long after the brokers' last heartbeat, a new controller takes over.
     let late_ms = 10 * TIMEOUT_MS;
-    c.controller = Controller::new(ControllerConfig::default());
+    c.failover();
     assert!(c.tick(late_ms).is_empty(), "nobody is fenced at once");
     assert!(
         c.tick(late_ms + TIMEOUT_MS).is_empty(),
@@ -480,16 +480,17 @@ fn a_new_controller_gives_every_broker_a_fresh_session() {
 fn a_new_controller_finishes_what_its_predecessor_left_half_done() {
     let mut c = three_brokers();
     c.create("t", 3, 3).unwrap();
-    // The old controller's FenceBroker committed, the partition changes after it did not.
-    c.image.apply(&MetadataRecord::FenceBroker {
+    // The old controller's FenceBroker committed, the partition changes after it did not
+    // (the shell split the decision into several entries).
+    c.commit(&[MetadataRecord::FenceBroker {
         broker: NodeId(1),
         incarnation: 1,
-    });
+    }]);
+    c.failover();
     assert!(c
         .image
         .partitions()
         .any(|(_, s)| s.leader == Some(NodeId(1))));
-    c.controller = Controller::new(ControllerConfig::default());
     c.tick(c.now_ms);
     for (_, s) in c.image.partitions() {
         assert_ne!(s.leader, Some(NodeId(1)));
@@ -516,7 +517,7 @@ fn replicas_of_changed_partitions_are_told_their_new_state() {
         &c.image,
         ControllerInput::AlterPartition(request.clone()),
     );
-    c.commit(&out.records);
+    c.apply(out.clone());
     let shrunk = c.state("t", 1);
     let updates = c.image.partition_updates(&out.records);
     let expected: Vec<(NodeId, ControllerMessage)> = s
