@@ -41,6 +41,21 @@
 //!
 //! Everything here is pure and deterministic: time is `now_ms`, iteration is over
 //! `BTreeMap`s, and topic ids are a counter in the image.
+//!
+//! Driving it on the quorum (the shell's part, not wired yet):
+//! 1. Every node keeps a *committed* image: it applies each `Apply`d entry's records
+//!    (`decode_records`) in order, and replaces the image on `ApplySnapshot`
+//!    (`MetadataImage::from_records(decode_records(..))`). It snapshots with
+//!    `encode_records(&image.snapshot())` at an applied index.
+//! 2. A node becomes the active controller when it leads and has applied its own term's
+//!    `LeaderNoop` (Raft §8: only then does its image hold every committed record). It
+//!    then creates a [`Controller`] and a *pending* image, a copy of the committed one.
+//! 3. Each input and tick goes to the controller with the pending image; the output's
+//!    records are proposed as one entry and applied to the pending image at once; its
+//!    replies wait until that entry's index commits.
+//! 4. On losing leadership it drops the controller and the pending image, and answers
+//!    the replies still waiting with NOT_CONTROLLER (the entries may still commit: the
+//!    client retries against the new controller, which sees them or not).
 
 mod active;
 mod brokers;
