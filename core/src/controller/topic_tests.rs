@@ -370,3 +370,27 @@ fn oversized_registrations_are_refused_not_written() {
         assert!(c.image.broker(NodeId(1)).is_none());
     }
 }
+
+#[test]
+fn controller_config_reads_kafkas_broker_keys() {
+    let (broker, _) = crate::config::BrokerConfig::from_pairs([
+        ("num.partitions", "6"),
+        ("default.replication.factor", "3"),
+        ("broker.session.timeout.ms", "4500"),
+        ("unclean.leader.election.enable", "true"),
+    ])
+    .expect("valid config");
+    assert_eq!(
+        ControllerConfig::from_broker_config(&broker),
+        ControllerConfig {
+            num_partitions: 6,
+            default_replication_factor: 3,
+            broker_session_timeout_ms: 4_500,
+            unclean_leader_election_enable: true,
+        }
+    );
+    assert_eq!(
+        ControllerConfig::default().broker_session_timeout_ms,
+        TIMEOUT_MS
+    );
+}
