@@ -392,6 +392,36 @@ fn check(image: &MetadataImage, history: &mut History) -> Result<(), TestCaseErr
     Ok(())
 }
 
+/// Data loss only where the operator allowed it: an unclean election happens only for a
+/// topic with `unclean.leader.election.enable=true` (the cluster default is false here)
+/// at the time. `image` is the committed image before `records`.
+fn check_unclean_only_when_enabled(
+    records: &[MetadataRecord],
+    mut image: MetadataImage,
+) -> Result<(), TestCaseError> {
+    for r in records {
+        if let MetadataRecord::PartitionChange(PartitionChange {
+            partition,
+            leader: Some(LeaderChange::Elected { unclean: true, .. }),
+            ..
+        }) = r
+        {
+            let topic = image
+                .topic(&partition.topic)
+                .expect("the partition's topic exists");
+            let enabled = topic.configs.get("unclean.leader.election.enable");
+            prop_assert_eq!(
+                enabled.map(String::as_str),
+                Some("true"),
+                "{}: unclean election while disabled",
+                partition
+            );
+        }
+        image.apply(r);
+    }
+    Ok(())
+}
+
 /// The world around the controller: each broker's current incarnation.
 struct World {
     cluster: Cluster,
@@ -588,11 +618,14 @@ proptest! {
         let mut world = World::new(lagging);
         let mut history = History::default();
         for op in ops.clone() {
+            let logged = world.cluster.log.len();
+            let before = world.cluster.committed.clone();
             world.run(op);
             // History is what committed: a pending decision lost in a failover was never
             // seen by anyone. The controller's own image must be sound too.
             check(&world.cluster.committed, &mut history)?;
             check(&world.cluster.image, &mut History::default())?;
+            check_unclean_only_when_enabled(&world.cluster.log[logged..], before)?;
         }
         prop_assert_eq!(MetadataImage::from_records(&world.cluster.log), world.cluster.committed.clone(), "the log replays to the image");
         // Deterministic: the same inputs write the same log.
