@@ -1,6 +1,6 @@
 //! Kafka error codes: the values a client can cause are answered with these, never with a
 //! panic. The numbers are Kafka's own (the protocol guide's "Error Codes" table,
-//! https://kafka.apache.org/protocol#protocol_error_codes), so the shell can put them on
+//! <https://kafka.apache.org/protocol#protocol_error_codes>), so the shell can put them on
 //! the wire unchanged.
 
 use std::fmt;
@@ -30,6 +30,17 @@ pub enum ErrorCode {
     InvalidRequest,
     IneligibleReplica,
     InvalidUpdateVersion,
+    InvalidTopicException,
+    TopicAlreadyExists,
+    InvalidPartitions,
+    InvalidReplicationFactor,
+    InvalidConfig,
+    NotController,
+    StaleBrokerEpoch,
+    PreferredLeaderNotAvailable,
+    EligibleLeadersNotAvailable,
+    ElectionNotNeeded,
+    BrokerIdNotRegistered,
 }
 
 impl ErrorCode {
@@ -57,7 +68,18 @@ impl ErrorCode {
             ErrorCode::InvalidRecord => 87,
             ErrorCode::InvalidRequest => 42,
             ErrorCode::IneligibleReplica => 107,
-            ErrorCode::InvalidUpdateVersion => 108,
+            ErrorCode::InvalidUpdateVersion => 95,
+            ErrorCode::InvalidTopicException => 17,
+            ErrorCode::TopicAlreadyExists => 36,
+            ErrorCode::InvalidPartitions => 37,
+            ErrorCode::InvalidReplicationFactor => 38,
+            ErrorCode::InvalidConfig => 40,
+            ErrorCode::NotController => 41,
+            ErrorCode::StaleBrokerEpoch => 77,
+            ErrorCode::PreferredLeaderNotAvailable => 80,
+            ErrorCode::EligibleLeadersNotAvailable => 83,
+            ErrorCode::ElectionNotNeeded => 84,
+            ErrorCode::BrokerIdNotRegistered => 102,
         }
     }
 
@@ -86,6 +108,17 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => "INVALID_REQUEST",
             ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
             ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
+            ErrorCode::InvalidTopicException => "INVALID_TOPIC_EXCEPTION",
+            ErrorCode::TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",
+            ErrorCode::InvalidPartitions => "INVALID_PARTITIONS",
+            ErrorCode::InvalidReplicationFactor => "INVALID_REPLICATION_FACTOR",
+            ErrorCode::InvalidConfig => "INVALID_CONFIG",
+            ErrorCode::NotController => "NOT_CONTROLLER",
+            ErrorCode::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
+            ErrorCode::PreferredLeaderNotAvailable => "PREFERRED_LEADER_NOT_AVAILABLE",
+            ErrorCode::EligibleLeadersNotAvailable => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
+            ErrorCode::ElectionNotNeeded => "ELECTION_NOT_NEEDED",
+            ErrorCode::BrokerIdNotRegistered => "BROKER_ID_NOT_REGISTERED",
         }
     }
 
@@ -108,11 +141,15 @@ impl ErrorCode {
                 | ErrorCode::FencedLeaderEpoch
                 | ErrorCode::UnknownLeaderEpoch
                 | ErrorCode::OffsetNotAvailable
+                | ErrorCode::NotController
+                | ErrorCode::PreferredLeaderNotAvailable
+                | ErrorCode::EligibleLeadersNotAvailable
+                | ErrorCode::ElectionNotNeeded
         )
     }
 }
 
-const ALL: [ErrorCode; 22] = [
+const ALL: [ErrorCode; 33] = [
     ErrorCode::None,
     ErrorCode::OffsetOutOfRange,
     ErrorCode::CorruptMessage,
@@ -135,6 +172,17 @@ const ALL: [ErrorCode; 22] = [
     ErrorCode::InvalidRequest,
     ErrorCode::IneligibleReplica,
     ErrorCode::InvalidUpdateVersion,
+    ErrorCode::InvalidTopicException,
+    ErrorCode::TopicAlreadyExists,
+    ErrorCode::InvalidPartitions,
+    ErrorCode::InvalidReplicationFactor,
+    ErrorCode::InvalidConfig,
+    ErrorCode::NotController,
+    ErrorCode::StaleBrokerEpoch,
+    ErrorCode::PreferredLeaderNotAvailable,
+    ErrorCode::EligibleLeadersNotAvailable,
+    ErrorCode::ElectionNotNeeded,
+    ErrorCode::BrokerIdNotRegistered,
 ];
 
 impl fmt::Display for ErrorCode {

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod controller;
 pub mod error;
 pub mod group;
 pub mod log;

@@ -2,8 +2,9 @@
 //! and leader epoch, and its ISR with the partition epoch that versions it.
 //!
 //! This is the seam where the controller plugs in. Today the simulator's stand-in
-//! controller produces these; the metadata quorum (issue 3) will produce them from its
-//! committed log. A broker applies a state only if it is newer than the one it holds.
+//! controller produces these; `crate::controller` (issue 3) produces them from its
+//! committed log (`MetadataImage::partitions_hosted_by`) once it is wired in. A broker
+//! applies a state only if it is newer than the one it holds.
 
 use crate::types::{Epoch, NodeId, TopicPartition};
 

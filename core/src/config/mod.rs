@@ -103,6 +103,52 @@ pub struct BrokerConfig {
     /// `advertised.listeners`: what clients are told to connect to; `None` means use
     /// `listeners`. An empty value means the same as no value.
     pub advertised_listeners: Option<String>,
+    /// `process.roles`: whether this node is a broker, a KRaft controller (a voter of
+    /// the metadata quorum), or both. Default both: Eddy's own choice, so that a node
+    /// with no configuration is a whole single-node cluster (Kafka requires the key).
+    pub process_roles: ProcessRoles,
+    /// `controller.quorum.voters`: the metadata quorum's voters, `id@host:port,...`.
+    /// Default empty: this node alone is the quorum (only allowed for a controller).
+    pub controller_quorum_voters: Vec<QuorumVoter>,
+}
+
+/// The roles of `process.roles`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProcessRoles {
+    pub broker: bool,
+    pub controller: bool,
+}
+
+impl ProcessRoles {
+    pub const BOTH: ProcessRoles = ProcessRoles {
+        broker: true,
+        controller: true,
+    };
+}
+
+impl fmt::Display for ProcessRoles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let roles: Vec<&str> = [(self.broker, "broker"), (self.controller, "controller")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        write!(f, "{}", roles.join(","))
+    }
+}
+
+/// One entry of `controller.quorum.voters`: a voter's node id and where it listens.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct QuorumVoter {
+    pub id: NodeId,
+    /// A host name, an IPv4 address, or an IPv6 address in brackets (`[::1]`).
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for QuorumVoter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}:{}", self.id.0, self.host, self.port)
+    }
 }
 
 impl Default for BrokerConfig {
@@ -137,6 +183,8 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay_ms: 3000,
             listeners: DEFAULT_LISTENERS.to_string(),
             advertised_listeners: None,
+            process_roles: ProcessRoles::BOTH,
+            controller_quorum_voters: Vec::new(),
         }
     }
 }
@@ -286,9 +334,7 @@ const IGNORED: &[(&str, &str)] = &[
         "Eddy syncs on log.flush.interval.ms and log.flush.interval.messages only; \
          remove this line.",
     ),
-    ("process.roles", KRAFT_LATER),
-    ("controller.quorum.voters", KRAFT_LATER),
-    ("controller.listener.names", KRAFT_LATER),
+    ("controller.listener.names", CONTROLLER_LISTENER_LATER),
 ];
 
 const NO_ZOOKEEPER: &str =
@@ -300,8 +346,9 @@ const NO_TRANSACTIONS: &str = "Eddy keeps no transaction state log; remove this 
 const PLAINTEXT_ONLY: &str =
     "Eddy's listeners are all PLAINTEXT, so there is nothing to map; remove this line.";
 const NO_COMPACTION: &str = "Eddy does not compact logs; remove this line.";
-const KRAFT_LATER: &str =
-    "Eddy does not read KRaft role and quorum settings yet; a later release will.";
+const CONTROLLER_LISTENER_LATER: &str =
+    "Eddy does not pick KRaft's controller listener by name yet: controllers are reached at \
+     the addresses in controller.quorum.voters; remove this line.";
 
 /// One key Eddy honours: how a value is applied and how the effective value is read
 /// back. Keeping both in one row is what stops `from_pairs` and `get` drifting apart.
@@ -530,6 +577,23 @@ const SETTINGS: &[Setting] = &[
         },
         get: |c| c.advertised_listeners.clone(),
     },
+    Setting {
+        key: "process.roles",
+        set: |d, k, v| process_roles(k, v).map(|x| d.config.process_roles = x),
+        get: |c| Some(c.process_roles.to_string()),
+    },
+    Setting {
+        key: "controller.quorum.voters",
+        set: |d, k, v| quorum_voters(k, v).map(|x| d.config.controller_quorum_voters = x),
+        get: |c| {
+            let voters: Vec<String> = c
+                .controller_quorum_voters
+                .iter()
+                .map(|v| v.to_string())
+                .collect();
+            Some(voters.join(","))
+        },
+    },
 ];
 
 /// The settings being assembled. Keys whose effect depends on a sibling key are held
@@ -573,6 +637,8 @@ impl Draft {
                 message: format!("ignored: {by} is also set and takes precedence, as in Kafka."),
             })
         };
+        self.check_quorum()?;
+
         if let Some(dirs) = first_of(
             &mut overridden,
             [("log.dirs", self.log_dirs), ("log.dir", self.log_dir)],
@@ -599,6 +665,52 @@ impl Draft {
             self.config.log_retention_ms = ms;
         }
         Ok(self.config)
+    }
+}
+
+impl Draft {
+    /// `process.roles`, `node.id` and `controller.quorum.voters` must agree, as KRaft
+    /// requires: a controller is one of the voters, a broker-only node is not, and a
+    /// broker-only node must be told where the quorum is.
+    fn check_quorum(&self) -> Result<(), ConfigError> {
+        let c = &self.config;
+        let node = c.node_id;
+        let voters = &c.controller_quorum_voters;
+        let listed = voters.iter().any(|v| v.id == node);
+        let shown_voters = || {
+            self.config
+                .get("controller.quorum.voters")
+                .unwrap_or_default()
+        };
+        let conflict = |reason: String| ConfigError::Conflict {
+            key: "process.roles".to_string(),
+            value: c.process_roles.to_string(),
+            other_key: "controller.quorum.voters".to_string(),
+            other_value: shown_voters(),
+            reason,
+        };
+        if voters.is_empty() && !c.process_roles.controller {
+            return Err(conflict(
+                "a node that is not a controller must be told where the quorum is: list the \
+                 controllers as id@host:port"
+                    .to_string(),
+            ));
+        }
+        if !voters.is_empty() && c.process_roles.controller && !listed {
+            return Err(conflict(format!(
+                "this node (node.id = {}) is a controller, so it must be one of the voters; \
+                 add it, or correct node.id",
+                node.0
+            )));
+        }
+        if listed && !c.process_roles.controller {
+            return Err(conflict(format!(
+                "this node (node.id = {}) is a voter but not a controller; add controller to \
+                 process.roles, or remove it from the voters",
+                node.0
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -758,6 +870,85 @@ fn dir_list(key: &str, value: &str) -> Result<Vec<String>, ConfigError> {
         ));
     }
     Ok(dirs)
+}
+
+/// `process.roles`: `broker`, `controller`, or both, comma-separated, each once.
+fn process_roles(key: &str, value: &str) -> Result<ProcessRoles, ConfigError> {
+    const RULE: &str = "must be broker, controller, or broker,controller";
+    let mut roles = ProcessRoles {
+        broker: false,
+        controller: false,
+    };
+    for role in value.split(',').map(str::trim) {
+        let slot = match role {
+            "broker" => &mut roles.broker,
+            "controller" => &mut roles.controller,
+            _ => return Err(invalid(key, value, RULE)),
+        };
+        if *slot {
+            return Err(invalid(
+                key,
+                value,
+                format!("{RULE}; {role} is listed twice"),
+            ));
+        }
+        *slot = true;
+    }
+    Ok(roles)
+}
+
+/// `controller.quorum.voters`: `id@host:port` entries separated by commas, each id
+/// once. Empty means no list.
+fn quorum_voters(key: &str, value: &str) -> Result<Vec<QuorumVoter>, ConfigError> {
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut voters: Vec<QuorumVoter> = Vec::new();
+    for entry in value.split(',').map(str::trim) {
+        let bad = |why: String| {
+            invalid(
+                key,
+                value,
+                format!("entry {entry:?} {why}; write each voter as id@host:port, such as 1@localhost:9093"),
+            )
+        };
+        let (id, address) = entry
+            .split_once('@')
+            .ok_or_else(|| bad("has no '@' between the node id and the address".to_string()))?;
+        let id: u32 = match id.parse::<u32>() {
+            Ok(id) if i64::from(id) <= INT_MAX => id,
+            _ => {
+                return Err(bad(format!(
+                    "has node id {id:?}, which is not a whole number from 0 to {INT_MAX}"
+                )))
+            }
+        };
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| bad("has no ':' before the port".to_string()))?;
+        if host.is_empty() {
+            return Err(bad("has no host".to_string()));
+        }
+        let port = match port.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => {
+                return Err(bad(format!(
+                    "has port {port:?}, which is not from 1 to 65535"
+                )))
+            }
+        };
+        if voters.iter().any(|v| v.id.0 == id) {
+            return Err(bad(format!(
+                "repeats node id {id}: each voter is listed once"
+            )));
+        }
+        voters.push(QuorumVoter {
+            id: NodeId(id),
+            host: host.to_string(),
+            port,
+        });
+    }
+    Ok(voters)
 }
 
 fn show_limit(limit: Option<u64>) -> String {

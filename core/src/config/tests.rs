@@ -45,6 +45,8 @@ fn defaults_are_kafkas_documented_defaults() {
     assert_eq!(c.group_initial_rebalance_delay_ms, 3000);
     assert_eq!(c.listeners, "PLAINTEXT://127.0.0.1:9092");
     assert_eq!(c.advertised_listeners, None);
+    assert_eq!(c.process_roles, ProcessRoles::BOTH);
+    assert!(c.controller_quorum_voters.is_empty());
     assert!(!c.sync_before_ack());
     assert_eq!(config(&[]), c, "no pairs means the defaults");
 }
@@ -117,6 +119,8 @@ fn every_key_from_pairs_accepts_is_answered_by_get_and_round_trips() {
         ("log.roll.hours", "2"),
         ("unclean.leader.election.enable", "TRUE"),
         ("advertised.listeners", "PLAINTEXT://broker7:9092"),
+        ("process.roles", "controller"),
+        ("controller.quorum.voters", "7@c7:9093, 8@[::1]:9093"),
     ]);
     for original in [BrokerConfig::default(), custom] {
         let answers: Vec<(&str, String)> = BrokerConfig::keys()
@@ -167,7 +171,7 @@ fn ignored_keys_warn_whatever_their_value() {
             warnings[0]
         );
     }
-    let (_, warnings) = parse(&[("process.roles", "broker,controller")]).unwrap();
+    let (_, warnings) = parse(&[("controller.listener.names", "CONTROLLER")]).unwrap();
     assert!(warnings[0].message.contains("KRaft"), "{}", warnings[0]);
 }
 
@@ -220,6 +224,46 @@ fn invalid_values_name_key_value_and_rule() {
         (
             "listeners= ",
             "must name at least one listener, such as PLAINTEXT://",
+        ),
+        (
+            "process.roles=zookeeper",
+            "must be broker, controller, or broker,controller",
+        ),
+        (
+            "process.roles=",
+            "must be broker, controller, or broker,controller",
+        ),
+        (
+            "process.roles=broker,broker",
+            "must be broker, controller, or broker,controller; broker is listed twice",
+        ),
+        (
+            "controller.quorum.voters=1@localhost:9093,localhost:9094",
+            "entry \"localhost:9094\" has no '@' between the node id and the address",
+        ),
+        (
+            "controller.quorum.voters=x@h:1",
+            "entry \"x@h:1\" has node id \"x\", which is not a whole number",
+        ),
+        (
+            "controller.quorum.voters=1@h",
+            "entry \"1@h\" has no ':' before the port",
+        ),
+        (
+            "controller.quorum.voters=1@:9093",
+            "entry \"1@:9093\" has no host",
+        ),
+        (
+            "controller.quorum.voters=1@h:0",
+            "entry \"1@h:0\" has port \"0\", which is not from 1 to 65535",
+        ),
+        (
+            "controller.quorum.voters=1@h:70000",
+            "entry \"1@h:70000\" has port \"70000\"",
+        ),
+        (
+            "controller.quorum.voters=0@a:1,0@b:2",
+            "entry \"0@b:2\" repeats node id 0: each voter is listed once",
         ),
     ];
     for (pair, reason) in cases {
@@ -427,4 +471,86 @@ fn levenshtein_counts_edits() {
     assert_eq!(levenshtein("kitten", "sitting"), 3);
     assert_eq!(levenshtein("num.partition", "num.partitions"), 1);
     assert_eq!(levenshtein("flaw", "lawn"), 2);
+}
+
+#[test]
+fn kraft_roles_and_voters_parse_into_the_config() {
+    let c = config(&[
+        ("process.roles", " controller , broker "),
+        ("node.id", "2"),
+        (
+            "controller.quorum.voters",
+            "1@c1:9093,2@c2:9093,3@[fe80::1]:9093",
+        ),
+    ]);
+    assert_eq!(c.process_roles, ProcessRoles::BOTH);
+    assert_eq!(
+        c.controller_quorum_voters,
+        vec![
+            QuorumVoter {
+                id: NodeId(1),
+                host: "c1".to_string(),
+                port: 9093
+            },
+            QuorumVoter {
+                id: NodeId(2),
+                host: "c2".to_string(),
+                port: 9093
+            },
+            QuorumVoter {
+                id: NodeId(3),
+                host: "[fe80::1]".to_string(),
+                port: 9093
+            },
+        ]
+    );
+    assert_eq!(
+        c.get("controller.quorum.voters").as_deref(),
+        Some("1@c1:9093,2@c2:9093,3@[fe80::1]:9093")
+    );
+    assert_eq!(c.get("process.roles").as_deref(), Some("broker,controller"));
+    let broker = config(&[
+        ("process.roles", "broker"),
+        ("node.id", "4"),
+        ("controller.quorum.voters", "1@c1:9093"),
+    ]);
+    assert_eq!(
+        broker.process_roles,
+        ProcessRoles {
+            broker: true,
+            controller: false
+        }
+    );
+}
+
+#[test]
+fn kraft_roles_node_id_and_voters_must_agree() {
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[("process.roles", "broker")],
+            "process.roles = broker conflicts with controller.quorum.voters = : a node that \
+             is not a controller must be told where the quorum is",
+        ),
+        (
+            &[("node.id", "5"), ("controller.quorum.voters", "1@c1:9093")],
+            "process.roles = broker,controller conflicts with controller.quorum.voters = \
+             1@c1:9093: this node (node.id = 5) is a controller, so it must be one of the voters",
+        ),
+        (
+            &[
+                ("process.roles", "broker"),
+                ("node.id", "1"),
+                ("controller.quorum.voters", "1@c1:9093"),
+            ],
+            "process.roles = broker conflicts with controller.quorum.voters = 1@c1:9093: this \
+             node (node.id = 1) is a voter but not a controller",
+        ),
+    ];
+    for (pairs, expected) in cases {
+        let message = error(pairs).to_string();
+        assert!(message.starts_with(expected), "{pairs:?}: got {message:?}");
+    }
+    // The order of the lines does not matter: the check runs once all are in.
+    let c = config(&[("controller.quorum.voters", "5@c5:9093"), ("node.id", "5")]);
+    assert_eq!(c.node_id, NodeId(5));
 }
