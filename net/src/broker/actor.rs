@@ -34,9 +34,6 @@ pub(crate) const TICK_MS: u64 = 10;
 /// Bound on queued commands: connections wait (back-pressure) when the node is behind.
 pub(crate) const COMMAND_QUEUE: usize = 4096;
 
-/// Kafka's limit on a topic name's length.
-const MAX_TOPIC_NAME_LEN: usize = 249;
-
 /// Where a core reply goes.
 pub(crate) enum ReplyTo {
     Once(oneshot::Sender<ClientResponse>),
@@ -422,7 +419,8 @@ impl Actor {
         partitions: u32,
         validate_only: bool,
     ) -> Result<(), (ResponseError, String)> {
-        validate_topic_name(name).map_err(|msg| (ResponseError::InvalidTopicException, msg))?;
+        eddy_core::controller::validate_topic_name(name)
+            .map_err(|msg| (ResponseError::InvalidTopicException, msg))?;
         if self.topics.contains_key(name) {
             return Err((
                 ResponseError::TopicAlreadyExists,
@@ -692,31 +690,6 @@ fn wall_clock_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Kafka's rules for a topic name: 1 to 249 characters from `[a-zA-Z0-9._-]`, and not
-/// `.` or `..`.
-pub(crate) fn validate_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("Topic name is illegal, it can't be empty".to_string());
-    }
-    if name == "." || name == ".." {
-        return Err("Topic name cannot be \".\" or \"..\"".to_string());
-    }
-    if name.len() > MAX_TOPIC_NAME_LEN {
-        return Err(format!(
-            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
-        ));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return Err(format!(
-            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
-        ));
-    }
-    Ok(())
-}
-
 /// Concatenates batches into one records field.
 pub(crate) fn concat(batches: &[Bytes]) -> Bytes {
     match batches {
@@ -729,20 +702,5 @@ pub(crate) fn concat(batches: &[Bytes]) -> Bytes {
             }
             Bytes::from(out)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::validate_topic_name;
-
-    #[test]
-    fn topic_names_follow_kafkas_rules() {
-        assert!(validate_topic_name("orders.v2_eu-1").is_ok());
-        assert!(validate_topic_name("").is_err());
-        assert!(validate_topic_name("..").is_err());
-        assert!(validate_topic_name("a/b").is_err());
-        assert!(validate_topic_name(&"x".repeat(250)).is_err());
-        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
     }
 }
