@@ -6,9 +6,25 @@
 //! subscribed partitions among the members, shared by the simulator's consumers and,
 //! later, Eddy's client.
 
+mod api;
 mod assignor;
+mod classic;
+mod coordinator;
+mod member;
+mod membership;
+mod offsets;
+mod record;
 
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use api::*;
 pub use assignor::{select_protocol, Assignor, GroupAssignment, RebalanceProtocol, Subscription};
+pub use classic::GroupState;
+pub use coordinator::{GroupConfig, GroupCoordinator, GroupEffect, GroupInput};
+pub use record::offsets_partition_for;
 
 /// A group's generation id: the coordinator bumps it at every completed rebalance, and a
 /// member's commits and owned partitions are only as current as the generation they
