@@ -371,7 +371,14 @@ impl ClassicGroup {
                 self.protocol_name.is_some(),
                 "group {id}: no protocol chosen"
             );
-            assert!(self.members.values().all(|m| m.awaiting_join.is_none()));
+        }
+        // (A Stable group may park one JoinGroup: a static member's, until its new
+        // member id is stored.)
+        if self.is(GroupState::CompletingRebalance) {
+            assert!(
+                self.members.values().all(|m| m.awaiting_join.is_none()),
+                "group {id}: a JoinGroup parked after the join phase"
+            );
         }
         assert_eq!(
             self.join_timer.is_some(),

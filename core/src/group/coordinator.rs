@@ -242,6 +242,8 @@ impl GroupCoordinator {
             GroupInput::Load { partition, batches } => self.load(partition, &batches),
             GroupInput::Unload { partition } => self.unload(partition),
         }
+        // Timers the input armed for now (a zero initial delay) fire now too.
+        self.fire_timers(now_ms);
         std::mem::take(&mut self.effects)
     }
 

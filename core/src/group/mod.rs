@@ -16,6 +16,8 @@ mod offsets;
 mod record;
 
 #[cfg(test)]
+mod harness;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;

@@ -1,1 +1,865 @@
+//! Unit tests of the group coordinator: each drives one coordinator through the fake
+//! shell in `harness` and checks one rule of Kafka's classic group protocol.
 
+use bytes::Bytes;
+
+use crate::batch::records;
+use crate::error::ErrorCode;
+use crate::group::harness::*;
+use crate::group::*;
+use crate::types::Offset;
+
+#[test]
+fn new_member_gets_member_id_required_then_joins_with_that_id() {
+    let mut h = Harness::new(config());
+    let t = h.join(join_req("", "client"));
+    let r = h.join_reply(t);
+    assert_eq!(r.error, ErrorCode::MemberIdRequired);
+    assert_eq!(
+        r.member_id, "client-0-0",
+        "{{client_id}}-{{incarnation}}-{{counter}}"
+    );
+    assert_eq!(r.generation_id, UNKNOWN_GENERATION_ID);
+    let t = h.join(join_req(&r.member_id, "client"));
+    let r = h.join_reply(t);
+    assert_eq!(r.error, ErrorCode::None);
+    assert_eq!(r.generation_id, 1);
+    assert_eq!(r.leader, "client-0-0");
+    assert_eq!(r.member_id, "client-0-0");
+    assert_eq!(r.protocol_name.as_deref(), Some("range"));
+    assert_eq!(
+        r.members.len(),
+        1,
+        "the leader gets every member's metadata"
+    );
+    assert_eq!(r.members[0].metadata, Bytes::from("client"));
+}
+
+#[test]
+fn join_without_require_known_member_id_is_admitted_at_once() {
+    let mut h = Harness::new(config());
+    let mut req = join_req("", "old");
+    req.require_known_member_id = false;
+    let t = h.join(req);
+    let r = h.join_reply(t);
+    assert_eq!(r.error, ErrorCode::None);
+    assert_eq!(r.generation_id, 1);
+}
+
+#[test]
+fn members_join_one_by_one_and_only_the_leader_gets_the_member_list() {
+    let mut h = Harness::new(config());
+    let (ta, a) = h.join_new("a");
+    assert_eq!(h.join_reply(ta).generation_id, 1);
+    let (tb, b) = h.join_new("b");
+    assert!(!h.has_reply(tb), "b waits for a to rejoin");
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::PreparingRebalance));
+    assert_eq!(h.heartbeat(&a, 1), ErrorCode::RebalanceInProgress);
+    let ta = h.join(join_req(&a, "a"));
+    let ra = h.join_reply(ta);
+    let rb = h.join_reply(tb);
+    assert_eq!((ra.generation_id, rb.generation_id), (2, 2));
+    assert_eq!(ra.leader, a);
+    assert_eq!(rb.leader, a);
+    let listed: Vec<&str> = ra.members.iter().map(|m| m.member_id.as_str()).collect();
+    assert_eq!(listed, [a.as_str(), b.as_str()]);
+    assert!(rb.members.is_empty(), "followers get no member list");
+    assert_eq!(
+        h.c.group_state(GROUP),
+        Some(GroupState::CompletingRebalance)
+    );
+}
+
+#[test]
+fn initial_delay_is_extended_by_each_new_joiner_up_to_the_rebalance_timeout() {
+    let mut cfg = config();
+    cfg.initial_rebalance_delay_ms = 3000;
+    let mut h = Harness::new(cfg);
+    // rebalance timeout 10 s: after the first 3 s delay, 7 s remain to extend into.
+    let join = |client: &str| {
+        let mut r = join_req("", client);
+        r.require_known_member_id = false;
+        r.rebalance_timeout_ms = 10_000;
+        r
+    };
+    let ta = h.join(join("a"));
+    h.advance(2000);
+    let tb = h.join(join("b"));
+    h.advance(1000); // t=3000: b joined during the delay: wait 3 s more (4 s remain)
+    assert!(!h.has_reply(ta));
+    h.advance(2000); // t=5000
+    let tc = h.join(join("c"));
+    h.advance(1000); // t=6000: c joined: wait min(3, 4) s more (1 s remains)
+    assert!(!h.has_reply(ta));
+    h.advance(2999); // t=8999
+    assert!(!h.has_reply(ta));
+    h.advance(1); // t=9000: nobody new: the join completes
+    for t in [ta, tb, tc] {
+        let r = h.join_reply(t);
+        assert_eq!(r.error, ErrorCode::None);
+        assert_eq!(r.generation_id, 1);
+    }
+}
+
+#[test]
+fn initial_delay_without_new_joiners_completes_after_one_delay_even_if_all_joined() {
+    let mut cfg = config();
+    cfg.initial_rebalance_delay_ms = 3000;
+    let mut h = Harness::new(cfg);
+    let mut req = join_req("", "a");
+    req.require_known_member_id = false;
+    let t = h.join(req);
+    h.advance(2999);
+    assert!(!h.has_reply(t), "the initial delay runs to its end");
+    h.advance(1);
+    assert_eq!(h.join_reply(t).generation_id, 1);
+}
+
+#[test]
+fn member_that_does_not_rejoin_is_removed_at_the_rebalance_timeout() {
+    let mut h = Harness::new(config());
+    let (ids, generation) = h.stable_group(&["a", "b"]);
+    let (a, b) = (&ids[0], &ids[1]);
+    let (tc, c) = h.join_new("c");
+    let start = h.now_ms;
+    let ta = h.join(join_req(a, "a"));
+    // b keeps heartbeating (so its session never runs out) but never rejoins.
+    for _ in 0..5 {
+        h.advance(5000);
+        assert_eq!(h.heartbeat(b, generation), ErrorCode::RebalanceInProgress);
+    }
+    h.advance(start + REBALANCE_MS as u64 - 1 - h.now_ms);
+    assert!(!h.has_reply(ta));
+    h.advance(1);
+    let ra = h.join_reply(ta);
+    assert_eq!(ra.generation_id, generation + 1);
+    let listed: Vec<&str> = ra.members.iter().map(|m| m.member_id.as_str()).collect();
+    assert_eq!(listed, [a.as_str(), c.as_str()]);
+    assert_eq!(h.join_reply(tc).generation_id, generation + 1);
+    assert_eq!(h.heartbeat(b, generation + 1), ErrorCode::UnknownMemberId);
+}
+
+#[test]
+fn session_expiry_removes_the_member_and_triggers_a_rebalance() {
+    let mut h = Harness::new(config());
+    let (ids, generation) = h.stable_group(&["a", "b"]);
+    for _ in 0..2 {
+        h.advance(4000);
+        assert_eq!(h.heartbeat(&ids[0], generation), ErrorCode::None);
+    }
+    h.advance(1999);
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::Stable));
+    h.advance(1);
+    // b said nothing for its whole 10 s session.
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::PreparingRebalance));
+    assert_eq!(
+        h.heartbeat(&ids[0], generation),
+        ErrorCode::RebalanceInProgress
+    );
+    let t = h.join(join_req(&ids[0], "a"));
+    let r = h.join_reply(t);
+    assert_eq!(r.generation_id, generation + 1);
+    assert_eq!(r.members.len(), 1);
+    assert_eq!(h.heartbeat(&ids[1], generation), ErrorCode::UnknownMemberId);
+}
+
+#[test]
+fn pending_member_that_never_joins_stops_holding_the_rebalance_after_its_session() {
+    let mut h = Harness::new(config());
+    let (ids, generation) = h.stable_group(&["a"]);
+    let t = h.join(join_req("", "b"));
+    assert_eq!(h.join_reply(t).error, ErrorCode::MemberIdRequired);
+    let ta = h.join(join_req(&ids[0], "a"));
+    assert!(!h.has_reply(ta), "the pending member holds the join open");
+    h.advance(SESSION_MS as u64);
+    assert_eq!(h.join_reply(ta).generation_id, generation + 1);
+}
+
+#[test]
+fn follower_sync_waits_for_the_leaders_assignment_to_be_stored() {
+    let mut h = Harness::new(config());
+    h.auto_append = false;
+    let (ta, a) = h.join_new("a");
+    h.join_reply(ta);
+    let (tb, b) = h.join_new("b");
+    let ta = h.join(join_req(&a, "a"));
+    let generation = h.join_reply(ta).generation_id;
+    h.join_reply(tb);
+    let sb = h.sync(&b, generation, &[]);
+    assert!(!h.has_reply(sb), "the follower waits for the leader");
+    let sa = h.sync(&a, generation, &[(&a, "pa"), (&b, "pb")]);
+    assert!(
+        !h.has_reply(sa) && !h.has_reply(sb),
+        "nobody hears before the store"
+    );
+    assert_eq!(h.in_flight.len(), 1);
+    h.complete_next(Ok(()));
+    let ra = h.sync_reply(sa);
+    let rb = h.sync_reply(sb);
+    assert_eq!(ra.assignment, Bytes::from("pa"));
+    assert_eq!(rb.assignment, Bytes::from("pb"));
+    assert_eq!(rb.protocol_name.as_deref(), Some("range"));
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::Stable));
+    // In Stable a late SyncGroup gets the stored assignment straight away.
+    let again = h.sync(&b, generation, &[]);
+    assert_eq!(h.sync_reply(again).assignment, Bytes::from("pb"));
+}
+
+#[test]
+fn failed_store_of_the_assignment_fails_the_sync_and_rebalances() {
+    let mut h = Harness::new(config());
+    h.auto_append = false;
+    let (ta, a) = h.join_new("a");
+    let generation = h.join_reply(ta).generation_id;
+    let sa = h.sync(&a, generation, &[(&a, "pa")]);
+    h.complete_next(Err(ErrorCode::NotLeaderOrFollower));
+    assert_eq!(h.sync_reply(sa).error, ErrorCode::NotCoordinator);
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::PreparingRebalance));
+}
+
+#[test]
+fn illegal_generation_for_sync_heartbeat_and_commit() {
+    let mut h = Harness::new(config());
+    let (ids, generation) = h.stable_group(&["a"]);
+    let a = &ids[0];
+    let t = h.sync(a, generation + 1, &[]);
+    assert_eq!(h.sync_reply(t).error, ErrorCode::IllegalGeneration);
+    assert_eq!(h.heartbeat(a, generation - 1), ErrorCode::IllegalGeneration);
+    let t = h.commit(a, generation - 1, &[("t", 0, 5, "")]);
+    assert_eq!(h.commit_errors(t), [ErrorCode::IllegalGeneration]);
+    assert_eq!(h.heartbeat(a, generation), ErrorCode::None);
+}
+
+#[test]
+fn sync_during_preparing_rebalance_is_rebalance_in_progress() {
+    let mut h = Harness::new(config());
+    let (ids, generation) = h.stable_group(&["a"]);
+    let _ = h.join_new("b");
+    let t = h.sync(&ids[0], generation, &[]);
+    assert_eq!(h.sync_reply(t).error, ErrorCode::RebalanceInProgress);
+}
+
+#[test]
+fn sync_checks_protocol_type_and_name() {
+    let mut h = Harness::new(config());
+    let (ids, generation) = h.stable_group(&["a"]);
+    let t = h.send(GroupRequest::SyncGroup(SyncGroupRequest {
+        group_id: GROUP.into(),
+        generation_id: generation,
+        member_id: ids[0].clone(),
+        group_instance_id: None,
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some("roundrobin".into()),
+        assignments: Vec::new(),
+    }));
+    assert_eq!(h.sync_reply(t).error, ErrorCode::InconsistentGroupProtocol);
+}
+
+#[test]
+fn join_checks_session_timeout_protocol_and_member() {
+    let mut h = Harness::new(config());
+    let mut req = join_req("", "a");
+    req.session_timeout_ms = 999;
+    let t = h.join(req.clone());
+    assert_eq!(h.join_reply(t).error, ErrorCode::InvalidSessionTimeout);
+    req.session_timeout_ms = 60_001;
+    let t = h.join(req);
+    assert_eq!(h.join_reply(t).error, ErrorCode::InvalidSessionTimeout);
+
+    let t = h.join(join_req("nobody", "a"));
+    assert_eq!(
+        h.join_reply(t).error,
+        ErrorCode::UnknownMemberId,
+        "a member id the coordinator never gave"
+    );
+
+    h.stable_group(&["a"]);
+    let mut other = join_req("", "b");
+    other.protocols = protocols(&[("roundrobin", "")]);
+    other.require_known_member_id = false;
+    let t = h.join(other.clone());
+    assert_eq!(h.join_reply(t).error, ErrorCode::InconsistentGroupProtocol);
+    other.protocols = protocols(&[("range", "")]);
+    other.protocol_type = "connect".into();
+    let t = h.join(other);
+    assert_eq!(h.join_reply(t).error, ErrorCode::InconsistentGroupProtocol);
+
+    let mut empty_id = join_req("", "a");
+    empty_id.group_id = String::new();
+    let t = h.join(empty_id);
+    assert_eq!(h.join_reply(t).error, ErrorCode::InvalidGroupId);
+}
+
+#[test]
+fn group_max_size_refuses_the_member_past_it() {
+    let mut cfg = config();
+    cfg.max_size = 1;
+    let mut h = Harness::new(cfg);
+    h.stable_group(&["a"]);
+    let mut req = join_req("", "b");
+    req.require_known_member_id = false;
+    let t = h.join(req);
+    let r = h.join_reply(t);
+    assert_eq!(r.error, ErrorCode::GroupMaxSizeReached);
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::Stable));
+}
+
+fn static_join(instance: &str, member_id: &str, metadata: &str) -> JoinGroupRequest {
+    let mut r = join_req(member_id, "client");
+    r.group_instance_id = Some(instance.into());
+    r.protocols = protocols(&[("range", metadata)]);
+    r
+}
+
+/// A stable group with static member "i1" (leader) and dynamic member "b".
+fn static_group(h: &mut Harness) -> (String, String, i32) {
+    let t = h.join(static_join("i1", "", "m1"));
+    let r = h.join_reply(t);
+    assert_eq!(
+        r.error,
+        ErrorCode::None,
+        "a static member gets no MEMBER_ID_REQUIRED"
+    );
+    let s1 = r.member_id;
+    assert!(
+        s1.starts_with("i1-"),
+        "a static member's id starts with its instance id"
+    );
+    let (tb, b) = h.join_new("b");
+    let t = h.join(static_join("i1", &s1, "m1"));
+    let generation = h.join_reply(t).generation_id;
+    h.join_reply(tb);
+    let sb = h.sync(&b, generation, &[]);
+    let s = h.sync(&s1, generation, &[(&s1, "p1"), (&b, "pb")]);
+    h.sync_reply(s);
+    h.sync_reply(sb);
+    (s1, b, generation)
+}
+
+#[test]
+fn static_member_rejoin_keeps_its_assignment_without_a_rebalance() {
+    let mut h = Harness::new(config());
+    let (old, b, generation) = static_group(&mut h);
+    h.auto_append = false;
+    // The instance restarts: unknown member id, same instance id and metadata.
+    let t = h.join(static_join("i1", "", "m1"));
+    assert!(!h.has_reply(t), "answered once the new member id is stored");
+    h.complete_next(Ok(()));
+    let r = h.join_reply(t);
+    assert_eq!(r.error, ErrorCode::None);
+    assert_ne!(r.member_id, old);
+    assert_eq!(r.generation_id, generation, "no new generation");
+    assert_eq!(
+        r.leader, old,
+        "the leader field stays the one the group knows"
+    );
+    assert!(r.members.is_empty());
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::Stable));
+    let s = h.sync(&r.member_id, generation, &[]);
+    assert_eq!(h.sync_reply(s).assignment, Bytes::from("p1"));
+    assert_eq!(
+        h.heartbeat(&b, generation),
+        ErrorCode::None,
+        "b saw nothing"
+    );
+    // The old member id of the instance is fenced.
+    assert_eq!(
+        h.heartbeat_as(&old, Some("i1"), generation),
+        ErrorCode::FencedInstanceId
+    );
+    let t = h.join(static_join("i1", &old, "m1"));
+    assert_eq!(h.join_reply(t).error, ErrorCode::FencedInstanceId);
+    let t = h.send(GroupRequest::SyncGroup(SyncGroupRequest {
+        group_id: GROUP.into(),
+        generation_id: generation,
+        member_id: old.clone(),
+        group_instance_id: Some("i1".into()),
+        protocol_type: None,
+        protocol_name: None,
+        assignments: Vec::new(),
+    }));
+    assert_eq!(h.sync_reply(t).error, ErrorCode::FencedInstanceId);
+    assert_eq!(
+        h.heartbeat(&old, generation),
+        ErrorCode::UnknownMemberId,
+        "without its instance id the old id is simply unknown"
+    );
+}
+
+#[test]
+fn static_member_rejoin_whose_store_fails_gets_its_old_id_back() {
+    let mut h = Harness::new(config());
+    let (old, _, generation) = static_group(&mut h);
+    h.auto_append = false;
+    let t = h.join(static_join("i1", "", "m1"));
+    h.complete_next(Err(ErrorCode::NotEnoughReplicas));
+    let r = h.join_reply(t);
+    assert_eq!(r.error, ErrorCode::CoordinatorNotAvailable);
+    assert_eq!(r.member_id, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        h.heartbeat_as(&old, Some("i1"), generation),
+        ErrorCode::None
+    );
+}
+
+#[test]
+fn static_member_rejoin_that_changes_the_protocol_choice_rebalances() {
+    let mut h = Harness::new(config());
+    let (_, b, generation) = static_group(&mut h);
+    let mut req = static_join("i1", "", "m1");
+    // Still lists range (so it is admitted) but a leader preferring roundrobin...
+    req.protocols = protocols(&[("roundrobin", "x"), ("range", "m1")]);
+    let t = h.join(req);
+    // ...does not change the choice while b lists only range: no rebalance.
+    assert_eq!(h.join_reply(t).generation_id, generation);
+    // Different metadata for the same protocol does not change the choice either;
+    // b rejoining with new metadata does rebalance.
+    let mut rb = join_req(&b, "b");
+    rb.protocols = protocols(&[("range", "new")]);
+    let tb = h.join(rb);
+    assert!(!h.has_reply(tb));
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::PreparingRebalance));
+}
+
+#[test]
+fn leave_group_removes_members_by_id_or_by_instance_id() {
+    let mut h = Harness::new(config());
+    let (s1, b, generation) = static_group(&mut h);
+    let r = h.leave(&[("", Some("i1")), ("nobody", None), ("", Some("i9"))]);
+    let errors: Vec<ErrorCode> = r.members.iter().map(|m| m.error).collect();
+    assert_eq!(
+        errors,
+        [
+            ErrorCode::None,
+            ErrorCode::UnknownMemberId,
+            ErrorCode::UnknownMemberId
+        ]
+    );
+    assert_eq!(
+        h.heartbeat_as(&s1, Some("i1"), generation),
+        ErrorCode::UnknownMemberId
+    );
+    assert_eq!(h.heartbeat(&b, generation), ErrorCode::RebalanceInProgress);
+    let r = h.leave(&[(&b, None)]);
+    assert_eq!(r.members[0].error, ErrorCode::None);
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::Empty));
+    assert_eq!(h.c.generation(GROUP), Some(generation + 1));
+}
+
+#[test]
+fn leave_with_the_wrong_instance_id_is_fenced() {
+    let mut h = Harness::new(config());
+    let (s1, b, _) = static_group(&mut h);
+    let r = h.leave(&[(&b, Some("i1"))]);
+    assert_eq!(r.members[0].error, ErrorCode::FencedInstanceId);
+    let r = h.leave(&[(&s1, Some("i1"))]);
+    assert_eq!(r.members[0].error, ErrorCode::None);
+}
+
+#[test]
+fn commit_is_fenced_by_member_generation_and_rebalance() {
+    let mut h = Harness::new(config());
+    let (ids, generation) = h.stable_group(&["a"]);
+    let a = ids[0].clone();
+    let t = h.commit("stranger", generation, &[("t", 0, 1, "")]);
+    assert_eq!(h.commit_errors(t), [ErrorCode::UnknownMemberId]);
+    let t = h.commit("", UNKNOWN_GENERATION_ID, &[("t", 0, 1, "")]);
+    assert_eq!(
+        h.commit_errors(t),
+        [ErrorCode::UnknownMemberId],
+        "a simple commit to a group with members"
+    );
+    let t = h.commit(&a, generation, &[("t", 0, 1, "")]);
+    assert_eq!(h.commit_errors(t), [ErrorCode::None]);
+
+    // PreparingRebalance still takes a current member's commit...
+    let (tb, _) = h.join_new("b");
+    let t = h.commit(&a, generation, &[("t", 0, 2, "")]);
+    assert_eq!(h.commit_errors(t), [ErrorCode::None]);
+    // ...CompletingRebalance does not.
+    let ta = h.join(join_req(&a, "a"));
+    let next = h.join_reply(ta).generation_id;
+    h.join_reply(tb);
+    let t = h.commit(&a, next, &[("t", 0, 3, "")]);
+    assert_eq!(h.commit_errors(t), [ErrorCode::RebalanceInProgress]);
+    assert_eq!(h.fetch("t", 0).0, 2);
+}
+
+#[test]
+fn simple_commit_is_allowed_only_for_an_empty_or_unknown_group() {
+    let mut h = Harness::new(config());
+    let t = h.commit("", 3, &[("t", 0, 1, "")]);
+    assert_eq!(
+        h.commit_errors(t),
+        [ErrorCode::IllegalGeneration],
+        "a generation for a group that does not exist"
+    );
+    let t = h.commit("", UNKNOWN_GENERATION_ID, &[("t", 0, 7, "m")]);
+    assert_eq!(h.commit_errors(t), [ErrorCode::None]);
+    assert_eq!(h.fetch("t", 0), (7, "m".to_string(), ErrorCode::None));
+    let d = h.describe(GROUP);
+    assert_eq!(d.group_state, "Empty");
+    assert_eq!(d.protocol_type, "", "no group management");
+}
+
+#[test]
+fn commit_is_not_acknowledged_or_visible_before_its_append_commits() {
+    let mut h = Harness::new(config());
+    h.auto_append = false;
+    let t = h.commit(
+        "",
+        UNKNOWN_GENERATION_ID,
+        &[("t", 0, 42, "checkpoint ✓"), ("t", 1, 9, "")],
+    );
+    assert!(!h.has_reply(t));
+    assert_eq!(h.in_flight.len(), 1, "one batch for the whole commit");
+    assert_eq!(
+        h.fetch("t", 0),
+        (INVALID_OFFSET, String::new(), ErrorCode::None)
+    );
+    h.complete_next(Ok(()));
+    assert_eq!(h.commit_errors(t), [ErrorCode::None, ErrorCode::None]);
+    assert_eq!(
+        h.fetch("t", 0),
+        (42, "checkpoint ✓".to_string(), ErrorCode::None)
+    );
+    assert_eq!(h.fetch("t", 1).0, 9);
+}
+
+#[test]
+fn failed_commit_append_maps_to_kafkas_commit_errors() {
+    let mut h = Harness::new(config());
+    h.auto_append = false;
+    for (log_error, seen) in [
+        (ErrorCode::NotLeaderOrFollower, ErrorCode::NotCoordinator),
+        (
+            ErrorCode::NotEnoughReplicas,
+            ErrorCode::CoordinatorNotAvailable,
+        ),
+        (
+            ErrorCode::MessageTooLarge,
+            ErrorCode::InvalidCommitOffsetSize,
+        ),
+        (ErrorCode::RequestTimedOut, ErrorCode::RequestTimedOut),
+    ] {
+        let t = h.commit("", UNKNOWN_GENERATION_ID, &[("t", 0, 1, "")]);
+        h.complete_next(Err(log_error));
+        assert_eq!(h.commit_errors(t), [seen]);
+    }
+    assert_eq!(
+        h.fetch("t", 0).0,
+        INVALID_OFFSET,
+        "a failed commit is not visible"
+    );
+}
+
+#[test]
+fn commit_checks_metadata_size_per_partition() {
+    let mut h = Harness::new(config());
+    let long = "x".repeat(33);
+    let t = h.commit(
+        "",
+        UNKNOWN_GENERATION_ID,
+        &[("t", 0, 1, &long), ("t", 1, 2, "ok"), ("t", -1, 3, "")],
+    );
+    assert_eq!(
+        h.commit_errors(t),
+        [
+            ErrorCode::OffsetMetadataTooLarge,
+            ErrorCode::None,
+            ErrorCode::UnknownTopicOrPartition
+        ]
+    );
+}
+
+#[test]
+fn later_commit_record_wins_whatever_order_appends_complete_in() {
+    let mut h = Harness::new(config());
+    h.auto_append = false;
+    let t1 = h.commit("", UNKNOWN_GENERATION_ID, &[("t", 0, 1, "")]);
+    let t2 = h.commit("", UNKNOWN_GENERATION_ID, &[("t", 0, 2, "")]);
+    // Complete the second append first: it sits later in the log.
+    let (p2, b2, id2) = h.in_flight.remove(1);
+    let (p1, b1, id1) = h.in_flight.remove(0);
+    assert_eq!(p1, p2);
+    let effects = h.c.handle(
+        h.now_ms,
+        GroupInput::AppendDone {
+            append_id: id2,
+            result: Ok(Offset(1)),
+        },
+    );
+    assert_eq!(effects.len(), 1);
+    let effects = h.c.handle(
+        h.now_ms,
+        GroupInput::AppendDone {
+            append_id: id1,
+            result: Ok(Offset(0)),
+        },
+    );
+    assert_eq!(effects.len(), 1);
+    let _ = (b1, b2, t1, t2);
+    h.replies.clear();
+    assert_eq!(h.fetch("t", 0).0, 2);
+}
+
+#[test]
+fn offset_fetch_of_missing_group_topic_or_partition_is_minus_one_with_none() {
+    let mut h = Harness::new(config());
+    assert_eq!(
+        h.fetch("t", 0),
+        (INVALID_OFFSET, String::new(), ErrorCode::None)
+    );
+    let t = h.commit("", UNKNOWN_GENERATION_ID, &[("t", 0, 5, "")]);
+    h.commit_errors(t);
+    assert_eq!(h.fetch("t", 1).0, INVALID_OFFSET);
+    assert_eq!(h.fetch("u", 0).0, INVALID_OFFSET);
+    let t = h.send(GroupRequest::OffsetFetch(OffsetFetchRequest {
+        group_id: "other".into(),
+        topics: None,
+        require_stable: false,
+    }));
+    match h.reply(t) {
+        GroupResponse::OffsetFetch(r) => {
+            assert_eq!(r.error, ErrorCode::None);
+            assert!(r.topics.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    let t = h.send(GroupRequest::OffsetFetch(OffsetFetchRequest {
+        group_id: GROUP.into(),
+        topics: None,
+        require_stable: false,
+    }));
+    match h.reply(t) {
+        GroupResponse::OffsetFetch(r) => {
+            assert_eq!(r.topics.len(), 1);
+            assert_eq!(r.topics[0].partitions[0].committed_offset, 5);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn offsets_expire_after_retention_once_the_group_is_empty() {
+    let mut h = Harness::new(config());
+    let (ids, generation) = h.stable_group(&["a"]);
+    let t = h.commit(&ids[0], generation, &[("t", 0, 5, "")]);
+    h.commit_errors(t);
+    // While the member is alive its offsets stay, however old.
+    for _ in 0..20 {
+        h.advance(5000);
+        assert_eq!(h.heartbeat(&ids[0], generation), ErrorCode::None);
+    }
+    assert_eq!(h.fetch("t", 0).0, 5);
+    h.leave(&[(&ids[0], None)]);
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::Empty));
+    h.advance(59_999);
+    assert_eq!(
+        h.fetch("t", 0).0,
+        5,
+        "retention counts from when the group emptied"
+    );
+    h.advance(5001);
+    assert_eq!(h.fetch("t", 0).0, INVALID_OFFSET);
+    assert_eq!(
+        h.describe(GROUP).group_state,
+        "Dead",
+        "an empty group with no offsets goes"
+    );
+    let last = h.appended.last().unwrap();
+    let tombstones = records(last).unwrap();
+    assert_eq!(tombstones.len(), 2, "the offset and the group");
+    assert!(tombstones.iter().all(|r| r.value.is_none()));
+}
+
+#[test]
+fn simple_group_offsets_expire_from_their_commit_time() {
+    let mut h = Harness::new(config());
+    let t = h.commit("", UNKNOWN_GENERATION_ID, &[("t", 0, 5, "")]);
+    h.commit_errors(t);
+    h.advance(30_000);
+    let t = h.commit("", UNKNOWN_GENERATION_ID, &[("t", 1, 6, "")]);
+    h.commit_errors(t);
+    h.advance(35_000); // t0 + 65 s: partition 0 is past 60 s, partition 1 is not.
+    assert_eq!(h.fetch("t", 0).0, INVALID_OFFSET);
+    assert_eq!(h.fetch("t", 1).0, 6);
+}
+
+#[test]
+fn delete_groups_refuses_non_empty_and_unknown_groups() {
+    let mut h = Harness::new(config());
+    h.stable_group(&["a"]);
+    let t = h.commit("", UNKNOWN_GENERATION_ID, &[("t", 0, 5, "")]);
+    h.commit_errors(t);
+    let t = h.send(GroupRequest::OffsetCommit(OffsetCommitRequest {
+        group_id: "simple".into(),
+        generation_id: UNKNOWN_GENERATION_ID,
+        member_id: String::new(),
+        group_instance_id: None,
+        topics: vec![OffsetCommitTopic {
+            name: "t".into(),
+            partitions: vec![OffsetCommitPartition {
+                partition_index: 0,
+                committed_offset: 1,
+                committed_leader_epoch: NO_LEADER_EPOCH,
+                committed_metadata: None,
+            }],
+        }],
+    }));
+    h.commit_errors(t);
+    let t = h.send(GroupRequest::DeleteGroups(DeleteGroupsRequest {
+        groups_names: vec![GROUP.into(), "simple".into(), "none".into()],
+    }));
+    let results = match h.reply(t) {
+        GroupResponse::DeleteGroups(r) => r.results,
+        other => panic!("{other:?}"),
+    };
+    let errors: Vec<(&str, ErrorCode)> = results
+        .iter()
+        .map(|r| (r.group_id.as_str(), r.error))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (GROUP, ErrorCode::NonEmptyGroup),
+            ("simple", ErrorCode::None),
+            ("none", ErrorCode::GroupIdNotFound)
+        ]
+    );
+    assert_eq!(h.describe("simple").group_state, "Dead");
+    let tombstones = records(h.appended.last().unwrap()).unwrap();
+    assert_eq!(tombstones.len(), 2);
+    assert!(tombstones.iter().all(|r| r.value.is_none()));
+}
+
+#[test]
+fn load_after_a_move_restores_offsets_and_the_group_generation() {
+    let mut h = Harness::new(config());
+    let (ids, generation) = h.stable_group(&["a", "b"]);
+    let t = h.commit(&ids[0], generation, &[("t", 0, 11, "meta")]);
+    h.commit_errors(t);
+    let partition = h.c.partition_for(GROUP);
+    let batches = h.log[&partition].clone();
+
+    // The partition moves: the old coordinator unloads it...
+    h.input(GroupInput::Unload { partition });
+    assert_eq!(h.heartbeat(&ids[0], generation), ErrorCode::NotCoordinator);
+    assert_eq!(h.fetch("t", 0).2, ErrorCode::NotCoordinator);
+
+    // ...and a new one loads it.
+    let mut moved = Harness::new(GroupConfig {
+        offsets_topic_num_partitions: 4,
+        ..config()
+    });
+    moved.input(GroupInput::Unload { partition });
+    moved.input(GroupInput::BeginLoad { partition });
+    assert_eq!(
+        moved.heartbeat(&ids[0], generation),
+        ErrorCode::None,
+        "Kafka answers a heartbeat to a loading group blindly"
+    );
+    assert_eq!(moved.fetch("t", 0).2, ErrorCode::CoordinatorLoadInProgress);
+    let t = moved.join(join_req("", "c"));
+    assert_eq!(
+        moved.join_reply(t).error,
+        ErrorCode::CoordinatorLoadInProgress
+    );
+    moved.input(GroupInput::Load { partition, batches });
+    assert_eq!(
+        moved.fetch("t", 0),
+        (11, "meta".to_string(), ErrorCode::None)
+    );
+    assert_eq!(moved.c.generation(GROUP), Some(generation));
+    let d = moved.describe(GROUP);
+    assert_eq!(d.group_state, "Stable");
+    assert_eq!(d.protocol_data, "range");
+    let assignments: Vec<(&str, &[u8])> = d
+        .members
+        .iter()
+        .map(|m| (m.member_id.as_str(), &m.member_assignment[..]))
+        .collect();
+    assert_eq!(
+        assignments,
+        [(ids[0].as_str(), &b"a"[..]), (ids[1].as_str(), &b"b"[..])]
+    );
+    assert_eq!(moved.heartbeat(&ids[1], generation), ErrorCode::None);
+    let s = moved.sync(&ids[1], generation, &[]);
+    assert_eq!(moved.sync_reply(s).assignment, Bytes::from("b"));
+}
+
+#[test]
+fn unload_answers_parked_requests_with_not_coordinator() {
+    let mut h = Harness::new(config());
+    let (ids, _) = h.stable_group(&["a"]);
+    let (tb, _) = h.join_new("b");
+    h.auto_append = false;
+    let tc = h.commit(&ids[0], 1, &[("t", 0, 1, "")]);
+    let partition = h.c.partition_for(GROUP);
+    h.input(GroupInput::Unload { partition });
+    assert_eq!(h.join_reply(tb).error, ErrorCode::NotCoordinator);
+    assert_eq!(h.commit_errors(tc), [ErrorCode::NotCoordinator]);
+    // The append completing later changes nothing and answers nobody twice.
+    h.complete_next(Ok(()));
+    assert!(h.replies.is_empty());
+}
+
+#[test]
+fn requests_for_a_partition_this_broker_does_not_lead_get_not_coordinator() {
+    let mut h = Harness::new(config());
+    let partition = h.c.partition_for(GROUP);
+    h.input(GroupInput::Unload { partition });
+    let t = h.join(join_req("", "a"));
+    assert_eq!(h.join_reply(t).error, ErrorCode::NotCoordinator);
+    let t = h.send(GroupRequest::DeleteGroups(DeleteGroupsRequest {
+        groups_names: vec![GROUP.into()],
+    }));
+    match h.reply(t) {
+        GroupResponse::DeleteGroups(r) => assert_eq!(r.results[0].error, ErrorCode::NotCoordinator),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn list_and_describe_groups_report_kafkas_state_names() {
+    let mut h = Harness::new(config());
+    h.stable_group(&["a"]);
+    let t = h.send(GroupRequest::ListGroups(ListGroupsRequest {
+        states_filter: vec!["stable".into()],
+    }));
+    match h.reply(t) {
+        GroupResponse::ListGroups(r) => {
+            assert_eq!(r.error, ErrorCode::None);
+            assert_eq!(
+                r.groups,
+                [ListedGroup {
+                    group_id: GROUP.into(),
+                    protocol_type: "consumer".into(),
+                    group_state: "Stable".into()
+                }]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let t = h.send(GroupRequest::ListGroups(ListGroupsRequest {
+        states_filter: vec!["Empty".into()],
+    }));
+    match h.reply(t) {
+        GroupResponse::ListGroups(r) => assert!(r.groups.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    let d = h.describe(GROUP);
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(d.members[0].member_metadata, Bytes::from("a"));
+    assert_eq!(h.describe("missing").group_state, "Dead");
+}
+
+#[test]
+fn next_deadline_names_the_earliest_timer() {
+    let mut h = Harness::new(config());
+    let (ids, _) = h.stable_group(&["a"]);
+    let _ = ids;
+    let deadline = h.c.next_deadline().expect("a session runs");
+    assert!(deadline > h.now_ms);
+    assert!(deadline <= h.now_ms + SESSION_MS as u64);
+}
