@@ -340,14 +340,12 @@ impl GroupCoordinator {
         old_leader: Option<String>,
         result: Result<Offset, ErrorCode>,
     ) {
+        // The JoinGroup is parked on the new member, so whatever removed the member
+        // since (a rebalance it did not survive, a leave, the group's deletion or
+        // unload) has answered it; so has a rebalance that completed meanwhile.
         if !self.same_group(group_id, incarnation) {
-            return self.reply_join(
-                token,
-                JoinGroupResponse::error(UNKNOWN_MEMBER_ID, ErrorCode::NotCoordinator),
-            );
+            return;
         }
-        // Unless a rebalance or another restart of the same instance answered the
-        // JoinGroup meanwhile, it is still parked on the new member.
         let still_parked = self.groups[group_id]
             .members
             .get(new_member_id)

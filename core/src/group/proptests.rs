@@ -526,7 +526,7 @@ impl World {
                         let k = key(&m.member_id, m.group_instance_id.as_deref());
                         assert!(
                             m.assignment.is_empty()
-                                || m.assignment == Bytes::from(format!("{}:{k}", g.generation)),
+                                || m.assignment == format!("{}:{k}", g.generation).as_bytes(),
                             "member {} of Stable generation {} holds {:?}",
                             m.member_id,
                             g.generation,
@@ -670,4 +670,39 @@ fn stepping_clients_reach_a_stable_group_with_every_assignment_delivered() {
         "no Stable group after 40 rounds: {:?} {:?}",
         w.stats, w.clients
     );
+}
+
+/// Found by the proptest: a static member's rejoin parked on its store append; the
+/// member then left in a rebalance and the empty group expired, and the append's late
+/// completion answered the JoinGroup a second time (NOT_COORDINATOR after the
+/// rebalance's answer). A parked JoinGroup is answered by whoever unparks it, once.
+#[test]
+fn regression_static_rejoin_store_completing_after_its_group_expired() {
+    let mut w = World::new();
+    let ops = vec![
+        Op::Join {
+            client: 0,
+            metadata: 0,
+        },
+        Op::Step { client: 4 },
+        Op::Tick { ms: 1000 },
+        Op::Step { client: 3 },
+        Op::Step { client: 4 },
+        Op::Step { client: 3 },
+        Op::Step { client: 2 },
+        Op::Step { client: 2 },
+        Op::Heartbeat { client: 0 },
+        Op::Step { client: 0 },
+        Op::Step { client: 0 },
+        Op::Restart { client: 0 },
+        Op::CompleteAppend { fail: false },
+        Op::Step { client: 0 },
+        Op::Step { client: 0 },
+        Op::Tick { ms: 24000 },
+    ];
+    for op in ops {
+        w.apply(op);
+        w.check();
+    }
+    w.drain();
 }
