@@ -14,7 +14,7 @@
 //! `Dead` is what a group becomes when it is deleted, expires or is unloaded; the
 //! coordinator drops it at once, so `Dead` is only ever reported for a missing group.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
@@ -118,6 +118,11 @@ pub(crate) struct ClassicGroup {
     /// A member joined during the initial delay, which extends it.
     pub(crate) new_member_added: bool,
     pub(crate) join_timer: Option<JoinTimer>,
+    /// Members of the current generation that have not sent SyncGroup yet, and when
+    /// they are given up on (Kafka's pending-sync expiration: a member that joined but
+    /// never syncs would otherwise hold partitions nobody consumes).
+    pub(crate) pending_sync_members: BTreeSet<String>,
+    pub(crate) sync_deadline_ms: Option<TimeMs>,
     pub(crate) offsets: BTreeMap<TopicPartition, CommittedOffset>,
     /// Commits whose append has not completed, per partition. Retention never expires
     /// a partition with one in flight.
@@ -140,6 +145,8 @@ impl ClassicGroup {
             static_members: BTreeMap::new(),
             new_member_added: false,
             join_timer: None,
+            pending_sync_members: BTreeSet::new(),
+            sync_deadline_ms: None,
             offsets: BTreeMap::new(),
             pending_offset_commits: BTreeMap::new(),
         }
@@ -199,6 +206,7 @@ impl ClassicGroup {
     /// Removes a member; a new leader is the first remaining member, if any.
     pub(crate) fn remove_member(&mut self, member_id: &str) -> Option<Member> {
         let member = self.members.remove(member_id)?;
+        self.pending_sync_members.remove(member_id);
         if let Some(instance) = &member.group_instance_id {
             if self.static_members.get(instance).map(String::as_str) == Some(member_id) {
                 self.static_members.remove(instance);
@@ -232,6 +240,9 @@ impl ClassicGroup {
             .is_none());
         if self.is_leader(old_member_id) {
             self.leader_id = Some(new_member_id.to_string());
+        }
+        if self.pending_sync_members.remove(old_member_id) {
+            self.pending_sync_members.insert(new_member_id.to_string());
         }
         self.static_members
             .insert(instance_id.to_string(), new_member_id.to_string());
@@ -391,6 +402,19 @@ impl ClassicGroup {
                 "group {id}: a SyncGroup parked outside CompletingRebalance"
             );
         }
+        if self.sync_deadline_ms.is_some() {
+            assert!(
+                matches!(
+                    self.state,
+                    GroupState::CompletingRebalance | GroupState::Stable
+                ),
+                "group {id}: a sync deadline outside a completed join"
+            );
+        }
+        assert!(self
+            .pending_sync_members
+            .iter()
+            .all(|m| self.members.contains_key(m)));
         for (instance, member_id) in &self.static_members {
             let member = self
                 .members

@@ -126,6 +126,8 @@ enum PartitionStatus {
 pub(super) enum Timer {
     /// The join phase (or the initial delay) of a group's rebalance ends.
     Join { group_id: String },
+    /// The members of a generation that have not synced are given up on.
+    Sync { group_id: String },
     /// A member's session ends.
     Session { group_id: String, member_id: String },
     /// A member given an id by MEMBER_ID_REQUIRED has not joined in its session.
@@ -162,7 +164,7 @@ pub(super) enum PendingAppend {
         instance_id: String,
         old_member_id: String,
         new_member_id: String,
-        old_protocols: Vec<JoinGroupProtocol>,
+        old_member: Box<Member>,
         old_leader: Option<String>,
     },
     /// Nothing waits for it: an empty group's metadata, or tombstones.
@@ -410,6 +412,15 @@ impl GroupCoordinator {
                         self.join_timer_expired(&group_id);
                     }
                 }
+                Timer::Sync { group_id } => {
+                    let due = self
+                        .groups
+                        .get(&group_id)
+                        .is_some_and(|g| g.sync_deadline_ms == Some(at_ms));
+                    if due {
+                        self.sync_timer_expired(&group_id);
+                    }
+                }
                 Timer::Session {
                     group_id,
                     member_id,
@@ -529,7 +540,7 @@ impl GroupCoordinator {
                 instance_id,
                 old_member_id,
                 new_member_id,
-                old_protocols,
+                old_member,
                 old_leader,
             } => self.static_replace_done(
                 &group_id,
@@ -538,7 +549,7 @@ impl GroupCoordinator {
                 &instance_id,
                 &old_member_id,
                 &new_member_id,
-                old_protocols,
+                old_member,
                 old_leader,
                 result,
             ),

@@ -309,7 +309,7 @@ impl GroupCoordinator {
                         instance_id: instance_id.to_string(),
                         old_member_id: old_member_id.to_string(),
                         new_member_id: new_member_id.to_string(),
-                        old_protocols: old.protocols,
+                        old_member: Box::new(old),
                         old_leader,
                     };
                     self.append(&group_id, &[record], pending);
@@ -336,7 +336,7 @@ impl GroupCoordinator {
         instance_id: &str,
         old_member_id: &str,
         new_member_id: &str,
-        old_protocols: Vec<JoinGroupProtocol>,
+        old_member: Box<Member>,
         old_leader: Option<String>,
         result: Result<Offset, ErrorCode>,
     ) {
@@ -377,7 +377,11 @@ impl GroupCoordinator {
                 // The new member id is not durable: give the instance its old id back.
                 let g = self.group_mut(group_id);
                 let member = g.members.get_mut(new_member_id).expect("parked");
-                member.protocols = old_protocols;
+                // (Kafka reads the "old" protocols after overwriting them; Eddy
+                // restores the ones the member had.)
+                member.protocols = old_member.protocols;
+                member.rebalance_timeout_ms = old_member.rebalance_timeout_ms;
+                member.session_timeout_ms = old_member.session_timeout_ms;
                 member.awaiting_join = None;
                 g.replace_static_member(instance_id, new_member_id, old_member_id);
                 self.renew_session(group_id, old_member_id);
@@ -411,6 +415,8 @@ impl GroupCoordinator {
         let now = self.now_ms;
         let initial_delay_ms = self.config.initial_rebalance_delay_ms;
         let g = self.group_mut(group_id);
+        g.sync_deadline_ms = None;
+        g.pending_sync_members.clear();
         let timer = if g.is(GroupState::Empty) {
             JoinTimer {
                 deadline_ms: now + initial_delay_ms,
@@ -521,6 +527,16 @@ impl GroupCoordinator {
         }
         g.protocol_name = Some(g.select_protocol());
         g.transition_to(GroupState::CompletingRebalance, now);
+        g.pending_sync_members = g.members.keys().cloned().collect();
+        let sync_deadline_ms = now + g.rebalance_timeout_ms();
+        g.sync_deadline_ms = Some(sync_deadline_ms);
+        self.schedule(
+            sync_deadline_ms,
+            Timer::Sync {
+                group_id: group_id.to_string(),
+            },
+        );
+        let g = self.group_mut(group_id);
         let members: Vec<String> = g.members.keys().cloned().collect();
         for member_id in members {
             let resp = self.join_response(group_id, &member_id);
@@ -535,8 +551,18 @@ impl GroupCoordinator {
     }
 
     pub(super) fn sync_group(&mut self, token: u64, req: SyncGroupRequest) {
-        if let Some(error) = self.group_status(&req.group_id, Api::Membership) {
-            return self.reply_sync(token, SyncGroupResponse::error(error));
+        match self.group_status(&req.group_id, Api::Membership) {
+            // The rebalance this SyncGroup belongs to was lost with the coordinator's
+            // state; REBALANCE_IN_PROGRESS sends the member back to JoinGroup (older
+            // clients do not expect COORDINATOR_LOAD_IN_PROGRESS here).
+            Some(ErrorCode::CoordinatorLoadInProgress) => {
+                return self.reply_sync(
+                    token,
+                    SyncGroupResponse::error(ErrorCode::RebalanceInProgress),
+                );
+            }
+            Some(error) => return self.reply_sync(token, SyncGroupResponse::error(error)),
+            None => {}
         }
         let Some(g) = self.groups.get(&req.group_id) else {
             return self.reply_sync(token, SyncGroupResponse::error(ErrorCode::UnknownMemberId));
@@ -568,6 +594,7 @@ impl GroupCoordinator {
             GroupState::CompletingRebalance => {
                 let is_leader = g.is_leader(&req.member_id);
                 let g = self.group_mut(&req.group_id);
+                g.pending_sync_members.remove(&req.member_id);
                 let member = g.members.get_mut(&req.member_id).expect("validated");
                 if let Some(old) = member.awaiting_sync.replace(token) {
                     self.reply_sync(
@@ -600,6 +627,8 @@ impl GroupCoordinator {
                 }
             }
             GroupState::Stable => {
+                let g = self.group_mut(&req.group_id);
+                g.pending_sync_members.remove(&req.member_id);
                 let member = &g.members[&req.member_id];
                 let resp = SyncGroupResponse {
                     error: ErrorCode::None,
@@ -817,6 +846,37 @@ impl GroupCoordinator {
             GroupState::PreparingRebalance => self.try_complete_join(group_id),
             GroupState::Empty | GroupState::Dead => {}
         }
+    }
+
+    /// Kafka's `onExpirePendingSync`: members that joined the generation but did not
+    /// send SyncGroup within the rebalance timeout are removed, and the group rebalances.
+    pub(super) fn sync_timer_expired(&mut self, group_id: &str) {
+        let g = self.group_mut(group_id);
+        g.sync_deadline_ms = None;
+        let laggards: Vec<String> = std::mem::take(&mut g.pending_sync_members)
+            .into_iter()
+            .collect();
+        if laggards.is_empty() {
+            return;
+        }
+        for member_id in &laggards {
+            let member = self
+                .group_mut(group_id)
+                .remove_member(member_id)
+                .expect("pending sync members are members");
+            assert!(
+                member.awaiting_sync.is_none(),
+                "a member that synced is not pending"
+            );
+            if let Some(token) = member.awaiting_join {
+                // A static member's rejoin parked on its store.
+                self.reply_join(
+                    token,
+                    JoinGroupResponse::error(UNKNOWN_MEMBER_ID, ErrorCode::UnknownMemberId),
+                );
+            }
+        }
+        self.prepare_rebalance(group_id);
     }
 
     pub(super) fn remove_pending_member(&mut self, group_id: &str, member_id: &str) {

@@ -42,7 +42,11 @@ impl GroupCoordinator {
         let is_member_commit = req.generation_id >= 0
             || req.member_id != UNKNOWN_MEMBER_ID
             || req.group_instance_id.is_some();
-        let error = if is_member_commit {
+        let error = if req.generation_id < 0 && g.is(GroupState::Empty) {
+            // The admin client, or a consumer without group management: anyone may
+            // commit to an empty group.
+            None
+        } else if is_member_commit {
             validate_member(g, &req.member_id, req.group_instance_id.as_deref()).or_else(|| {
                 (req.generation_id != g.generation).then_some(ErrorCode::IllegalGeneration)
             })

@@ -863,3 +863,49 @@ fn next_deadline_names_the_earliest_timer() {
     assert!(deadline > h.now_ms);
     assert!(deadline <= h.now_ms + SESSION_MS as u64);
 }
+
+#[test]
+fn member_that_joins_but_never_syncs_is_removed_after_the_rebalance_timeout() {
+    let mut h = Harness::new(config());
+    let (ta, a) = h.join_new("a");
+    h.join_reply(ta);
+    let (tb, b) = h.join_new("b");
+    let ta = h.join(join_req(&a, "a"));
+    let generation = h.join_reply(ta).generation_id;
+    h.join_reply(tb);
+    let start = h.now_ms;
+    let sa = h.sync(&a, generation, &[(&a, "pa"), (&b, "pb")]);
+    assert_eq!(h.sync_reply(sa).assignment, Bytes::from("pa"));
+    // b heartbeats (so its session lives) but never sends SyncGroup.
+    while h.now_ms + 5000 < start + REBALANCE_MS as u64 {
+        h.advance(5000);
+        assert_eq!(h.heartbeat(&a, generation), ErrorCode::None);
+        assert_eq!(h.heartbeat(&b, generation), ErrorCode::None);
+    }
+    h.advance(start + REBALANCE_MS as u64 - h.now_ms);
+    assert_eq!(h.heartbeat(&b, generation), ErrorCode::UnknownMemberId);
+    assert_eq!(h.heartbeat(&a, generation), ErrorCode::RebalanceInProgress);
+}
+
+#[test]
+fn sync_while_the_partition_loads_sends_the_member_back_to_join() {
+    let mut h = Harness::new(config());
+    let partition = h.c.partition_for(GROUP);
+    h.input(GroupInput::Unload { partition });
+    h.input(GroupInput::BeginLoad { partition });
+    let t = h.sync("m", 1, &[]);
+    assert_eq!(h.sync_reply(t).error, ErrorCode::RebalanceInProgress);
+}
+
+#[test]
+fn generation_minus_one_commit_to_an_empty_group_is_taken_whatever_the_member_id() {
+    let mut h = Harness::new(config());
+    let (ids, _) = h.stable_group(&["a"]);
+    h.leave(&[(&ids[0], None)]);
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::Empty));
+    // The admin client (alterConsumerGroupOffsets) commits with generation -1.
+    let t = h.commit("admin-member", UNKNOWN_GENERATION_ID, &[("t", 0, 3, "")]);
+    assert_eq!(h.commit_errors(t), [ErrorCode::None]);
+    let t = h.commit("admin-member", 4, &[("t", 0, 3, "")]);
+    assert_eq!(h.commit_errors(t), [ErrorCode::UnknownMemberId]);
+}
