@@ -326,6 +326,9 @@ pub struct ListGroupsResponse {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DescribeGroupsRequest {
     pub groups: Vec<String>,
+    /// From DescribeGroups v6 a group the coordinator does not have is reported with
+    /// GROUP_ID_NOT_FOUND; before, as state "Dead" with NONE.
+    pub report_missing_group: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,6 +20,22 @@
 //! append to commit. Timers — sessions, rebalance timeouts, the initial delay, offset
 //! retention — fire in deadline order at the start of each `handle`, so the outcome does
 //! not depend on how often the shell ticks, only on the times it passes in.
+//!
+//! Where Eddy departs from Kafka's coordinator, and why:
+//! - every request token is answered exactly once: a parked JoinGroup or SyncGroup that
+//!   the same member supersedes is answered REBALANCE_IN_PROGRESS, and one parked by a
+//!   member that is removed is answered UNKNOWN_MEMBER_ID (Kafka drops both, leaving
+//!   them to the client's request timeout);
+//! - a member waiting for a JoinGroup or SyncGroup response has its session restarted
+//!   when it runs out, where Kafka leaves it without a deadline until the response: the
+//!   member is never expired while it waits either way, and here every member always
+//!   has a deadline;
+//! - where Kafka picks "any" member (a new leader, iterating a hash map), Eddy takes the
+//!   first by member id, so a seed always gives the same group;
+//! - DeleteGroups writes tombstones for partitions with a commit in flight too, so a
+//!   replay of the log never brings back an offset of a deleted group;
+//! - Kafka's expiry of offsets for topics a Stable consumer group no longer subscribes
+//!   to needs the consumer protocol's subscriptions parsed; not done yet.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -801,7 +817,7 @@ impl GroupCoordinator {
         let groups = req
             .groups
             .iter()
-            .map(|id| self.describe_group(id))
+            .map(|id| self.describe_group(id, req.report_missing_group))
             .collect();
         self.reply(
             token,
@@ -809,7 +825,7 @@ impl GroupCoordinator {
         );
     }
 
-    fn describe_group(&self, group_id: &str) -> DescribedGroup {
+    fn describe_group(&self, group_id: &str, report_missing_group: bool) -> DescribedGroup {
         let mut described = DescribedGroup {
             error: ErrorCode::None,
             group_id: group_id.to_string(),
@@ -824,6 +840,9 @@ impl GroupCoordinator {
         }
         let Some(g) = self.groups.get(group_id) else {
             described.group_state = GroupState::Dead.name().to_string();
+            if report_missing_group {
+                described.error = ErrorCode::GroupIdNotFound;
+            }
             return described;
         };
         described.group_state = g.state.name().to_string();

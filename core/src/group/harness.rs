@@ -292,6 +292,7 @@ impl Harness {
     pub(crate) fn describe(&mut self, group_id: &str) -> DescribedGroup {
         let t = self.send(GroupRequest::DescribeGroups(DescribeGroupsRequest {
             groups: vec![group_id.into()],
+            report_missing_group: false,
         }));
         match self.reply(t) {
             GroupResponse::DescribeGroups(mut r) => r.groups.remove(0),

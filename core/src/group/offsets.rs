@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use crate::error::ErrorCode;
 use crate::group::api::*;
-use crate::group::classic::{ClassicGroup, CommittedOffset, GroupState};
+use crate::group::classic::{CommittedOffset, GroupState};
 use crate::group::coordinator::{
     commit_error, fill_pending, Api, GroupCoordinator, PendingAppend, PENDING,
 };
@@ -271,7 +271,7 @@ impl GroupCoordinator {
                     Some(GroupState::Empty) => {
                         let g = self.groups.remove(group_id).expect("found");
                         self.append_tombstones(
-                            &g,
+                            group_id,
                             g.offsets.keys().chain(g.pending_offset_commits.keys()),
                             true,
                         );
@@ -293,10 +293,10 @@ impl GroupCoordinator {
         );
     }
 
-    /// Tombstones for `partitions` of `g`, and for `g` itself if `group_gone`.
+    /// Tombstones for `partitions` of `group_id`, and for the group itself if `group_gone`.
     fn append_tombstones<'a>(
         &mut self,
-        g: &ClassicGroup,
+        group_id: &str,
         partitions: impl Iterator<Item = &'a TopicPartition>,
         group_gone: bool,
     ) {
@@ -306,7 +306,7 @@ impl GroupCoordinator {
             .map(|tp| {
                 (
                     RecordKey::Offset {
-                        group_id: g.group_id.clone(),
+                        group_id: group_id.to_string(),
                         partition: tp.clone(),
                     },
                     None,
@@ -316,13 +316,13 @@ impl GroupCoordinator {
         if group_gone {
             records.push((
                 RecordKey::Group {
-                    group_id: g.group_id.clone(),
+                    group_id: group_id.to_string(),
                 },
                 None,
             ));
         }
         if !records.is_empty() {
-            self.append(&g.group_id, &records, PendingAppend::Unacknowledged);
+            self.append(group_id, &records, PendingAppend::Unacknowledged);
         }
     }
 
@@ -360,10 +360,9 @@ impl GroupCoordinator {
             let dead = g.is(GroupState::Empty) && !g.has_offsets();
             if dead {
                 let g = self.groups.remove(&id).expect("listed");
-                self.append_tombstones(&g, expired.iter(), true);
+                self.append_tombstones(&g.group_id, expired.iter(), true);
             } else if !expired.is_empty() {
-                let g = self.groups[&id].clone();
-                self.append_tombstones(&g, expired.iter(), false);
+                self.append_tombstones(&id, expired.iter(), false);
             }
         }
     }

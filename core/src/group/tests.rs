@@ -852,6 +852,21 @@ fn list_and_describe_groups_report_kafkas_state_names() {
     assert_eq!(d.members.len(), 1);
     assert_eq!(d.members[0].member_metadata, Bytes::from("a"));
     assert_eq!(h.describe("missing").group_state, "Dead");
+    assert_eq!(h.describe("missing").error, ErrorCode::None);
+    let t = h.send(GroupRequest::DescribeGroups(DescribeGroupsRequest {
+        groups: vec!["missing".into()],
+        report_missing_group: true,
+    }));
+    match h.reply(t) {
+        GroupResponse::DescribeGroups(r) => {
+            assert_eq!(
+                r.groups[0].error,
+                ErrorCode::GroupIdNotFound,
+                "DescribeGroups v6+"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
