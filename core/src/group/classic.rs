@@ -66,6 +66,32 @@ impl GroupState {
     }
 }
 
+/// The protocol type of Kafka's consumers (`ConsumerProtocol.PROTOCOL_TYPE`).
+pub(crate) const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// The topics of a consumer-protocol subscription, read as its version 0, which every
+/// later version extends (Kafka parses it the same way): an int16 version, then an
+/// int32 count of int16-length topic names. The rest (user data, owned partitions, ...)
+/// is not needed. `None` if the bytes are not such a subscription.
+pub(crate) fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    let mut rest = metadata.get(2..)?; // version
+    let count = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    rest = &rest[4..];
+    let count = usize::try_from(count).ok()?;
+    if count > rest.len() / 2 {
+        return None;
+    }
+    let mut topics = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = i16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
+        let len = usize::try_from(len).ok()?;
+        let name = rest.get(2..2 + len)?;
+        topics.push(String::from_utf8(name.to_vec()).ok()?);
+        rest = &rest[2 + len..];
+    }
+    Some(topics)
+}
+
 /// A committed offset as the coordinator holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CommittedOffset {
@@ -123,6 +149,9 @@ pub(crate) struct ClassicGroup {
     /// never syncs would otherwise hold partitions nobody consumes).
     pub(crate) pending_sync_members: BTreeSet<String>,
     pub(crate) sync_deadline_ms: Option<TimeMs>,
+    /// The topics a "consumer" group's members subscribe to, read from their metadata
+    /// at each generation (Kafka's `computeSubscribedTopics`); `None` when unknown.
+    pub(crate) subscribed_topics: Option<BTreeSet<String>>,
     pub(crate) offsets: BTreeMap<TopicPartition, CommittedOffset>,
     /// Commits whose append has not completed, per partition. Retention never expires
     /// a partition with one in flight.
@@ -147,6 +176,7 @@ impl ClassicGroup {
             join_timer: None,
             pending_sync_members: BTreeSet::new(),
             sync_deadline_ms: None,
+            subscribed_topics: None,
             offsets: BTreeMap::new(),
             pending_offset_commits: BTreeMap::new(),
         }
@@ -333,6 +363,22 @@ impl ClassicGroup {
                 metadata: m.metadata(protocol),
             })
             .collect()
+    }
+
+    /// Kafka's `computeSubscribedTopics`: for a group of the consumer protocol with
+    /// members, the union of the topics in their subscriptions; `None` for any other
+    /// group, or if a subscription does not parse.
+    pub(crate) fn compute_subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        let protocol = self.protocol_name.as_deref()?;
+        if self.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) || self.members.is_empty()
+        {
+            return None;
+        }
+        let mut topics = BTreeSet::new();
+        for m in self.members.values() {
+            topics.extend(subscription_topics(&m.metadata(protocol))?);
+        }
+        Some(topics)
     }
 
     /// Kafka's `hasOffsets`: committed or in flight.

@@ -34,8 +34,6 @@
 //!   first by member id, so a seed always gives the same group;
 //! - DeleteGroups writes tombstones for partitions with a commit in flight too, so a
 //!   replay of the log never brings back an offset of a deleted group;
-//! - Kafka's expiry of offsets for topics a Stable consumer group no longer subscribes
-//!   to needs the consumer protocol's subscriptions parsed; not done yet.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -705,6 +703,7 @@ impl GroupCoordinator {
                     };
                     group.members.insert(m.member_id, member);
                 }
+                group.subscribed_topics = group.compute_subscribed_topics();
                 if !group.members.is_empty() {
                     // A stored group with members completed its rebalance: it is Stable.
                     group.state = GroupState::Stable;

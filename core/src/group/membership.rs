@@ -521,11 +521,13 @@ impl GroupCoordinator {
         g.generation += 1;
         if g.members.is_empty() {
             g.protocol_name = None;
+            g.subscribed_topics = None;
             g.transition_to(GroupState::Empty, now);
             let record = GroupCoordinator::group_record(g, &BTreeMap::new());
             return self.append(group_id, &[record], PendingAppend::Unacknowledged);
         }
         g.protocol_name = Some(g.select_protocol());
+        g.subscribed_topics = g.compute_subscribed_topics();
         g.transition_to(GroupState::CompletingRebalance, now);
         g.pending_sync_members = g.members.keys().cloned().collect();
         let sync_deadline_ms = now + g.rebalance_timeout_ms();

@@ -9,8 +9,9 @@
 //! - OffsetFetch of a missing group, topic or partition gives offset -1 with NONE.
 //! - Retention (KIP-211): a group's offsets expire `offsets.retention.minutes` after the
 //!   group became Empty; a group without group management (no protocol type) expires
-//!   each offset that long after its commit. An Empty group with no offsets left is
-//!   dropped. Expiry and deletion append tombstones.
+//!   each offset that long after its commit, and so does a Stable consumer group for
+//!   the topics none of its members subscribes to. An Empty group with no offsets left
+//!   is dropped. Expiry and deletion append tombstones.
 
 use std::collections::BTreeSet;
 
@@ -339,18 +340,24 @@ impl GroupCoordinator {
                     (Some(_), GroupState::Empty) => Some(g.state_timestamp_ms),
                     // No group management: from each commit.
                     (None, _) => Some(o.commit_timestamp_ms),
-                    // Kafka also expires offsets of topics a Stable consumer group no
-                    // longer subscribes to; that needs the consumer protocol's
-                    // subscription parsed, which Eddy does not do yet.
                     _ => None,
                 }
+            };
+            // A Stable consumer group keeps the offsets of the topics it subscribes to;
+            // those of other topics expire from their commit.
+            let unsubscribed = |tp: &TopicPartition, o: &CommittedOffset| -> Option<u64> {
+                let topics = g.subscribed_topics.as_ref()?;
+                (g.is(GroupState::Stable) && !topics.contains(&tp.topic))
+                    .then_some(o.commit_timestamp_ms)
             };
             let expired: Vec<TopicPartition> = g
                 .offsets
                 .iter()
                 .filter(|(tp, o)| {
                     !g.pending_offset_commits.contains_key(*tp)
-                        && base_of(o).is_some_and(|base| now.saturating_sub(base) >= retention_ms)
+                        && base_of(o)
+                            .or_else(|| unsubscribed(tp, o))
+                            .is_some_and(|base| now.saturating_sub(base) >= retention_ms)
                 })
                 .map(|(tp, _)| tp.clone())
                 .collect();

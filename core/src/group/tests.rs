@@ -924,3 +924,58 @@ fn generation_minus_one_commit_to_an_empty_group_is_taken_whatever_the_member_id
     let t = h.commit("admin-member", 4, &[("t", 0, 3, "")]);
     assert_eq!(h.commit_errors(t), [ErrorCode::UnknownMemberId]);
 }
+
+/// A consumer-protocol subscription (version 0) to `topics`, as Kafka's consumer
+/// writes it in JoinGroup.
+fn subscription(topics: &[&str]) -> Bytes {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for t in topics {
+        b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        b.extend_from_slice(t.as_bytes());
+    }
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // no user data
+    Bytes::from(b)
+}
+
+#[test]
+fn stable_consumer_group_expires_offsets_of_topics_nobody_subscribes_to() {
+    let mut h = Harness::new(config());
+    let mut req = join_req("", "a");
+    req.require_known_member_id = false;
+    req.protocols = vec![JoinGroupProtocol {
+        name: "range".into(),
+        metadata: subscription(&["kept"]),
+    }];
+    let t = h.join(req);
+    let r = h.join_reply(t);
+    let (a, generation) = (r.member_id, r.generation_id);
+    let s = h.sync(&a, generation, &[(&a, "x")]);
+    h.sync_reply(s);
+    let t = h.commit(&a, generation, &[("kept", 0, 1, ""), ("dropped", 0, 2, "")]);
+    h.commit_errors(t);
+    for _ in 0..14 {
+        h.advance(5000);
+        assert_eq!(h.heartbeat(&a, generation), ErrorCode::None);
+    }
+    assert_eq!(h.c.group_state(GROUP), Some(GroupState::Stable));
+    assert_eq!(h.fetch("kept", 0).0, 1, "a subscribed topic's offset stays");
+    assert_eq!(
+        h.fetch("dropped", 0).0,
+        INVALID_OFFSET,
+        "expired from its commit"
+    );
+}
+
+#[test]
+fn subscription_topics_parse_kafkas_version_zero_prefix_and_refuse_garbage() {
+    use crate::group::classic::subscription_topics;
+    assert_eq!(
+        subscription_topics(&subscription(&["a", "bb"])),
+        Some(vec!["a".to_string(), "bb".to_string()])
+    );
+    assert_eq!(subscription_topics(b"a"), None);
+    assert_eq!(subscription_topics(&[0, 0, 0x7f, 0xff, 0xff, 0xff]), None);
+    assert_eq!(subscription_topics(&[0, 0, 0, 0, 0, 1, 0, 5, b'x']), None);
+}
