@@ -979,3 +979,96 @@ fn subscription_topics_parse_kafkas_version_zero_prefix_and_refuse_garbage() {
     assert_eq!(subscription_topics(&[0, 0, 0x7f, 0xff, 0xff, 0xff]), None);
     assert_eq!(subscription_topics(&[0, 0, 0, 0, 0, 1, 0, 5, b'x']), None);
 }
+
+/// KIP-345: a static member's client does not send LeaveGroup when it shuts down, so the
+/// group keeps it (and its partitions) until its session times out; the coordinator
+/// itself removes whatever a LeaveGroup names, as Kafka's does — by member id alone
+/// (LeaveGroup v0-v2 carry no instance id), or by instance id alone (the admin path).
+#[test]
+fn static_member_that_goes_quiet_stays_until_its_session_ends_but_leave_removes_it() {
+    let mut h = Harness::new(config());
+    let (s1, b, generation) = static_group(&mut h);
+    // i1 shuts down without a word; b keeps heartbeating.
+    h.advance(5000);
+    assert_eq!(h.heartbeat(&b, generation), ErrorCode::None);
+    assert_eq!(
+        h.c.group_state(GROUP),
+        Some(GroupState::Stable),
+        "no rebalance yet"
+    );
+    let r = h.leave(&[(&s1, None)]);
+    assert_eq!(r.members[0].error, ErrorCode::None);
+    assert_eq!(h.heartbeat(&b, generation), ErrorCode::RebalanceInProgress);
+}
+
+#[test]
+fn leave_group_removes_a_pending_member() {
+    let mut h = Harness::new(config());
+    let (ids, generation) = h.stable_group(&["a"]);
+    let t = h.join(join_req("", "b"));
+    let pending = h.join_reply(t).member_id;
+    let ta = h.join(join_req(&ids[0], "a"));
+    assert!(!h.has_reply(ta), "held open by the pending member");
+    let r = h.leave(&[(&pending, None)]);
+    assert_eq!(r.members[0].error, ErrorCode::None);
+    // (The leader rejoining a Stable group asks for a rebalance: a new generation.)
+    assert_eq!(
+        h.join_reply(ta).generation_id,
+        generation + 1,
+        "nobody else to wait for"
+    );
+}
+
+#[test]
+fn load_skips_records_it_cannot_read_and_groups_of_other_partitions() {
+    let mut h = Harness::new(config());
+    let t = h.commit("", UNKNOWN_GENERATION_ID, &[("t", 0, 5, "")]);
+    h.commit_errors(t);
+    let partition = h.c.partition_for(GROUP);
+    let mut batches = h.log[&partition].clone();
+    // A group that hashes elsewhere, and a record whose key is not Eddy's.
+    let other = (0..100)
+        .map(|i| format!("other-{i}"))
+        .find(|g| offsets_partition_for(g, 4) != partition)
+        .unwrap();
+    let mut foreign = crate::batch::BatchBuilder::new();
+    foreign.push(crate::batch::NewRecord {
+        key: Some(Bytes::from_static(b"\x09garbage")),
+        value: Some(Bytes::from_static(b"?")),
+        headers: Vec::new(),
+        timestamp_ms: 0,
+    });
+    batches.push(foreign.build());
+    let mut h2 = Harness::new(config());
+    let t = h2.send(GroupRequest::OffsetCommit(OffsetCommitRequest {
+        group_id: other.clone(),
+        generation_id: UNKNOWN_GENERATION_ID,
+        member_id: String::new(),
+        group_instance_id: None,
+        topics: vec![OffsetCommitTopic {
+            name: "t".into(),
+            partitions: vec![OffsetCommitPartition {
+                partition_index: 0,
+                committed_offset: 1,
+                committed_leader_epoch: NO_LEADER_EPOCH,
+                committed_metadata: None,
+            }],
+        }],
+    }));
+    h2.reply(t);
+    batches.extend(h2.log[&offsets_partition_for(&other, 4)].iter().cloned());
+
+    let mut moved = GroupCoordinator::new(config(), 1);
+    let effects = moved.handle(0, GroupInput::Load { partition, batches });
+    assert_eq!(
+        effects,
+        [GroupEffect::Loaded {
+            partition,
+            groups: 1,
+            offsets: 1,
+            skipped_records: 2
+        }]
+    );
+    assert_eq!(moved.generation(GROUP), Some(0));
+    assert_eq!(moved.generation(&other), None);
+}
