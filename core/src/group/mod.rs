@@ -2,7 +2,7 @@
 //! across groups. This module owns the group coordinator of Kafka's classic protocol
 //! and the partition assignors its members run.
 //!
-//! - [`GroupCoordinator`] (`coordinator`, `membership`, `offsets`): JoinGroup, SyncGroup,
+//! - [`GroupCoordinator`] (`coordinator`, `loading`, `join`, `membership`, `offsets`): JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups and
 //!   DeleteGroups for the groups whose `__consumer_offsets` partitions this broker
 //!   leads, as one pure state machine shared by the broker and the simulator: requests
@@ -24,6 +24,8 @@ mod api;
 mod assignor;
 mod classic;
 mod coordinator;
+mod join;
+mod loading;
 mod member;
 mod membership;
 mod offsets;
