@@ -34,6 +34,8 @@ mod record;
 #[cfg(test)]
 mod harness;
 #[cfg(test)]
+mod offsets_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
