@@ -71,6 +71,9 @@ enum Op {
     DeleteGroup,
     /// The coordinator moves: its partitions unload and a new coordinator loads them.
     Move,
+    /// A quiet spell: every client steps a few times while appends complete, so runs
+    /// reach Stable groups often enough to check them.
+    Converge,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -91,6 +94,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => proptest::bool::weighted(0.1).prop_map(|fail| Op::CompleteAppend { fail }),
         1 => Just(Op::DeleteGroup),
         1 => Just(Op::Move),
+        2 => Just(Op::Converge),
     ]
 }
 
@@ -375,6 +379,17 @@ impl World {
                     Sent::Other { client: None },
                 );
             }
+            Op::Converge => {
+                for _ in 0..4 {
+                    for client in 0..CLIENTS {
+                        self.apply(Op::Step { client });
+                        while !self.h.in_flight.is_empty() {
+                            self.apply(Op::CompleteAppend { fail: false });
+                        }
+                    }
+                    self.apply(Op::Tick { ms: 100 });
+                }
+            }
             Op::Move => {
                 if !self.h.in_flight.is_empty() {
                     return;
@@ -544,6 +559,24 @@ impl World {
             for (id, g) in &self.h.c.groups {
                 if g.is(GroupState::Stable) {
                     assert_eq!(reloaded.generation(id), Some(g.generation), "group {id}");
+                    let members = |g: &crate::group::classic::ClassicGroup| -> Vec<_> {
+                        g.members
+                            .values()
+                            .map(|m| {
+                                (
+                                    m.member_id.clone(),
+                                    m.group_instance_id.clone(),
+                                    m.assignment.clone(),
+                                )
+                            })
+                            .collect()
+                    };
+                    assert_eq!(
+                        members(&reloaded.groups[id]),
+                        members(g),
+                        "a Stable group reloads with its members and assignments"
+                    );
+                    assert_eq!(reloaded.groups[id].leader_id, g.leader_id);
                 }
             }
         }
