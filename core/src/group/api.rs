@@ -23,6 +23,10 @@ pub const UNKNOWN_GENERATION_ID: i32 = -1;
 /// The offset OffsetFetch reports for a partition with no committed offset (KAFKA-COMPAT
 /// item 8: with error NONE).
 pub const INVALID_OFFSET: i64 = -1;
+/// OffsetCommit v1's `commit_timestamp` meaning "the broker's time".
+pub const DEFAULT_TIMESTAMP: i64 = -1;
+/// OffsetCommit v2-v4's `retention_time_ms` meaning "the broker's rules".
+pub const DEFAULT_RETENTION_TIME: i64 = -1;
 /// The leader epoch meaning "not given".
 pub const NO_LEADER_EPOCH: i32 = -1;
 
@@ -208,6 +212,9 @@ pub struct OffsetCommitPartition {
     /// `NO_LEADER_EPOCH` when the client gives none (before v6).
     pub committed_leader_epoch: i32,
     pub committed_metadata: Option<String>,
+    /// OffsetCommit v1 only: the commit's time, or `DEFAULT_TIMESTAMP` (-1) for the
+    /// broker's clock.
+    pub commit_timestamp: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,6 +231,9 @@ pub struct OffsetCommitRequest {
     pub generation_id: i32,
     pub member_id: String,
     pub group_instance_id: Option<String>,
+    /// OffsetCommit v2-v4: how long to keep these offsets, or `DEFAULT_RETENTION_TIME`
+    /// (-1) for the broker's retention rules (the only choice from v5, KIP-211).
+    pub retention_time_ms: i64,
     pub topics: Vec<OffsetCommitTopic>,
 }
 

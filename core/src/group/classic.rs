@@ -99,6 +99,9 @@ pub(crate) struct CommittedOffset {
     pub(crate) leader_epoch: i32,
     pub(crate) metadata: String,
     pub(crate) commit_timestamp_ms: TimeMs,
+    /// Set by an OffsetCommit v2-v4 with an explicit retention time: the offset expires
+    /// then, by Kafka's pre-KIP-211 rule, instead of by `offsets.retention.minutes`.
+    pub(crate) expire_timestamp_ms: Option<TimeMs>,
     /// Where the commit's record sits in `__consumer_offsets`: of two commits to one
     /// partition, the later record wins, whatever order their appends complete in —
     /// the same rule a replay of the log applies.

@@ -242,6 +242,7 @@ impl Harness {
                     committed_offset: offset,
                     committed_leader_epoch: NO_LEADER_EPOCH,
                     committed_metadata: Some(metadata.into()),
+                    commit_timestamp: DEFAULT_TIMESTAMP,
                 });
         }
         self.send(GroupRequest::OffsetCommit(OffsetCommitRequest {
@@ -249,6 +250,7 @@ impl Harness {
             generation_id: generation,
             member_id: member_id.into(),
             group_instance_id: None,
+            retention_time_ms: DEFAULT_RETENTION_TIME,
             topics,
         }))
     }

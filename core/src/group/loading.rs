@@ -79,6 +79,7 @@ impl GroupCoordinator {
                                 leader_epoch: v.leader_epoch,
                                 metadata: v.metadata,
                                 commit_timestamp_ms: v.commit_timestamp_ms,
+                                expire_timestamp_ms: v.expire_timestamp_ms,
                                 record_offset,
                             },
                         );

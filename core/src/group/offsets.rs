@@ -81,6 +81,15 @@ impl GroupCoordinator {
         let max_metadata = self.config.offset_metadata_max_bytes as usize;
         let mut response = OffsetCommitResponse::all(&req, PENDING);
         let mut offsets: Vec<(TopicPartition, CommittedOffset)> = Vec::new();
+        // Kafka's OffsetCommit v1-v4 rules: an explicit commit time and retention.
+        let commit_timestamp_ms = |p: &OffsetCommitPartition| match p.commit_timestamp {
+            DEFAULT_TIMESTAMP => now,
+            custom => u64::try_from(custom).unwrap_or(0),
+        };
+        let expire_timestamp_ms = match req.retention_time_ms {
+            DEFAULT_RETENTION_TIME => None,
+            retention_ms => Some(now.saturating_add_signed(retention_ms)),
+        };
         for (t, topic) in req.topics.iter().enumerate() {
             for (p, partition) in topic.partitions.iter().enumerate() {
                 let metadata = partition.committed_metadata.clone().unwrap_or_default();
@@ -96,7 +105,8 @@ impl GroupCoordinator {
                                 offset: partition.committed_offset,
                                 leader_epoch: partition.committed_leader_epoch,
                                 metadata,
-                                commit_timestamp_ms: now,
+                                commit_timestamp_ms: commit_timestamp_ms(partition),
+                                expire_timestamp_ms: expire_timestamp_ms,
                                 record_offset: 0,
                             },
                         ));
@@ -129,6 +139,7 @@ impl GroupCoordinator {
                         leader_epoch: o.leader_epoch,
                         metadata: o.metadata.clone(),
                         commit_timestamp_ms: o.commit_timestamp_ms,
+                        expire_timestamp_ms: o.expire_timestamp_ms,
                     })),
                 )
             })
@@ -357,7 +368,13 @@ impl GroupCoordinator {
                     !g.pending_offset_commits.contains_key(*tp)
                         && base_of(o)
                             .or_else(|| unsubscribed(tp, o))
-                            .is_some_and(|base| now.saturating_sub(base) >= retention_ms)
+                            .is_some_and(|base| {
+                                match o.expire_timestamp_ms {
+                                    // An OffsetCommit v2-v4 retention time: Kafka's old rule.
+                                    Some(expire_ms) => now >= expire_ms,
+                                    None => now.saturating_sub(base) >= retention_ms,
+                                }
+                            })
                 })
                 .map(|(tp, _)| tp.clone())
                 .collect();

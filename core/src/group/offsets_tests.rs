@@ -247,6 +247,7 @@ fn delete_groups_refuses_non_empty_and_unknown_groups() {
     let t = h.commit("", UNKNOWN_GENERATION_ID, &[("t", 0, 5, "")]);
     h.commit_errors(t);
     let t = h.send(GroupRequest::OffsetCommit(OffsetCommitRequest {
+        retention_time_ms: DEFAULT_RETENTION_TIME,
         group_id: "simple".into(),
         generation_id: UNKNOWN_GENERATION_ID,
         member_id: String::new(),
@@ -258,6 +259,7 @@ fn delete_groups_refuses_non_empty_and_unknown_groups() {
                 committed_offset: 1,
                 committed_leader_epoch: NO_LEADER_EPOCH,
                 committed_metadata: None,
+                commit_timestamp: DEFAULT_TIMESTAMP,
             }],
         }],
     }));
@@ -448,6 +450,7 @@ fn load_skips_records_it_cannot_read_and_groups_of_other_partitions() {
     batches.push(foreign.build());
     let mut h2 = Harness::new(config());
     let t = h2.send(GroupRequest::OffsetCommit(OffsetCommitRequest {
+        retention_time_ms: DEFAULT_RETENTION_TIME,
         group_id: other.clone(),
         generation_id: UNKNOWN_GENERATION_ID,
         member_id: String::new(),
@@ -459,6 +462,7 @@ fn load_skips_records_it_cannot_read_and_groups_of_other_partitions() {
                 committed_offset: 1,
                 committed_leader_epoch: NO_LEADER_EPOCH,
                 committed_metadata: None,
+                commit_timestamp: DEFAULT_TIMESTAMP,
             }],
         }],
     }));
@@ -478,4 +482,75 @@ fn load_skips_records_it_cannot_read_and_groups_of_other_partitions() {
     );
     assert_eq!(moved.generation(GROUP), Some(0));
     assert_eq!(moved.generation(&other), None);
+}
+
+fn simple_commit_with(
+    partition: i32,
+    commit_timestamp: i64,
+    retention_time_ms: i64,
+) -> GroupRequest {
+    GroupRequest::OffsetCommit(OffsetCommitRequest {
+        group_id: GROUP.into(),
+        generation_id: UNKNOWN_GENERATION_ID,
+        member_id: String::new(),
+        group_instance_id: None,
+        retention_time_ms,
+        topics: vec![OffsetCommitTopic {
+            name: "t".into(),
+            partitions: vec![OffsetCommitPartition {
+                partition_index: partition,
+                committed_offset: 7,
+                committed_leader_epoch: NO_LEADER_EPOCH,
+                committed_metadata: None,
+                commit_timestamp,
+            }],
+        }],
+    })
+}
+
+/// OffsetCommit v2-v4 carry `retention_time_ms` and v1 a per-partition
+/// `commit_timestamp`; Kafka honours both (the pre-KIP-211 rules), and so must a reload.
+#[test]
+fn old_commit_versions_retention_time_and_commit_timestamp_are_honoured() {
+    let mut h = Harness::new(config()); // offsets.retention: 60 s, checked every 5 s
+    h.advance(100_000);
+    let t = h.send(simple_commit_with(0, DEFAULT_TIMESTAMP, 10_000));
+    h.commit_errors(t);
+    // Committed "70 s ago" by the client's clock: 60 s retention is already past.
+    let t = h.send(simple_commit_with(1, 30_000, DEFAULT_RETENTION_TIME));
+    h.commit_errors(t);
+    let t = h.send(simple_commit_with(
+        2,
+        DEFAULT_TIMESTAMP,
+        DEFAULT_RETENTION_TIME,
+    ));
+    h.commit_errors(t);
+    let partition = h.c.partition_for(GROUP);
+    let mut reloaded = GroupCoordinator::new(config(), 1);
+    reloaded.handle(
+        h.now_ms,
+        GroupInput::Load {
+            partition,
+            batches: h.log[&partition].clone(),
+        },
+    );
+    h.advance(5_000);
+    assert_eq!(
+        h.fetch("t", 1).0,
+        INVALID_OFFSET,
+        "expired from its own commit time"
+    );
+    assert_eq!(h.fetch("t", 0).0, 7, "10 s retention not over yet");
+    h.advance(5_000);
+    assert_eq!(h.fetch("t", 0).0, INVALID_OFFSET, "10 s retention over");
+    assert_eq!(h.fetch("t", 2).0, 7, "the broker's 60 s");
+    // The reloaded coordinator applies the same rules from the records.
+    let effects = reloaded.tick(h.now_ms + 10_000);
+    assert!(!effects.is_empty(), "tombstones for the expired offsets");
+    let left: Vec<i64> = reloaded
+        .committed_offsets()
+        .values()
+        .map(|(o, _)| *o)
+        .collect();
+    assert_eq!(left, [7]);
 }

@@ -14,6 +14,7 @@
 //!         [kind 0 only: topic:string partition:u32]
 //! value of an offset commit  = version:u8 (0) offset:i64 leader_epoch:i32
 //!                              metadata:string commit_timestamp_ms:u64
+//!                              expire_timestamp_ms:i64 (-1 for none)
 //! value of a group           = version:u8 (0) protocol_type:nullable string
 //!                              generation:i32 protocol_name:nullable string
 //!                              leader:nullable string state_timestamp_ms:u64
@@ -79,6 +80,7 @@ pub(crate) struct OffsetValue {
     pub(crate) leader_epoch: i32,
     pub(crate) metadata: String,
     pub(crate) commit_timestamp_ms: u64,
+    pub(crate) expire_timestamp_ms: Option<u64>,
 }
 
 /// A group's metadata as stored after a rebalance (or when it became empty).
@@ -150,6 +152,9 @@ pub(crate) fn encode_value(value: &RecordValue) -> Bytes {
             buf.put_i32(v.leader_epoch);
             put_str(&mut buf, &v.metadata);
             buf.put_u64(v.commit_timestamp_ms);
+            buf.put_i64(v.expire_timestamp_ms.map_or(-1, |t| {
+                i64::try_from(t).expect("an expiry time fits an i64")
+            }));
         }
         RecordValue::Group(g) => {
             put_nullable_str(&mut buf, g.protocol_type.as_deref());
@@ -216,6 +221,7 @@ pub(crate) fn decode_value(key: &RecordKey, bytes: &[u8]) -> Result<RecordValue,
             leader_epoch: r.i32()?,
             metadata: r.string()?,
             commit_timestamp_ms: r.u64()?,
+            expire_timestamp_ms: u64::try_from(r.i64()?).ok(),
         }),
         RecordKey::Group { .. } => {
             let protocol_type = r.nullable_string()?;
@@ -387,6 +393,7 @@ mod tests {
             leader_epoch: -1,
             metadata: "meta ✓".into(),
             commit_timestamp_ms: 1234,
+            expire_timestamp_ms: Some(5678),
         });
         let group = RecordValue::Group(GroupValue {
             protocol_type: Some("consumer".into()),
