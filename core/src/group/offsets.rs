@@ -106,7 +106,7 @@ impl GroupCoordinator {
                                 leader_epoch: partition.committed_leader_epoch,
                                 metadata,
                                 commit_timestamp_ms: commit_timestamp_ms(partition),
-                                expire_timestamp_ms: expire_timestamp_ms,
+                                expire_timestamp_ms,
                                 record_offset: 0,
                             },
                         ));
