@@ -41,6 +41,24 @@ pub enum ErrorCode {
     EligibleLeadersNotAvailable,
     ElectionNotNeeded,
     BrokerIdNotRegistered,
+    UnknownServerError,
+    OffsetMetadataTooLarge,
+    CoordinatorLoadInProgress,
+    CoordinatorNotAvailable,
+    NotCoordinator,
+    RecordListTooLarge,
+    IllegalGeneration,
+    InconsistentGroupProtocol,
+    InvalidGroupId,
+    UnknownMemberId,
+    InvalidSessionTimeout,
+    RebalanceInProgress,
+    InvalidCommitOffsetSize,
+    NonEmptyGroup,
+    GroupIdNotFound,
+    MemberIdRequired,
+    GroupMaxSizeReached,
+    FencedInstanceId,
 }
 
 impl ErrorCode {
@@ -80,6 +98,24 @@ impl ErrorCode {
             ErrorCode::EligibleLeadersNotAvailable => 83,
             ErrorCode::ElectionNotNeeded => 84,
             ErrorCode::BrokerIdNotRegistered => 102,
+            ErrorCode::UnknownServerError => -1,
+            ErrorCode::OffsetMetadataTooLarge => 12,
+            ErrorCode::CoordinatorLoadInProgress => 14,
+            ErrorCode::CoordinatorNotAvailable => 15,
+            ErrorCode::NotCoordinator => 16,
+            ErrorCode::RecordListTooLarge => 18,
+            ErrorCode::IllegalGeneration => 22,
+            ErrorCode::InconsistentGroupProtocol => 23,
+            ErrorCode::InvalidGroupId => 24,
+            ErrorCode::UnknownMemberId => 25,
+            ErrorCode::InvalidSessionTimeout => 26,
+            ErrorCode::RebalanceInProgress => 27,
+            ErrorCode::InvalidCommitOffsetSize => 28,
+            ErrorCode::NonEmptyGroup => 68,
+            ErrorCode::GroupIdNotFound => 69,
+            ErrorCode::MemberIdRequired => 79,
+            ErrorCode::GroupMaxSizeReached => 81,
+            ErrorCode::FencedInstanceId => 82,
         }
     }
 
@@ -119,6 +155,24 @@ impl ErrorCode {
             ErrorCode::EligibleLeadersNotAvailable => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
             ErrorCode::ElectionNotNeeded => "ELECTION_NOT_NEEDED",
             ErrorCode::BrokerIdNotRegistered => "BROKER_ID_NOT_REGISTERED",
+            ErrorCode::UnknownServerError => "UNKNOWN_SERVER_ERROR",
+            ErrorCode::OffsetMetadataTooLarge => "OFFSET_METADATA_TOO_LARGE",
+            ErrorCode::CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
+            ErrorCode::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            ErrorCode::NotCoordinator => "NOT_COORDINATOR",
+            ErrorCode::RecordListTooLarge => "RECORD_LIST_TOO_LARGE",
+            ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
+            ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
+            ErrorCode::InvalidGroupId => "INVALID_GROUP_ID",
+            ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            ErrorCode::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
+            ErrorCode::RebalanceInProgress => "REBALANCE_IN_PROGRESS",
+            ErrorCode::InvalidCommitOffsetSize => "INVALID_COMMIT_OFFSET_SIZE",
+            ErrorCode::NonEmptyGroup => "NON_EMPTY_GROUP",
+            ErrorCode::GroupIdNotFound => "GROUP_ID_NOT_FOUND",
+            ErrorCode::MemberIdRequired => "MEMBER_ID_REQUIRED",
+            ErrorCode::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
+            ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
         }
     }
 
@@ -145,11 +199,14 @@ impl ErrorCode {
                 | ErrorCode::PreferredLeaderNotAvailable
                 | ErrorCode::EligibleLeadersNotAvailable
                 | ErrorCode::ElectionNotNeeded
+                | ErrorCode::CoordinatorLoadInProgress
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::NotCoordinator
         )
     }
 }
 
-const ALL: [ErrorCode; 33] = [
+const ALL: [ErrorCode; 51] = [
     ErrorCode::None,
     ErrorCode::OffsetOutOfRange,
     ErrorCode::CorruptMessage,
@@ -183,6 +240,24 @@ const ALL: [ErrorCode; 33] = [
     ErrorCode::EligibleLeadersNotAvailable,
     ErrorCode::ElectionNotNeeded,
     ErrorCode::BrokerIdNotRegistered,
+    ErrorCode::UnknownServerError,
+    ErrorCode::OffsetMetadataTooLarge,
+    ErrorCode::CoordinatorLoadInProgress,
+    ErrorCode::CoordinatorNotAvailable,
+    ErrorCode::NotCoordinator,
+    ErrorCode::RecordListTooLarge,
+    ErrorCode::IllegalGeneration,
+    ErrorCode::InconsistentGroupProtocol,
+    ErrorCode::InvalidGroupId,
+    ErrorCode::UnknownMemberId,
+    ErrorCode::InvalidSessionTimeout,
+    ErrorCode::RebalanceInProgress,
+    ErrorCode::InvalidCommitOffsetSize,
+    ErrorCode::NonEmptyGroup,
+    ErrorCode::GroupIdNotFound,
+    ErrorCode::MemberIdRequired,
+    ErrorCode::GroupMaxSizeReached,
+    ErrorCode::FencedInstanceId,
 ];
 
 impl fmt::Display for ErrorCode {

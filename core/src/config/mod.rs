@@ -97,6 +97,24 @@ pub struct BrokerConfig {
     /// `group.initial.rebalance.delay.ms`: how long a new group waits for more members
     /// before its first rebalance. Default 3000.
     pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`: the shortest session timeout a member may ask for
+    /// in JoinGroup (shorter gets INVALID_SESSION_TIMEOUT). Default 6000.
+    pub group_min_session_timeout_ms: u64,
+    /// `group.max.session.timeout.ms`: the longest session timeout a member may ask for.
+    /// Default 1800000 (30 minutes).
+    pub group_max_session_timeout_ms: u64,
+    /// `group.max.size`: the most members a group may have (GROUP_MAX_SIZE_REACHED past
+    /// it). Default Kafka's `Integer.MAX_VALUE`, i.e. no limit.
+    pub group_max_size: u32,
+    /// How long a group's committed offsets are kept once the group is empty (KIP-211):
+    /// `offsets.retention.minutes`, default 10080 (7 days).
+    pub offsets_retention_ms: u64,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
+    /// Default 600000.
+    pub offsets_retention_check_interval_ms: u64,
+    /// `offset.metadata.max.bytes`: the longest metadata string an offset commit may
+    /// carry (OFFSET_METADATA_TOO_LARGE past it). Default 4096.
+    pub offset_metadata_max_bytes: u32,
     /// `listeners`: where the broker accepts connections. Default
     /// `PLAINTEXT://127.0.0.1:9092`: Eddy's own choice (Kafka listens on every interface).
     pub listeners: String,
@@ -181,6 +199,12 @@ impl Default for BrokerConfig {
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: i32::MAX as u32,
+            offsets_retention_ms: 10080 * MS_PER_MINUTE,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
             listeners: DEFAULT_LISTENERS.to_string(),
             advertised_listeners: None,
             process_roles: ProcessRoles::BOTH,
@@ -553,6 +577,47 @@ const SETTINGS: &[Setting] = &[
             number(k, v, NON_NEGATIVE_INT).map(|x| d.config.group_initial_rebalance_delay_ms = x)
         },
         get: |c| Some(c.group_initial_rebalance_delay_ms.to_string()),
+    },
+    Setting {
+        key: "group.min.session.timeout.ms",
+        set: |d, k, v| {
+            number(k, v, NON_NEGATIVE_INT).map(|x| d.config.group_min_session_timeout_ms = x)
+        },
+        get: |c| Some(c.group_min_session_timeout_ms.to_string()),
+    },
+    Setting {
+        key: "group.max.session.timeout.ms",
+        set: |d, k, v| {
+            number(k, v, NON_NEGATIVE_INT).map(|x| d.config.group_max_session_timeout_ms = x)
+        },
+        get: |c| Some(c.group_max_session_timeout_ms.to_string()),
+    },
+    Setting {
+        key: "group.max.size",
+        set: |d, k, v| number(k, v, POSITIVE_INT).map(|x| d.config.group_max_size = x),
+        get: |c| Some(c.group_max_size.to_string()),
+    },
+    Setting {
+        key: "offsets.retention.minutes",
+        set: |d, k, v| {
+            number(k, v, POSITIVE_INT)
+                .map(|m: u64| d.config.offsets_retention_ms = m * MS_PER_MINUTE)
+        },
+        get: |c| in_unit(c.offsets_retention_ms, MS_PER_MINUTE),
+    },
+    Setting {
+        key: "offsets.retention.check.interval.ms",
+        set: |d, k, v| {
+            number(k, v, POSITIVE_LONG).map(|x| d.config.offsets_retention_check_interval_ms = x)
+        },
+        get: |c| Some(c.offsets_retention_check_interval_ms.to_string()),
+    },
+    Setting {
+        key: "offset.metadata.max.bytes",
+        set: |d, k, v| {
+            number(k, v, NON_NEGATIVE_INT).map(|x| d.config.offset_metadata_max_bytes = x)
+        },
+        get: |c| Some(c.offset_metadata_max_bytes.to_string()),
     },
     Setting {
         key: "listeners",

@@ -43,6 +43,12 @@ fn defaults_are_kafkas_documented_defaults() {
     assert_eq!(c.offsets_topic_num_partitions, 50);
     assert_eq!(c.offsets_topic_replication_factor, 3);
     assert_eq!(c.group_initial_rebalance_delay_ms, 3000);
+    assert_eq!(c.group_min_session_timeout_ms, 6000);
+    assert_eq!(c.group_max_session_timeout_ms, 1800000);
+    assert_eq!(c.group_max_size, 2147483647);
+    assert_eq!(c.offsets_retention_ms, 10080 * 60 * 1000);
+    assert_eq!(c.offsets_retention_check_interval_ms, 600000);
+    assert_eq!(c.offset_metadata_max_bytes, 4096);
     assert_eq!(c.listeners, "PLAINTEXT://127.0.0.1:9092");
     assert_eq!(c.advertised_listeners, None);
     assert_eq!(c.process_roles, ProcessRoles::BOTH);
@@ -553,4 +559,39 @@ fn kraft_roles_node_id_and_voters_must_agree() {
     // The order of the lines does not matter: the check runs once all are in.
     let c = config(&[("controller.quorum.voters", "5@c5:9093"), ("node.id", "5")]);
     assert_eq!(c.node_id, NodeId(5));
+}
+
+#[test]
+fn group_coordinator_keys_parse_with_kafkas_bounds() {
+    let c = config(&[
+        ("group.min.session.timeout.ms", "100"),
+        ("group.max.session.timeout.ms", "60000"),
+        ("group.max.size", "5"),
+        ("offsets.retention.minutes", "1"),
+        ("offsets.retention.check.interval.ms", "1000"),
+        ("offset.metadata.max.bytes", "10"),
+    ]);
+    assert_eq!(c.group_min_session_timeout_ms, 100);
+    assert_eq!(c.group_max_session_timeout_ms, 60000);
+    assert_eq!(c.group_max_size, 5);
+    assert_eq!(c.offsets_retention_ms, 60_000);
+    assert_eq!(c.get("offsets.retention.minutes"), Some("1".to_string()));
+    assert_eq!(c.offsets_retention_check_interval_ms, 1000);
+    assert_eq!(c.offset_metadata_max_bytes, 10);
+    for pair in [
+        "group.max.size=0",
+        "offsets.retention.minutes=0",
+        "offsets.retention.check.interval.ms=0",
+    ] {
+        let (key, value) = pair.split_once('=').unwrap();
+        assert!(
+            error(&[(key, value)])
+                .to_string()
+                .contains("must be at least 1"),
+            "{pair}"
+        );
+    }
+    assert!(error(&[("group.min.session.timeout.ms", "-1")])
+        .to_string()
+        .contains("must not be negative"));
 }
