@@ -27,7 +27,9 @@ pub enum Input {
     Tick,
     /// A message from another broker.
     Peer { from: NodeId, msg: PeerMessage },
-    /// A client request. The reply carries the same token.
+    /// A client request. The reply carries the same token. Shells number their requests
+    /// below [`crate::node::INTERNAL_TOKEN_MIN`] (2^63): the tokens above are the node's
+    /// own, for the group coordinator's appends, and never reach a shell.
     Client { token: u64, req: ClientRequest },
     /// The controller's word.
     Controller(ControllerMessage),
@@ -138,6 +140,12 @@ pub enum ClientRequest {
     },
     /// What this broker knows of the partitions.
     Metadata,
+    /// A consumer-group request (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+    /// OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups), for the
+    /// node's group coordinator; answered with [`ClientResponse::Group`]. The shell sends
+    /// it to the broker FindCoordinator named; a broker that does not lead the group's
+    /// `__consumer_offsets` partition answers NOT_COORDINATOR.
+    Group(crate::group::GroupRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -170,6 +178,8 @@ pub enum ClientResponse {
         epoch: Option<Epoch>,
         end_offset: Offset,
     },
+    /// The group coordinator's answer to a [`ClientRequest::Group`], of the same kind.
+    Group(crate::group::GroupResponse),
 }
 
 /// Requests from a broker to the controller.

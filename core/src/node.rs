@@ -1,22 +1,65 @@
-//! One broker: the replicas it hosts, and the routing of inputs to them.
+//! One broker: the replicas it hosts, its group coordinator, and the routing of inputs
+//! to them.
 //!
 //! A `Node` is what a shell drives. Feed it inputs with [`Node::handle`] and carry out
 //! the effects it returns; it holds no sockets, files, clocks or threads. The same node
 //! runs in the simulator and (with issue 5) behind the real Kafka listener.
+//!
+//! The group coordinator is wired in here, once, so the simulator and the real broker
+//! share one integration. It persists through this node's own replicas of
+//! `__consumer_offsets`, as Kafka's `GroupMetadataManager` does through its
+//! `ReplicaManager`:
+//!
+//! ```text
+//!  ClientRequest::Group ──▶ GroupInput::Request ──▶ GroupCoordinator ──▶ Reply ──▶ ClientResponse::Group
+//!                                                         │
+//!                                   Append { partition, batch, append_id }
+//!                                                         ▼
+//!       produce with acks=all and an internal token into __consumer_offsets-{partition}
+//!                                                         │ the produce's reply (committed, or failed),
+//!                                                         ▼ never shown to the shell
+//!                                      GroupInput::AppendDone { append_id, result }
+//!
+//!  a replica of __consumer_offsets-p becomes leader ──▶ BeginLoad { p }, Load { p, its log }
+//!  it stops leading (new state, new epoch, removed) ──▶ Unload { p }
+//! ```
+//!
+//! The coordinator leads exactly the `__consumer_offsets` partitions this node leads, so
+//! a group whose partition is led elsewhere is answered NOT_COORDINATOR. Answering
+//! FindCoordinator (from cluster metadata, with [`crate::group::offsets_partition_for`])
+//! and creating `__consumer_offsets` are the shell's and the controller's jobs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
 use crate::error::ErrorCode;
+use crate::group::{
+    GroupConfig, GroupCoordinator, GroupEffect, GroupInput, CONSUMER_OFFSETS_TOPIC,
+};
 use crate::log::PartitionLog;
 use crate::message::{
-    ClientRequest, ClientResponse, ControllerMessage, ControllerRequest, Effect, Input,
+    Acks, ClientRequest, ClientResponse, ControllerMessage, ControllerRequest, Effect, Input,
     PeerMessage, StorageDone, StorageOp,
 };
 use crate::metadata::PartitionState;
 use crate::replica::{Replica, ReplicaConfig};
-use crate::types::{NodeId, TimeMs, TopicPartition};
+use crate::types::{Epoch, NodeId, TimeMs, TopicPartition};
+
+/// The smallest token the node uses for requests of its own (the group coordinator's
+/// appends, made as produce requests to its replicas). A shell numbers its client
+/// requests below it, so a reply can never go to the wrong requester; the node asserts
+/// it, and never hands a reply to one of its own tokens to the shell.
+pub const INTERNAL_TOKEN_MIN: u64 = 1 << 63;
+
+/// How long a group append waits for the ISR before failing with REQUEST_TIMED_OUT:
+/// Kafka's default `offsets.commit.timeout.ms`.
+const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
+
+/// The most coordinator inputs one node input may lead to. Each is a request, a timer
+/// tick, a leadership change or the outcome of an append the coordinator asked for, so
+/// reaching this bound means two of them feed each other in a loop: a bug.
+const GROUP_STEPS_MAX: usize = 1_000_000;
 
 /// The settings a node runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +67,8 @@ pub struct NodeConfig {
     pub replica: ReplicaConfig,
     /// `broker.heartbeat.interval.ms`.
     pub heartbeat_interval_ms: u64,
+    /// The group coordinator's settings, `offsets.topic.num.partitions` among them.
+    pub group: GroupConfig,
 }
 
 impl Default for NodeConfig {
@@ -31,6 +76,7 @@ impl Default for NodeConfig {
         NodeConfig {
             replica: ReplicaConfig::default(),
             heartbeat_interval_ms: 2_000,
+            group: GroupConfig::default(),
         }
     }
 }
@@ -53,6 +99,7 @@ impl NodeConfig {
                 },
             },
             heartbeat_interval_ms: cfg.broker_heartbeat_interval_ms,
+            group: GroupConfig::from_broker(cfg),
         }
     }
 }
@@ -66,6 +113,18 @@ pub struct Node {
     next_heartbeat_ms: TimeMs,
     /// Cuts recovery found necessary, handed to the shell with the first effects.
     startup: Vec<Effect>,
+    /// The coordinator of the groups in the `__consumer_offsets` partitions led here.
+    group: GroupCoordinator,
+    /// The `__consumer_offsets` partitions the coordinator was given (BeginLoad and
+    /// Load), with the leader epoch this node led them in: always the partitions whose
+    /// replica here is leader, at the replica's current epoch.
+    group_partitions: BTreeMap<u32, Epoch>,
+    /// The coordinator's appends in flight as produce requests: internal token → the
+    /// coordinator's append id.
+    group_appends: BTreeMap<u64, u64>,
+    next_internal_token: u64,
+    /// The latest time an input carried, for the calls that carry none.
+    now_ms: TimeMs,
 }
 
 impl Node {
@@ -99,6 +158,11 @@ impl Node {
             replicas,
             next_heartbeat_ms: 0,
             startup,
+            group: GroupCoordinator::new(cfg.group, incarnation),
+            group_partitions: BTreeMap::new(),
+            group_appends: BTreeMap::new(),
+            next_internal_token: INTERNAL_TOKEN_MIN,
+            now_ms: 0,
         }
     }
 
@@ -114,14 +178,23 @@ impl Node {
         self.replicas.values()
     }
 
+    /// The group coordinator, for checkers and tests (its groups, generations and
+    /// committed offsets, `next_deadline` for a shell that sleeps until the next timer).
+    pub fn group_coordinator(&self) -> &GroupCoordinator {
+        &self.group
+    }
+
     /// Forgets a partition (its topic was deleted). Requests waiting on it are answered
     /// NOT_LEADER_OR_FOLLOWER, as on any loss of leadership; removing its files is the
-    /// shell's business.
+    /// shell's business. For a `__consumer_offsets` partition, its groups are unloaded.
     pub fn remove_partition(&mut self, tp: &TopicPartition) -> Vec<Effect> {
         let mut out = std::mem::take(&mut self.startup);
         if let Some(mut replica) = self.replicas.remove(tp) {
             replica.resign(&mut out);
         }
+        let now_ms = self.now_ms;
+        self.follow_offsets_leadership(now_ms, tp, &mut out);
+        self.drive_group(now_ms, [], &mut out);
         out
     }
 
@@ -161,6 +234,7 @@ impl Node {
     /// Feeds one input; returns what to do about it.
     pub fn handle(&mut self, now_ms: TimeMs, input: Input) -> Vec<Effect> {
         let mut out = std::mem::take(&mut self.startup);
+        self.now_ms = self.now_ms.max(now_ms);
         match input {
             Input::Tick => self.on_tick(now_ms, &mut out),
             Input::Peer { from, msg } => self.on_peer(now_ms, from, msg, &mut out),
@@ -168,6 +242,14 @@ impl Node {
             Input::Controller(msg) => self.on_controller(now_ms, msg, &mut out),
             Input::Storage(done) => self.on_storage(now_ms, done, &mut out),
         }
+        // Any input may complete (or fail) a group append: a sync, a follower's fetch
+        // moving the high watermark, a timeout.
+        self.drive_group(now_ms, [], &mut out);
+        debug_assert!(
+            out.iter()
+                .all(|e| !matches!(e, Effect::Reply { token, .. } if *token >= INTERNAL_TOKEN_MIN)),
+            "a reply to an internal token reached the shell"
+        );
         out
     }
 
@@ -182,6 +264,7 @@ impl Node {
         for replica in self.replicas.values_mut() {
             replica.on_tick(now_ms, out);
         }
+        self.drive_group(now_ms, [GroupInput::Tick], out);
     }
 
     fn on_controller(&mut self, now_ms: TimeMs, msg: ControllerMessage, out: &mut Vec<Effect>) {
@@ -199,6 +282,7 @@ impl Node {
                 if let Some(replica) = self.replicas.get_mut(&partition) {
                     replica.on_alter_partition_response(now_ms, request, result, out);
                 }
+                self.follow_offsets_leadership(now_ms, &partition, out);
             }
         }
     }
@@ -225,6 +309,7 @@ impl Node {
         }
         let replica = self.replicas.get_mut(&tp).expect("inserted above");
         replica.apply_state(now_ms, state, out);
+        self.follow_offsets_leadership(now_ms, &tp, out);
     }
 
     fn on_peer(&mut self, now_ms: TimeMs, from: NodeId, msg: PeerMessage, out: &mut Vec<Effect>) {
@@ -340,7 +425,15 @@ impl Node {
     }
 
     fn on_client(&mut self, now_ms: TimeMs, token: u64, req: ClientRequest, out: &mut Vec<Effect>) {
+        assert!(
+            token < INTERNAL_TOKEN_MIN,
+            "client token {token} is at or above 2^63, where the node's own tokens are: \
+             shells number their requests below it"
+        );
         match req {
+            ClientRequest::Group(req) => {
+                self.drive_group(now_ms, [GroupInput::Request { token, req }], out);
+            }
             ClientRequest::Metadata => {
                 let partitions = self
                     .replicas
@@ -426,5 +519,179 @@ impl Node {
         if let Some(replica) = self.replicas.get_mut(&partition) {
             replica.on_sync_done(now_ms, sync_id, ok, out);
         }
+    }
+}
+
+// ----- the group coordinator ------------------------------------------------------------
+
+impl Node {
+    /// After anything that may change the role of this node's replica of `tp` (a new
+    /// partition state, an AlterPartition answer, the partition's removal): if `tp` is a
+    /// `__consumer_offsets` partition whose leadership here began, ended or moved to a
+    /// new leader epoch, the coordinator unloads it and (if led) loads it again from the
+    /// replica's log. A new epoch reloads too: the change failed the appends in flight,
+    /// and the log is the truth the groups come back from.
+    fn follow_offsets_leadership(
+        &mut self,
+        now_ms: TimeMs,
+        tp: &TopicPartition,
+        out: &mut Vec<Effect>,
+    ) {
+        // A partition beyond `offsets.topic.num.partitions` holds no group under this
+        // node's config (a config that disagrees with the topic): the coordinator never
+        // looks there.
+        if tp.topic != CONSUMER_OFFSETS_TOPIC
+            || tp.partition >= self.cfg.group.offsets_topic_num_partitions
+        {
+            return;
+        }
+        let partition = tp.partition;
+        let replica = self.replicas.get(tp).filter(|r| r.is_leader());
+        let led_now = replica.map(|r| r.leader_epoch().expect("a leader has a state"));
+        let led_before = self.group_partitions.get(&partition).copied();
+        if led_now == led_before {
+            return;
+        }
+        let mut inputs = Vec::new();
+        if led_before.is_some() {
+            self.group_partitions.remove(&partition);
+            inputs.push(GroupInput::Unload { partition });
+        }
+        if let (Some(epoch), Some(replica)) = (led_now, replica) {
+            // The whole log, up to the log end offset, as Kafka's
+            // `doLoadGroupsAndOffsets` reads it: a new leader's high watermark lags the
+            // old leader's, and a commit acknowledged there may sit above it here. What
+            // the leader holds it goes on to commit, as long as it leads.
+            let batches = replica
+                .log()
+                .batches()
+                .iter()
+                .map(|b| b.bytes.clone())
+                .collect();
+            self.group_partitions.insert(partition, epoch);
+            inputs.push(GroupInput::BeginLoad { partition });
+            inputs.push(GroupInput::Load { partition, batches });
+        }
+        self.drive_group(now_ms, inputs, out);
+    }
+
+    /// Feeds the coordinator the outcomes of its appends already in `out` (they happened
+    /// first), then `inputs`, then whatever its effects lead to, until it is quiet: its
+    /// replies join `out` as `ClientResponse::Group`, its appends become produce
+    /// requests whose replies come back to it as `AppendDone`.
+    fn drive_group(
+        &mut self,
+        now_ms: TimeMs,
+        inputs: impl IntoIterator<Item = GroupInput>,
+        out: &mut Vec<Effect>,
+    ) {
+        let mut queue = VecDeque::new();
+        self.take_append_results(out, &mut queue);
+        queue.extend(inputs);
+        let mut steps = 0;
+        while let Some(input) = queue.pop_front() {
+            steps += 1;
+            assert!(
+                steps <= GROUP_STEPS_MAX,
+                "the group coordinator took {GROUP_STEPS_MAX} inputs for one node input"
+            );
+            for effect in self.group.handle(now_ms, input) {
+                match effect {
+                    GroupEffect::Reply { token, resp } => {
+                        assert!(
+                            token < INTERNAL_TOKEN_MIN,
+                            "the coordinator answers clients"
+                        );
+                        out.push(Effect::Reply {
+                            token,
+                            resp: ClientResponse::Group(resp),
+                        });
+                    }
+                    GroupEffect::Append {
+                        partition,
+                        batch,
+                        append_id,
+                    } => self.group_append(now_ms, partition, batch, append_id, out),
+                    GroupEffect::Loaded { .. } => {}
+                }
+            }
+            self.take_append_results(out, &mut queue);
+        }
+    }
+
+    /// Appends a coordinator batch to this node's replica of its `__consumer_offsets`
+    /// partition, with acks=all as Kafka's `GroupMetadataManager` does: the outcome is
+    /// known once the batch is committed (the ISR has it, `min.insync.replicas` holds,
+    /// and with sync before ack it is on disk) or failed.
+    fn group_append(
+        &mut self,
+        now_ms: TimeMs,
+        partition: u32,
+        batch: Bytes,
+        append_id: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        let token = self.next_internal_token;
+        self.next_internal_token = token.checked_add(1).expect("2^63 appends in one life");
+        self.group_appends.insert(token, append_id);
+        let tp = TopicPartition::new(CONSUMER_OFFSETS_TOPIC, partition);
+        match self.replicas.get_mut(&tp) {
+            Some(replica) => replica.produce(
+                now_ms,
+                token,
+                Acks::All,
+                OFFSETS_COMMIT_TIMEOUT_MS,
+                batch,
+                out,
+            ),
+            // Not hosted (removed in this very input): the answer a replica that lost
+            // its leadership gives, which the coordinator turns into NOT_COORDINATOR.
+            None => out.push(Effect::Reply {
+                token,
+                resp: ClientResponse::Produce {
+                    partition: tp,
+                    error: ErrorCode::NotLeaderOrFollower,
+                    base_offset: None,
+                    log_start_offset: Default::default(),
+                },
+            }),
+        }
+    }
+
+    /// Moves every reply to an internal token out of `out` and onto `queue`, as the
+    /// `AppendDone` of the coordinator's append it completes, in the order they came.
+    fn take_append_results(&mut self, out: &mut Vec<Effect>, queue: &mut VecDeque<GroupInput>) {
+        let internal =
+            |e: &Effect| matches!(e, Effect::Reply { token, .. } if *token >= INTERNAL_TOKEN_MIN);
+        if !out.iter().any(internal) {
+            return;
+        }
+        let mut kept = Vec::with_capacity(out.len());
+        for effect in out.drain(..) {
+            let Effect::Reply { token, resp } = effect else {
+                kept.push(effect);
+                continue;
+            };
+            if token < INTERNAL_TOKEN_MIN {
+                kept.push(Effect::Reply { token, resp });
+                continue;
+            }
+            let append_id = self
+                .group_appends
+                .remove(&token)
+                .unwrap_or_else(|| panic!("internal token {token} answered twice, or never used"));
+            let ClientResponse::Produce {
+                error, base_offset, ..
+            } = resp
+            else {
+                panic!("internal token {token} answered with {resp:?}: only appends use them")
+            };
+            let result = match error {
+                ErrorCode::None => Ok(base_offset.expect("a successful produce has a base offset")),
+                error => Err(error),
+            };
+            queue.push_back(GroupInput::AppendDone { append_id, result });
+        }
+        *out = kept;
     }
 }

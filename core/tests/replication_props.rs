@@ -63,6 +63,7 @@ fn node_config(sync_before_ack: bool) -> NodeConfig {
             ..ReplicaConfig::default()
         },
         heartbeat_interval_ms: 2_000,
+        ..NodeConfig::default()
     }
 }
 

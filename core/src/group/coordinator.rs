@@ -50,7 +50,7 @@ use crate::group::record::{
 use crate::types::{Offset, TimeMs, TopicPartition};
 
 /// The broker settings the coordinator reads.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupConfig {
     pub initial_rebalance_delay_ms: u64,
     pub min_session_timeout_ms: u64,
@@ -183,6 +183,7 @@ pub(super) enum PendingAppend {
     Unacknowledged,
 }
 
+#[derive(Debug)]
 pub struct GroupCoordinator {
     pub(super) config: GroupConfig,
     /// This coordinator's life, part of every member id it makes, so ids stay unique

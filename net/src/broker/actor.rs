@@ -376,7 +376,7 @@ impl Actor {
             | ClientRequest::Fetch { partition, .. }
             | ClientRequest::ListOffsets { partition }
             | ClientRequest::OffsetForLeaderEpoch { partition, .. } => partition,
-            ClientRequest::Metadata => return None,
+            ClientRequest::Metadata | ClientRequest::Group(_) => return None,
         };
         if self.dirs.contains_key(partition) {
             return None;
@@ -402,14 +402,14 @@ impl Actor {
                 earliest: Default::default(),
                 latest: Default::default(),
             },
-            ClientRequest::OffsetForLeaderEpoch { .. } | ClientRequest::Metadata => {
-                ClientResponse::OffsetForLeaderEpoch {
-                    partition,
-                    error: Unknown,
-                    epoch: None,
-                    end_offset: Default::default(),
-                }
-            }
+            ClientRequest::OffsetForLeaderEpoch { .. }
+            | ClientRequest::Metadata
+            | ClientRequest::Group(_) => ClientResponse::OffsetForLeaderEpoch {
+                partition,
+                error: Unknown,
+                epoch: None,
+                end_offset: Default::default(),
+            },
         })
     }
 
