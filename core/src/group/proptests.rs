@@ -643,8 +643,8 @@ fn commit_topics(partition: i32, offset: i64) -> Vec<OffsetCommitTopic> {
 
 /// A new coordinator that loads every committed batch of every partition.
 fn reloaded(h: &Harness, incarnation: u64) -> GroupCoordinator {
-    let cfg = h.c.config.clone();
-    let mut c = GroupCoordinator::new(cfg.clone(), incarnation);
+    let cfg = h.c.config;
+    let mut c = GroupCoordinator::new(cfg, incarnation);
     for p in 0..cfg.offsets_topic_num_partitions {
         c.handle(h.now_ms, GroupInput::BeginLoad { partition: p });
         let batches = h.log.get(&p).cloned().unwrap_or_default();
