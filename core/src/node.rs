@@ -158,7 +158,7 @@ impl Node {
             replicas,
             next_heartbeat_ms: 0,
             startup,
-            group: GroupCoordinator::new(cfg.group, incarnation),
+            group: GroupCoordinator::on_broker(cfg.group, id, incarnation),
             group_partitions: BTreeMap::new(),
             group_appends: BTreeMap::new(),
             next_internal_token: INTERNAL_TOKEN_MIN,

@@ -47,7 +47,7 @@ use crate::group::member::Member;
 use crate::group::record::{
     build_batch, offsets_partition_for, GroupValue, MemberValue, RecordKey, RecordValue,
 };
-use crate::types::{Offset, TimeMs, TopicPartition};
+use crate::types::{NodeId, Offset, TimeMs, TopicPartition};
 
 /// The broker settings the coordinator reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,9 +186,10 @@ pub(super) enum PendingAppend {
 #[derive(Debug)]
 pub struct GroupCoordinator {
     pub(super) config: GroupConfig,
-    /// This coordinator's life, part of every member id it makes, so ids stay unique
-    /// across restarts and moves (Kafka uses a random UUID).
-    incarnation: u64,
+    /// This coordinator's broker and life, part of every member id it makes, so ids
+    /// stay unique across restarts and moves (Kafka uses a random UUID): a group that
+    /// moves keeps its members, and the new coordinator must not hand out theirs again.
+    member_id_scope: String,
     pub(super) now_ms: TimeMs,
     pub(super) partitions: BTreeMap<u32, PartitionStatus>,
     pub(super) groups: BTreeMap<String, ClassicGroup>,
@@ -213,13 +214,25 @@ pub(super) enum Api {
 
 impl GroupCoordinator {
     /// A coordinator that leads no partition yet. `incarnation` must differ between
-    /// lives of the same broker (the shell passes its broker epoch).
+    /// lives of the same broker and between brokers (the shell passes its broker
+    /// epoch); [`GroupCoordinator::on_broker`] needs it unique per broker only.
     pub fn new(config: GroupConfig, incarnation: u64) -> GroupCoordinator {
+        GroupCoordinator::with_member_id_scope(config, incarnation.to_string())
+    }
+
+    /// The coordinator of broker `broker` in its life `incarnation`: its member ids
+    /// (`{client id}-{broker}.{incarnation}-{n}`) are unique across the cluster even
+    /// when two brokers share an incarnation number.
+    pub fn on_broker(config: GroupConfig, broker: NodeId, incarnation: u64) -> GroupCoordinator {
+        GroupCoordinator::with_member_id_scope(config, format!("{}.{incarnation}", broker.0))
+    }
+
+    fn with_member_id_scope(config: GroupConfig, member_id_scope: String) -> GroupCoordinator {
         assert!(config.offsets_topic_num_partitions > 0);
         assert!(config.offsets_retention_check_interval_ms > 0);
         GroupCoordinator {
             config,
-            incarnation,
+            member_id_scope,
             now_ms: 0,
             partitions: BTreeMap::new(),
             groups: BTreeMap::new(),
@@ -383,7 +396,7 @@ impl GroupCoordinator {
     pub(super) fn generate_member_id(&mut self, prefix: &str) -> String {
         let seq = self.next_member_seq;
         self.next_member_seq += 1;
-        format!("{prefix}-{}-{seq}", self.incarnation)
+        format!("{prefix}-{}-{seq}", self.member_id_scope)
     }
 
     pub(super) fn schedule(&mut self, at_ms: TimeMs, timer: Timer) {
