@@ -507,6 +507,9 @@ fn an_offset_commit_is_answered_only_after_every_isr_member_has_its_records() {
 
 // ----- leadership moves ---------------------------------------------------------------
 
+/// The new leader's high watermark starts behind the commit it already holds (it learns
+/// the old leader's only from a later fetch): loading only up to it would lose the
+/// acknowledged commit, which this test (and the property test) catch.
 #[test]
 fn a_new_coordinator_loads_the_group_and_its_offsets_while_the_old_answers_not_coordinator() {
     let mut c = Cluster::new(&[N1, N2, N3], false, 2);

@@ -98,7 +98,10 @@ pub enum GroupInput {
     /// This broker became the leader of a `__consumer_offsets` partition; its groups
     /// answer COORDINATOR_LOAD_IN_PROGRESS until `Load` arrives.
     BeginLoad { partition: u32 },
-    /// The partition's batches from its log start to its high watermark, in order.
+    /// The partition's batches from its log start to its log end offset, in order, as
+    /// Kafka's `doLoadGroupsAndOffsets` reads them. Not only to the high watermark: a
+    /// new leader's high watermark lags the old leader's, so a commit acknowledged there
+    /// may still sit above it here (and what the leader holds, it goes on to commit).
     Load { partition: u32, batches: Vec<Bytes> },
     /// This broker no longer leads the partition; its groups answer NOT_COORDINATOR.
     Unload { partition: u32 },
