@@ -245,6 +245,7 @@ impl Node {
         // Any input may complete (or fail) a group append: a sync, a follower's fetch
         // moving the high watermark, a timeout.
         self.drive_group(now_ms, [], &mut out);
+        self.check_group_partitions();
         debug_assert!(
             out.iter()
                 .all(|e| !matches!(e, Effect::Reply { token, .. } if *token >= INTERNAL_TOKEN_MIN)),
@@ -573,6 +574,33 @@ impl Node {
             inputs.push(GroupInput::Load { partition, batches });
         }
         self.drive_group(now_ms, inputs, out);
+    }
+
+    /// The coordinator holds exactly the `__consumer_offsets` partitions this node
+    /// leads, each loaded in the replica's current leader epoch.
+    fn check_group_partitions(&self) {
+        for (&partition, &epoch) in &self.group_partitions {
+            let replica = self
+                .replicas
+                .get(&TopicPartition::new(CONSUMER_OFFSETS_TOPIC, partition));
+            assert!(
+                replica.is_some_and(|r| r.is_leader() && r.leader_epoch() == Some(epoch)),
+                "the coordinator holds {CONSUMER_OFFSETS_TOPIC}-{partition} from epoch {epoch}, \
+                 which this node no longer leads"
+            );
+        }
+        let offsets_replicas = self
+            .replicas
+            .range(TopicPartition::new(CONSUMER_OFFSETS_TOPIC, 0)..)
+            .take_while(|(tp, _)| tp.topic == CONSUMER_OFFSETS_TOPIC);
+        for (tp, replica) in offsets_replicas {
+            assert!(
+                !replica.is_leader()
+                    || tp.partition >= self.cfg.group.offsets_topic_num_partitions
+                    || self.group_partitions.contains_key(&tp.partition),
+                "this node leads {tp}, which its coordinator does not hold"
+            );
+        }
     }
 
     /// Feeds the coordinator the outcomes of its appends already in `out` (they happened
