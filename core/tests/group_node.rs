@@ -688,6 +688,20 @@ fn requests_waiting_on_an_append_are_answered_when_leadership_is_lost() {
     c.settle();
 }
 
+/// The append runs with Kafka's `offsets.commit.timeout.ms` (5 s): a commit whose
+/// followers never fetch is answered REQUEST_TIMED_OUT then, not left waiting.
+#[test]
+fn an_offset_commit_the_isr_never_acknowledges_times_out() {
+    let mut c = Cluster::new(&[N1, N2, N3], false, 2);
+    c.settle();
+    let t = c.send(N1, commit("other", "", UNKNOWN_GENERATION_ID, 5));
+    c.queue.clear();
+    c.tick(4_000);
+    assert!(!c.has_reply(t));
+    c.tick(1_000);
+    assert_eq!(c.commit_errors(t), vec![ErrorCode::RequestTimedOut]);
+}
+
 #[test]
 fn removing_the_offsets_partition_answers_what_waits_and_unloads_its_groups() {
     let mut c = Cluster::new(&[N1, N2, N3], false, 2);
