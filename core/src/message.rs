@@ -138,6 +138,8 @@ pub enum ClientRequest {
     },
     /// What this broker knows of the partitions.
     Metadata,
+    /// A consumer-group request, for the group coordinator.
+    Group(crate::group::GroupRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -170,6 +172,7 @@ pub enum ClientResponse {
         epoch: Option<Epoch>,
         end_offset: Offset,
     },
+    Group(crate::group::GroupResponse),
 }
 
 /// Requests from a broker to the controller.

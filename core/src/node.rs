@@ -341,6 +341,8 @@ impl Node {
 
     fn on_client(&mut self, now_ms: TimeMs, token: u64, req: ClientRequest, out: &mut Vec<Effect>) {
         match req {
+            // Placeholder until the coordinator is wired into the node (wip-gnode).
+            ClientRequest::Group(_) => {}
             ClientRequest::Metadata => {
                 let partitions = self
                     .replicas

@@ -31,7 +31,7 @@ pub const DEFAULT_RETENTION_TIME: i64 = -1;
 pub const NO_LEADER_EPOCH: i32 = -1;
 
 /// One request to the coordinator.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum GroupRequest {
     JoinGroup(JoinGroupRequest),
     SyncGroup(SyncGroupRequest),
@@ -45,7 +45,7 @@ pub enum GroupRequest {
 }
 
 /// The answer to one request, of the same kind.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum GroupResponse {
     JoinGroup(JoinGroupResponse),
     SyncGroup(SyncGroupResponse),
@@ -60,13 +60,13 @@ pub enum GroupResponse {
 
 /// One protocol a member supports: an assignor name and the member's subscription in
 /// that assignor's format (opaque to the coordinator).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct JoinGroupProtocol {
     pub name: String,
     pub metadata: Bytes,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct JoinGroupRequest {
     pub group_id: String,
     pub session_timeout_ms: i32,
@@ -88,14 +88,14 @@ pub struct JoinGroupRequest {
     pub require_known_member_id: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct JoinGroupMember {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub metadata: Bytes,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct JoinGroupResponse {
     pub error: ErrorCode,
     pub generation_id: i32,
@@ -125,13 +125,13 @@ impl JoinGroupResponse {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SyncGroupAssignment {
     pub member_id: String,
     pub assignment: Bytes,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SyncGroupRequest {
     pub group_id: String,
     pub generation_id: i32,
@@ -144,7 +144,7 @@ pub struct SyncGroupRequest {
     pub assignments: Vec<SyncGroupAssignment>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SyncGroupResponse {
     pub error: ErrorCode,
     pub protocol_type: Option<String>,
@@ -163,7 +163,7 @@ impl SyncGroupResponse {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HeartbeatRequest {
     pub group_id: String,
     pub generation_id: i32,
@@ -171,7 +171,7 @@ pub struct HeartbeatRequest {
     pub group_instance_id: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HeartbeatResponse {
     pub error: ErrorCode,
 }
@@ -179,33 +179,33 @@ pub struct HeartbeatResponse {
 /// One member leaving (LeaveGroup v3+ carries a batch, KIP-345). An empty `member_id`
 /// with a `group_instance_id` removes a static member by its instance id (the admin
 /// client's `removeMembersFromConsumerGroup`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MemberIdentity {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub reason: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LeaveGroupRequest {
     pub group_id: String,
     pub members: Vec<MemberIdentity>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LeaveMemberResponse {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub error: ErrorCode,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LeaveGroupResponse {
     pub error: ErrorCode,
     pub members: Vec<LeaveMemberResponse>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetCommitPartition {
     pub partition_index: i32,
     pub committed_offset: i64,
@@ -217,13 +217,13 @@ pub struct OffsetCommitPartition {
     pub commit_timestamp: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetCommitTopic {
     pub name: String,
     pub partitions: Vec<OffsetCommitPartition>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetCommitRequest {
     pub group_id: String,
     /// `UNKNOWN_GENERATION_ID` with an empty member id: a "simple" commit from a
@@ -237,19 +237,19 @@ pub struct OffsetCommitRequest {
     pub topics: Vec<OffsetCommitTopic>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetCommitPartitionResponse {
     pub partition_index: i32,
     pub error: ErrorCode,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetCommitTopicResponse {
     pub name: String,
     pub partitions: Vec<OffsetCommitPartitionResponse>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetCommitResponse {
     pub topics: Vec<OffsetCommitTopicResponse>,
 }
@@ -277,13 +277,13 @@ impl OffsetCommitResponse {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetFetchTopic {
     pub name: String,
     pub partition_indexes: Vec<i32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetFetchRequest {
     pub group_id: String,
     /// `None` asks for every committed offset of the group (v2+).
@@ -292,7 +292,7 @@ pub struct OffsetFetchRequest {
     pub require_stable: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetFetchPartitionResponse {
     pub partition_index: i32,
     /// `INVALID_OFFSET` (-1) when nothing is committed.
@@ -302,38 +302,38 @@ pub struct OffsetFetchPartitionResponse {
     pub error: ErrorCode,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetFetchTopicResponse {
     pub name: String,
     pub partitions: Vec<OffsetFetchPartitionResponse>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetFetchResponse {
     pub error: ErrorCode,
     pub topics: Vec<OffsetFetchTopicResponse>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ListGroupsRequest {
     /// KIP-518 (v4): only groups in one of these states (case-insensitive); empty for all.
     pub states_filter: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ListedGroup {
     pub group_id: String,
     pub protocol_type: String,
     pub group_state: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ListGroupsResponse {
     pub error: ErrorCode,
     pub groups: Vec<ListedGroup>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DescribeGroupsRequest {
     pub groups: Vec<String>,
     /// From DescribeGroups v6 a group the coordinator does not have is reported with
@@ -341,7 +341,7 @@ pub struct DescribeGroupsRequest {
     pub report_missing_group: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DescribedGroupMember {
     pub member_id: String,
     pub group_instance_id: Option<String>,
@@ -353,7 +353,7 @@ pub struct DescribedGroupMember {
     pub member_assignment: Bytes,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DescribedGroup {
     pub error: ErrorCode,
     pub group_id: String,
@@ -366,23 +366,23 @@ pub struct DescribedGroup {
     pub members: Vec<DescribedGroupMember>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DescribeGroupsResponse {
     pub groups: Vec<DescribedGroup>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DeleteGroupsRequest {
     pub groups_names: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DeletableGroupResult {
     pub group_id: String,
     pub error: ErrorCode,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DeleteGroupsResponse {
     pub results: Vec<DeletableGroupResult>,
 }

@@ -46,6 +46,9 @@ pub use classic::GroupState;
 pub use coordinator::{GroupConfig, GroupCoordinator, GroupEffect, GroupInput};
 pub use record::offsets_partition_for;
 
+/// The internal topic that holds groups and their committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
 /// A group's generation id: the coordinator bumps it at every completed rebalance, and a
 /// member's commits and owned partitions are only as current as the generation they
 /// were made in. Kafka's `generationId` (an int32 on the wire).

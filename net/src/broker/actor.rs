@@ -83,6 +83,10 @@ pub(crate) enum Command {
         validate_only: bool,
         reply: oneshot::Sender<Result<(), (ResponseError, String)>>,
     },
+    /// Creates `__consumer_offsets` if it does not exist; answers its partition count.
+    EnsureOffsetsTopic {
+        reply: oneshot::Sender<Result<u32, (ResponseError, String)>>,
+    },
     NewProducerId {
         reply: oneshot::Sender<i64>,
     },
@@ -357,6 +361,22 @@ impl Actor {
                 }
                 let _ = reply.send(result);
             }
+            Command::EnsureOffsetsTopic { reply } => {
+                let name = eddy_core::group::OFFSETS_TOPIC;
+                let result = match self.topics.get(name) {
+                    Some(&n) => Ok(n),
+                    None => {
+                        let n = self.cfg.offsets_topic_num_partitions;
+                        // offsets.topic.replication.factor asks for more copies than a
+                        // single-node cluster has; like every topic here, it gets one.
+                        self.create_topic(name, n, false).map(|()| {
+                            tracing::info!(partitions = n, "created {name}");
+                            n
+                        })
+                    }
+                };
+                let _ = reply.send(result);
+            }
             Command::NewProducerId { reply } => {
                 let id = self.next_producer_id;
                 self.next_producer_id += 1;
@@ -376,7 +396,7 @@ impl Actor {
             | ClientRequest::Fetch { partition, .. }
             | ClientRequest::ListOffsets { partition }
             | ClientRequest::OffsetForLeaderEpoch { partition, .. } => partition,
-            ClientRequest::Metadata => return None,
+            ClientRequest::Metadata | ClientRequest::Group(_) => return None,
         };
         if self.dirs.contains_key(partition) {
             return None;
@@ -402,14 +422,14 @@ impl Actor {
                 earliest: Default::default(),
                 latest: Default::default(),
             },
-            ClientRequest::OffsetForLeaderEpoch { .. } | ClientRequest::Metadata => {
-                ClientResponse::OffsetForLeaderEpoch {
-                    partition,
-                    error: Unknown,
-                    epoch: None,
-                    end_offset: Default::default(),
-                }
-            }
+            ClientRequest::OffsetForLeaderEpoch { .. }
+            | ClientRequest::Metadata
+            | ClientRequest::Group(_) => ClientResponse::OffsetForLeaderEpoch {
+                partition,
+                error: Unknown,
+                epoch: None,
+                end_offset: Default::default(),
+            },
         })
     }
 

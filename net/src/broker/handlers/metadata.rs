@@ -56,6 +56,7 @@ pub(super) async fn handle(
         .into_iter()
         .map(|(name, result)| {
             let topic = MetadataResponseTopic::default()
+                .with_is_internal(name == eddy_core::group::OFFSETS_TOPIC)
                 .with_name(Some(TopicName(StrBytes::from_string(name))));
             match result {
                 Err(e) => topic.with_error_code(e.code()),
