@@ -46,6 +46,8 @@ pub(crate) enum ReplyTo {
 pub(crate) struct PartitionView {
     pub(crate) partition: u32,
     pub(crate) state: Option<PartitionState>,
+    /// Its storage failed on this broker.
+    pub(crate) offline: bool,
 }
 
 /// A topic as metadata reports it: its partitions, or why it cannot be listed.
@@ -106,7 +108,8 @@ pub(crate) struct Actor {
     topics: BTreeMap<String, u32>,
     pending: BTreeMap<u64, ReplyTo>,
     next_token: u64,
-    /// Partitions a write failed on: nothing later may be reported durable.
+    /// Partitions a write failed on: offline until a restart, and nothing after the
+    /// failure is acknowledged or reported durable.
     failed: std::collections::BTreeSet<TopicPartition>,
     next_producer_id: i64,
     started: Instant,
@@ -271,7 +274,7 @@ impl Actor {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Core { req, reply } => {
-                if let Some(resp) = self.unknown_partition(&req) {
+                if let Some(resp) = self.refuse_partition(&req) {
                     match reply {
                         Some(ReplyTo::Once(tx)) => {
                             let _ = tx.send(resp);
@@ -320,6 +323,7 @@ impl Actor {
                                             .node
                                             .replica(&tp)
                                             .and_then(|r| r.state().cloned()),
+                                        offline: self.failed.contains(&tp),
                                     }
                                 })
                                 .collect();
@@ -386,11 +390,12 @@ impl Actor {
         }
     }
 
-    /// The answer for a request naming a partition that does not exist:
-    /// UNKNOWN_TOPIC_OR_PARTITION, as Kafka gives (the core would say it is not the
-    /// leader, which sends clients to refresh metadata for ever).
-    fn unknown_partition(&self, req: &ClientRequest) -> Option<ClientResponse> {
-        use eddy_core::ErrorCode::UnknownTopicOrPartition as Unknown;
+    /// The answer for a request this broker refuses before the core sees it: a partition
+    /// that does not exist gets UNKNOWN_TOPIC_OR_PARTITION, as Kafka gives (the core would
+    /// say it is not the leader, which sends clients to refresh metadata for ever); one
+    /// whose storage failed gets KAFKA_STORAGE_ERROR (it is offline until a restart).
+    fn refuse_partition(&self, req: &ClientRequest) -> Option<ClientResponse> {
+        use eddy_core::ErrorCode;
         let partition = match req {
             ClientRequest::Produce { partition, .. }
             | ClientRequest::Fetch { partition, .. }
@@ -398,27 +403,31 @@ impl Actor {
             | ClientRequest::OffsetForLeaderEpoch { partition, .. } => partition,
             ClientRequest::Metadata | ClientRequest::Group(_) => return None,
         };
-        if self.dirs.contains_key(partition) {
+        let error = if !self.dirs.contains_key(partition) {
+            ErrorCode::UnknownTopicOrPartition
+        } else if self.failed.contains(partition) {
+            ErrorCode::KafkaStorageError
+        } else {
             return None;
-        }
+        };
         let partition = partition.clone();
         Some(match req {
             ClientRequest::Produce { .. } => ClientResponse::Produce {
                 partition,
-                error: Unknown,
+                error,
                 base_offset: None,
                 log_start_offset: Default::default(),
             },
             ClientRequest::Fetch { .. } => ClientResponse::Fetch {
                 partition,
-                error: Unknown,
+                error,
                 high_watermark: Default::default(),
                 log_start_offset: Default::default(),
                 batches: Vec::new(),
             },
             ClientRequest::ListOffsets { .. } => ClientResponse::ListOffsets {
                 partition,
-                error: Unknown,
+                error,
                 earliest: Default::default(),
                 latest: Default::default(),
             },
@@ -426,7 +435,7 @@ impl Actor {
             | ClientRequest::Metadata
             | ClientRequest::Group(_) => ClientResponse::OffsetForLeaderEpoch {
                 partition,
-                error: Unknown,
+                error,
                 epoch: None,
                 end_offset: Default::default(),
             },
@@ -580,6 +589,35 @@ impl Actor {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Reply { token, resp } => match self.pending.remove(&token) {
+                    // A produce answered after its partition's storage failed: the batch may
+                    // not be on disk, so it is not acknowledged (the client may retry).
+                    Some(reply)
+                        if matches!(&resp, ClientResponse::Produce { partition, error, .. }
+                            if *error == eddy_core::ErrorCode::None && self.failed.contains(partition)) =>
+                    {
+                        let ClientResponse::Produce {
+                            partition,
+                            log_start_offset,
+                            ..
+                        } = resp
+                        else {
+                            unreachable!("matched above")
+                        };
+                        let resp = ClientResponse::Produce {
+                            partition,
+                            error: eddy_core::ErrorCode::KafkaStorageError,
+                            base_offset: None,
+                            log_start_offset,
+                        };
+                        match reply {
+                            ReplyTo::Once(tx) => {
+                                let _ = tx.send(resp);
+                            }
+                            ReplyTo::Indexed(tx, i) => {
+                                let _ = tx.send((i, resp));
+                            }
+                        }
+                    }
                     Some(ReplyTo::Once(tx)) => {
                         let _ = tx.send(resp);
                     }
@@ -674,11 +712,18 @@ impl Actor {
             Ok(()) if self.failed.contains(&tp) => Err(()),
             Ok(()) => Ok(()),
             Err(e) => {
-                // The write is not on disk; no sync may report it durable. Until log dirs
-                // can be taken offline (issue 5 continues), every later sync of the
-                // partition fails, so nothing waiting on durability is acknowledged.
-                self.failed.insert(tp.clone());
-                tracing::error!(partition = %format!("{}-{}", tp.topic, tp.partition), error = %e, "storage operation failed");
+                // The write is not on disk (a full disk, most often). The partition goes
+                // offline, as Kafka takes a failed log dir offline: nothing more is
+                // acknowledged, no sync reports it durable, and requests for it get
+                // KAFKA_STORAGE_ERROR until the broker restarts and recovers it from
+                // what the disk holds.
+                if self.failed.insert(tp.clone()) {
+                    tracing::error!(
+                        partition = %format!("{}-{}", tp.topic, tp.partition),
+                        error = %e,
+                        "storage failed: the partition is offline; free space (or fix the disk) and restart the broker"
+                    );
+                }
                 Err(())
             }
         };
