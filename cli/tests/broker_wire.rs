@@ -467,3 +467,55 @@ fn a_full_disk_refuses_writes_loses_no_acknowledged_batch_and_keeps_serving() {
     }
     let _ = std::fs::remove_dir_all(base);
 }
+
+fn idempotent(producer_id: i64, epoch: i16, sequence: i32, value: &str) -> Bytes {
+    let mut b = eddy_core::batch::BatchBuilder::idempotent(producer_id, epoch, sequence);
+    b.push(eddy_core::batch::NewRecord {
+        value: Some(Bytes::copy_from_slice(value.as_bytes())),
+        ..Default::default()
+    });
+    b.build()
+}
+
+/// KAFKA-COMPAT item 6: a retried batch within the last five is a duplicate answered with
+/// its original offset and not stored twice; a gap in sequences is
+/// OUT_OF_ORDER_SEQUENCE_NUMBER; a producer the broker has never seen may start at any
+/// sequence.
+#[test]
+fn idempotent_producers_are_deduplicated_within_five_batches() {
+    let broker = Broker::start("wire-idempotence", &[]);
+    let mut raw = Raw::connect(&broker.addr);
+    create(&mut raw, "idem", 1);
+    for seq in 0..6 {
+        assert_eq!(
+            produce(
+                &mut raw,
+                "idem",
+                0,
+                idempotent(7, 0, seq, &format!("v{seq}"))
+            ),
+            (0, seq as i64)
+        );
+    }
+    // Batches 1..=5 are the last five: a retry of 3 is the original, at offset 3.
+    assert_eq!(
+        produce(&mut raw, "idem", 0, idempotent(7, 0, 3, "v3")),
+        (0, 3)
+    );
+    // A gap.
+    assert_eq!(
+        produce(&mut raw, "idem", 0, idempotent(7, 0, 9, "v9")).0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    // A new producer starting mid-way is accepted.
+    assert_eq!(
+        produce(&mut raw, "idem", 0, idempotent(8, 0, 1000, "w")),
+        (0, 6)
+    );
+    // Nothing was stored twice.
+    let ResponseKind::Fetch(resp) = raw.call(ApiKey::Fetch, 11, fetch_req("idem", 0, 0)) else {
+        panic!()
+    };
+    assert_eq!(resp.responses[0].partitions[0].high_watermark, 7);
+}
