@@ -465,25 +465,7 @@ impl Actor {
         if validate_only {
             return Ok(());
         }
-        let mut states = Vec::new();
-        for p in 0..partitions {
-            let tp = TopicPartition::new(name, p);
-            self.create_partition_dir(&tp).map_err(|e| {
-                (
-                    ResponseError::KafkaStorageError,
-                    format!("cannot create {name}-{p}: {e}"),
-                )
-            })?;
-            states.push((tp.clone(), self.leader_state(&tp)));
-        }
-        self.topics.insert(name.to_string(), partitions);
-        let now = self.now_ms();
-        let effects = self.node.handle(
-            now,
-            Input::Controller(ControllerMessage::PartitionStates(states)),
-        );
-        self.carry_out(effects);
-        Ok(())
+        self.add_partitions(name, 0, partitions)
     }
 
     /// Deletes the segments `log.retention.ms` / `log.retention.bytes` no longer keep, run
@@ -561,8 +543,18 @@ impl Actor {
         if validate_only {
             return Ok(());
         }
+        self.add_partitions(name, current, count)
+    }
+
+    /// Creates partitions `from..to` of `name` on disk and makes this broker their leader.
+    fn add_partitions(
+        &mut self,
+        name: &str,
+        from: u32,
+        to: u32,
+    ) -> Result<(), (ResponseError, String)> {
         let mut states = Vec::new();
-        for p in current..count {
+        for p in from..to {
             let tp = TopicPartition::new(name, p);
             self.create_partition_dir(&tp).map_err(|e| {
                 (
@@ -572,7 +564,7 @@ impl Actor {
             })?;
             states.push((tp.clone(), self.leader_state(&tp)));
         }
-        self.topics.insert(name.to_string(), count);
+        self.topics.insert(name.to_string(), to);
         let now = self.now_ms();
         let effects = self.node.handle(
             now,
