@@ -385,8 +385,8 @@ pub fn decode(body: &[u8]) -> Result<(NodeId, PeerFrame), DecodeError> {
     let frame = match r.u8("kind")? {
         1 => PeerFrame::Replication(r.peer()?),
         2 => PeerFrame::Raft(r.raft()?),
-        3 => PeerFrame::ToController(r.to_controller()?),
-        4 => PeerFrame::FromController(r.from_controller()?),
+        3 => PeerFrame::ToController(r.controller_request()?),
+        4 => PeerFrame::FromController(r.controller_message()?),
         tag => return Err(DecodeError::Tag { what: "frame", tag }),
     };
     if !r.0.is_empty() {
@@ -673,7 +673,7 @@ impl Reader<'_> {
         })
     }
 
-    fn to_controller(&mut self) -> Result<ControllerRequest, DecodeError> {
+    fn controller_request(&mut self) -> Result<ControllerRequest, DecodeError> {
         Ok(match self.u8("controller request")? {
             1 => ControllerRequest::Heartbeat {
                 broker: NodeId(self.u32("broker")?),
@@ -689,7 +689,7 @@ impl Reader<'_> {
         })
     }
 
-    fn from_controller(&mut self) -> Result<ControllerMessage, DecodeError> {
+    fn controller_message(&mut self) -> Result<ControllerMessage, DecodeError> {
         Ok(match self.u8("controller message")? {
             1 => {
                 let n = self.count("partition states")?;
