@@ -1,5 +1,6 @@
 //! Brokers and controllers talking among themselves, on their own listener: the frames
-//! (`codec`) today; connections, reconnection and timeouts come with the multi-broker
-//! cluster (issues 3 and 5).
+//! (`codec`) and the connections that carry them (`link`). The multi-broker cluster
+//! (issues 3 and 5) drives the node's replication and the metadata quorum over these.
 
 pub mod codec;
+pub mod link;
