@@ -108,6 +108,11 @@ pub(crate) struct Actor {
     topics: BTreeMap<String, u32>,
     pending: BTreeMap<u64, ReplyTo>,
     next_token: u64,
+    /// Syncs run on blocking threads and report here: (partition, sync id, succeeded).
+    syncs: (
+        mpsc::UnboundedSender<(TopicPartition, u64, bool)>,
+        Option<mpsc::UnboundedReceiver<(TopicPartition, u64, bool)>>,
+    ),
     /// Partitions a write failed on: offline until a restart, and nothing after the
     /// failure is acknowledged or reported durable.
     failed: std::collections::BTreeSet<TopicPartition>,
@@ -162,6 +167,10 @@ impl Actor {
             pending: BTreeMap::new(),
             next_token: 0,
             failed: Default::default(),
+            syncs: {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (tx, Some(rx))
+            },
             // Unique across restarts: the incarnation is the start time in ms, and a
             // restart comes more than 1,024 ms after the previous start's ids begin, so
             // up to a million ids per run never collide with the next run's.
@@ -237,6 +246,7 @@ impl Actor {
 
     /// Runs until every command sender is gone.
     pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut synced = self.syncs.1.take().expect("run once");
         let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retention = tokio::time::interval(Duration::from_millis(
@@ -255,10 +265,35 @@ impl Actor {
                     let effects = self.node.handle(now, Input::Tick);
                     self.carry_out(effects);
                 }
+                Some((tp, sync_id, ok)) = synced.recv() => self.on_synced(tp, sync_id, ok),
                 _ = retention.tick() => self.enforce_retention(),
             }
         }
         self.shutdown();
+    }
+
+    /// A sync finished on its blocking thread.
+    fn on_synced(&mut self, tp: TopicPartition, sync_id: u64, ok: bool) {
+        if !ok && self.failed.insert(tp.clone()) {
+            tracing::error!(
+                partition = %format!("{}-{}", tp.topic, tp.partition),
+                "sync failed: the partition is offline; fix the disk and restart the broker"
+            );
+        }
+        let done = if ok && !self.failed.contains(&tp) {
+            StorageDone::Synced {
+                partition: tp,
+                sync_id,
+            }
+        } else {
+            StorageDone::SyncFailed {
+                partition: tp,
+                sync_id,
+            }
+        };
+        let now = self.now_ms();
+        let effects = self.node.handle(now, Input::Storage(done));
+        self.carry_out(effects);
     }
 
     /// Flushes every partition before the process exits.
@@ -696,8 +731,25 @@ impl Actor {
                 (partition, r, None)
             }
             StorageOp::Sync { partition, sync_id } => {
-                let r = self.dir(&partition).and_then(|d| d.sync());
-                (partition, r, Some(sync_id))
+                if self.failed.contains(&partition) {
+                    return Some(StorageDone::SyncFailed { partition, sync_id });
+                }
+                match self.dir(&partition).and_then(|d| d.begin_sync()) {
+                    Ok(job) => {
+                        // Flushed off the actor's thread: appends to every partition go on
+                        // meanwhile, and the core's next sync covers them all.
+                        let done = self.syncs.0.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let result = job.run();
+                            if let Err(e) = &result {
+                                tracing::error!(error = %e, "sync failed");
+                            }
+                            let _ = done.send((partition, sync_id, result.is_ok()));
+                        });
+                        return None;
+                    }
+                    Err(e) => (partition, Err(e), Some(sync_id)),
+                }
             }
         };
         let result = match result {
