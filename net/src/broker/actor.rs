@@ -53,6 +53,9 @@ pub(crate) struct PartitionView {
 /// A topic as metadata reports it: its partitions, or why it cannot be listed.
 pub(crate) type TopicView = (String, Result<Vec<PartitionView>, ResponseError>);
 
+/// A finished sync: (partition, sync id, succeeded).
+type SyncDone = (TopicPartition, u64, bool);
+
 /// A read-only question about a partition's log, answered on the actor's task.
 pub(crate) type LogQuery = Box<dyn FnOnce(Option<&eddy_core::replica::Replica>) + Send>;
 
@@ -110,8 +113,8 @@ pub(crate) struct Actor {
     next_token: u64,
     /// Syncs run on blocking threads and report here: (partition, sync id, succeeded).
     syncs: (
-        mpsc::UnboundedSender<(TopicPartition, u64, bool)>,
-        Option<mpsc::UnboundedReceiver<(TopicPartition, u64, bool)>>,
+        mpsc::UnboundedSender<SyncDone>,
+        Option<mpsc::UnboundedReceiver<SyncDone>>,
     ),
     /// Partitions a write failed on: offline until a restart, and nothing after the
     /// failure is acknowledged or reported durable.
