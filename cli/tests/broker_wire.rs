@@ -357,3 +357,165 @@ fn idle_connections_are_closed_after_connections_max_idle_ms() {
     );
     still_serving(&broker);
 }
+
+/// Unmounts a tmpfs when dropped, even when the test fails.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A full disk: the write that does not fit gets KAFKA_STORAGE_ERROR (never an ack), the
+/// partition goes offline (produce and fetch refused, metadata says so) while the broker
+/// keeps serving, and after a restart on the same data every acknowledged batch is there,
+/// byte for byte. Needs root to mount a small tmpfs; skipped (and said so) without it.
+#[test]
+fn a_full_disk_refuses_writes_loses_no_acknowledged_batch_and_keeps_serving() {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    if !root {
+        eprintln!("SKIPPED: mounting a small tmpfs needs root");
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("eddy-test-{}-full-disk", std::process::id()));
+    let small = base.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=320k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a tmpfs");
+    let mount = Mount(small.clone());
+    let dirs = format!("log.dirs={}", small.display());
+    let mut broker = Broker::start("full-disk", &[&dirs]);
+    let mut raw = Raw::connect(&broker.addr);
+    create(&mut raw, "full", 1);
+    let payload = "x".repeat(8 * 1024);
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for i in 0..200 {
+        let b = batch(&[&format!("{i:04}{payload}")]);
+        match produce(&mut raw, "full", 0, b.clone()) {
+            (0, offset) => acked.push((offset, b)),
+            (code, _) => {
+                refused = Some(code);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        refused,
+        Some(56),
+        "KAFKA_STORAGE_ERROR once the disk is full"
+    );
+    assert!(acked.len() > 10, "{} batches fit", acked.len());
+    // Offline from now on; everyone else is still served.
+    assert_eq!(produce(&mut raw, "full", 0, batch(&["more"])).0, 56);
+    let ResponseKind::Fetch(resp) = raw.call(ApiKey::Fetch, 11, fetch_req("full", 0, 0)) else {
+        panic!()
+    };
+    assert_eq!(resp.responses[0].partitions[0].error_code, 56);
+    still_serving(&broker);
+
+    // Restart on a copy of the data on a roomy disk: every acknowledged batch is there.
+    broker.kill();
+    let roomy = base.join("roomy");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&small)
+        .arg(&roomy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    drop(mount);
+    let dirs = format!("log.dirs={}", roomy.display());
+    let broker = Broker::start("full-disk-after", &[&dirs]);
+    let mut raw = Raw::connect(&broker.addr);
+    let mut next = 0i64;
+    let mut got = Vec::new();
+    loop {
+        let ResponseKind::Fetch(resp) = raw.call(ApiKey::Fetch, 11, fetch_req("full", next, 0))
+        else {
+            panic!()
+        };
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        let records = p.records.clone().unwrap_or_default();
+        if records.is_empty() {
+            break;
+        }
+        let scan = eddy_core::batch::scan(&records);
+        for r in scan.batches {
+            got.push(records.slice(r));
+            next += 1;
+        }
+    }
+    assert_eq!(got.len(), acked.len(), "exactly the acknowledged batches");
+    for (b, (offset, sent)) in got.iter().zip(&acked) {
+        assert_eq!(&b[..8], &offset.to_be_bytes());
+        assert_eq!(&b[16..], &sent[16..], "batch at {offset} intact");
+    }
+    let _ = std::fs::remove_dir_all(base);
+}
+
+fn idempotent(producer_id: i64, epoch: i16, sequence: i32, value: &str) -> Bytes {
+    let mut b = eddy_core::batch::BatchBuilder::idempotent(producer_id, epoch, sequence);
+    b.push(eddy_core::batch::NewRecord {
+        value: Some(Bytes::copy_from_slice(value.as_bytes())),
+        ..Default::default()
+    });
+    b.build()
+}
+
+/// KAFKA-COMPAT item 6: a retried batch within the last five is a duplicate answered with
+/// its original offset and not stored twice; a gap in sequences is
+/// OUT_OF_ORDER_SEQUENCE_NUMBER; a producer the broker has never seen may start at any
+/// sequence.
+#[test]
+fn idempotent_producers_are_deduplicated_within_five_batches() {
+    let broker = Broker::start("wire-idempotence", &[]);
+    let mut raw = Raw::connect(&broker.addr);
+    create(&mut raw, "idem", 1);
+    for seq in 0..6 {
+        assert_eq!(
+            produce(
+                &mut raw,
+                "idem",
+                0,
+                idempotent(7, 0, seq, &format!("v{seq}"))
+            ),
+            (0, seq as i64)
+        );
+    }
+    // Batches 1..=5 are the last five: a retry of 3 is the original, at offset 3.
+    assert_eq!(
+        produce(&mut raw, "idem", 0, idempotent(7, 0, 3, "v3")),
+        (0, 3)
+    );
+    // A gap.
+    assert_eq!(
+        produce(&mut raw, "idem", 0, idempotent(7, 0, 9, "v9")).0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    // A new producer starting mid-way is accepted.
+    assert_eq!(
+        produce(&mut raw, "idem", 0, idempotent(8, 0, 1000, "w")),
+        (0, 6)
+    );
+    // Nothing was stored twice.
+    let ResponseKind::Fetch(resp) = raw.call(ApiKey::Fetch, 11, fetch_req("idem", 0, 0)) else {
+        panic!()
+    };
+    assert_eq!(resp.responses[0].partitions[0].high_watermark, 7);
+}

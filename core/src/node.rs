@@ -34,9 +34,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 
 use crate::error::ErrorCode;
-use crate::group::{
-    GroupConfig, GroupCoordinator, GroupEffect, GroupInput, CONSUMER_OFFSETS_TOPIC,
-};
+use crate::group::{GroupConfig, GroupCoordinator, GroupEffect, GroupInput, OFFSETS_TOPIC};
 use crate::log::PartitionLog;
 use crate::message::{
     Acks, ClientRequest, ClientResponse, ControllerMessage, ControllerRequest, Effect, Input,
@@ -541,8 +539,7 @@ impl Node {
         // A partition beyond `offsets.topic.num.partitions` holds no group under this
         // node's config (a config that disagrees with the topic): the coordinator never
         // looks there.
-        if tp.topic != CONSUMER_OFFSETS_TOPIC
-            || tp.partition >= self.cfg.group.offsets_topic_num_partitions
+        if tp.topic != OFFSETS_TOPIC || tp.partition >= self.cfg.group.offsets_topic_num_partitions
         {
             return;
         }
@@ -582,17 +579,17 @@ impl Node {
         for (&partition, &epoch) in &self.group_partitions {
             let replica = self
                 .replicas
-                .get(&TopicPartition::new(CONSUMER_OFFSETS_TOPIC, partition));
+                .get(&TopicPartition::new(OFFSETS_TOPIC, partition));
             assert!(
                 replica.is_some_and(|r| r.is_leader() && r.leader_epoch() == Some(epoch)),
-                "the coordinator holds {CONSUMER_OFFSETS_TOPIC}-{partition} from epoch {epoch}, \
+                "the coordinator holds {OFFSETS_TOPIC}-{partition} from epoch {epoch}, \
                  which this node no longer leads"
             );
         }
         let offsets_replicas = self
             .replicas
-            .range(TopicPartition::new(CONSUMER_OFFSETS_TOPIC, 0)..)
-            .take_while(|(tp, _)| tp.topic == CONSUMER_OFFSETS_TOPIC);
+            .range(TopicPartition::new(OFFSETS_TOPIC, 0)..)
+            .take_while(|(tp, _)| tp.topic == OFFSETS_TOPIC);
         for (tp, replica) in offsets_replicas {
             assert!(
                 !replica.is_leader()
@@ -662,7 +659,7 @@ impl Node {
         let token = self.next_internal_token;
         self.next_internal_token = token.checked_add(1).expect("2^63 appends in one life");
         self.group_appends.insert(token, append_id);
-        let tp = TopicPartition::new(CONSUMER_OFFSETS_TOPIC, partition);
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
         match self.replicas.get_mut(&tp) {
             Some(replica) => replica.produce(
                 now_ms,

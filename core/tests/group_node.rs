@@ -40,7 +40,7 @@ const TOPIC: &str = "orders";
 const SETTLE_STEPS_MAX: usize = 100_000;
 
 fn offsets_tp(partition: u32) -> TopicPartition {
-    TopicPartition::new(CONSUMER_OFFSETS_TOPIC, partition)
+    TopicPartition::new(OFFSETS_TOPIC, partition)
 }
 
 fn node_config(sync_before_ack: bool, min_insync_replicas: u16) -> NodeConfig {

@@ -9,6 +9,7 @@
 
 pub mod broker;
 mod meta;
+pub mod peer;
 pub mod properties;
 pub mod storage;
 pub mod wire;

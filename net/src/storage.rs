@@ -351,21 +351,26 @@ impl PartitionDir {
     /// Makes everything written so far durable: every dirty segment and the directory
     /// (so new and removed segment files survive a crash too).
     pub fn sync(&mut self) -> Result<(), StorageError> {
-        let mut any = false;
+        self.begin_sync()?.run()
+    }
+
+    /// Takes what a sync must flush (the segments written since the last one, and the
+    /// directory), to be flushed off the caller's thread with [`SyncJob::run`]: appends
+    /// go on meanwhile, and the next sync covers them all (group commit).
+    pub fn begin_sync(&mut self) -> Result<SyncJob, StorageError> {
+        let mut files = Vec::new();
         for segment in self.segments.iter_mut().filter(|s| s.dirty) {
-            segment
+            let file = segment
                 .file
-                .sync_data()
+                .try_clone()
                 .map_err(io_err("sync", &segment.path))?;
+            files.push((segment.path.clone(), file));
             segment.dirty = false;
-            any = true;
         }
-        if any {
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err("sync directory", &self.dir))?;
-        }
-        Ok(())
+        Ok(SyncJob {
+            files,
+            dir: self.dir.clone(),
+        })
     }
 
     /// Removes the partition's directory and everything in it (its topic was deleted).
@@ -378,6 +383,28 @@ impl PartitionDir {
     /// The segment files' base offsets, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
         self.segments.iter().map(|s| s.base_offset).collect()
+    }
+}
+
+/// The flushes one sync needs; see [`PartitionDir::begin_sync`].
+#[derive(Debug)]
+pub struct SyncJob {
+    files: Vec<(PathBuf, File)>,
+    dir: PathBuf,
+}
+
+impl SyncJob {
+    /// Flushes the files, then the directory. Blocks: run it where blocking is fine.
+    pub fn run(self) -> Result<(), StorageError> {
+        for (path, file) in &self.files {
+            file.sync_data().map_err(io_err("sync", path))?;
+        }
+        if !self.files.is_empty() {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("sync directory", &self.dir))?;
+        }
+        Ok(())
     }
 }
 

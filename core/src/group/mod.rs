@@ -49,7 +49,7 @@ pub use record::offsets_partition_for;
 /// Kafka's internal topic holding the groups' metadata and committed offsets; the group
 /// `g` lives in its partition `offsets_partition_for(g, offsets.topic.num.partitions)`,
 /// and the leader of that partition is the group's coordinator.
-pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// A group's generation id: the coordinator bumps it at every completed rebalance, and a
 /// member's commits and owned partitions are only as current as the generation they

@@ -46,10 +46,15 @@ pub(crate) enum ReplyTo {
 pub(crate) struct PartitionView {
     pub(crate) partition: u32,
     pub(crate) state: Option<PartitionState>,
+    /// Its storage failed on this broker.
+    pub(crate) offline: bool,
 }
 
 /// A topic as metadata reports it: its partitions, or why it cannot be listed.
 pub(crate) type TopicView = (String, Result<Vec<PartitionView>, ResponseError>);
+
+/// A finished sync: (partition, sync id, succeeded).
+type SyncDone = (TopicPartition, u64, bool);
 
 /// A read-only question about a partition's log, answered on the actor's task.
 pub(crate) type LogQuery = Box<dyn FnOnce(Option<&eddy_core::replica::Replica>) + Send>;
@@ -83,6 +88,10 @@ pub(crate) enum Command {
         validate_only: bool,
         reply: oneshot::Sender<Result<(), (ResponseError, String)>>,
     },
+    /// Creates `__consumer_offsets` if it does not exist; answers its partition count.
+    EnsureOffsetsTopic {
+        reply: oneshot::Sender<Result<u32, (ResponseError, String)>>,
+    },
     NewProducerId {
         reply: oneshot::Sender<i64>,
     },
@@ -102,7 +111,13 @@ pub(crate) struct Actor {
     topics: BTreeMap<String, u32>,
     pending: BTreeMap<u64, ReplyTo>,
     next_token: u64,
-    /// Partitions a write failed on: nothing later may be reported durable.
+    /// Syncs run on blocking threads and report here: (partition, sync id, succeeded).
+    syncs: (
+        mpsc::UnboundedSender<SyncDone>,
+        Option<mpsc::UnboundedReceiver<SyncDone>>,
+    ),
+    /// Partitions a write failed on: offline until a restart, and nothing after the
+    /// failure is acknowledged or reported durable.
     failed: std::collections::BTreeSet<TopicPartition>,
     next_producer_id: i64,
     started: Instant,
@@ -155,6 +170,10 @@ impl Actor {
             pending: BTreeMap::new(),
             next_token: 0,
             failed: Default::default(),
+            syncs: {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (tx, Some(rx))
+            },
             // Unique across restarts: the incarnation is the start time in ms, and a
             // restart comes more than 1,024 ms after the previous start's ids begin, so
             // up to a million ids per run never collide with the next run's.
@@ -230,6 +249,7 @@ impl Actor {
 
     /// Runs until every command sender is gone.
     pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut synced = self.syncs.1.take().expect("run once");
         let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retention = tokio::time::interval(Duration::from_millis(
@@ -248,10 +268,35 @@ impl Actor {
                     let effects = self.node.handle(now, Input::Tick);
                     self.carry_out(effects);
                 }
+                Some((tp, sync_id, ok)) = synced.recv() => self.on_synced(tp, sync_id, ok),
                 _ = retention.tick() => self.enforce_retention(),
             }
         }
         self.shutdown();
+    }
+
+    /// A sync finished on its blocking thread.
+    fn on_synced(&mut self, tp: TopicPartition, sync_id: u64, ok: bool) {
+        if !ok && self.failed.insert(tp.clone()) {
+            tracing::error!(
+                partition = %format!("{}-{}", tp.topic, tp.partition),
+                "sync failed: the partition is offline; fix the disk and restart the broker"
+            );
+        }
+        let done = if ok && !self.failed.contains(&tp) {
+            StorageDone::Synced {
+                partition: tp,
+                sync_id,
+            }
+        } else {
+            StorageDone::SyncFailed {
+                partition: tp,
+                sync_id,
+            }
+        };
+        let now = self.now_ms();
+        let effects = self.node.handle(now, Input::Storage(done));
+        self.carry_out(effects);
     }
 
     /// Flushes every partition before the process exits.
@@ -267,7 +312,7 @@ impl Actor {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Core { req, reply } => {
-                if let Some(resp) = self.unknown_partition(&req) {
+                if let Some(resp) = self.refuse_partition(&req) {
                     match reply {
                         Some(ReplyTo::Once(tx)) => {
                             let _ = tx.send(resp);
@@ -316,6 +361,7 @@ impl Actor {
                                             .node
                                             .replica(&tp)
                                             .and_then(|r| r.state().cloned()),
+                                        offline: self.failed.contains(&tp),
                                     }
                                 })
                                 .collect();
@@ -357,6 +403,22 @@ impl Actor {
                 }
                 let _ = reply.send(result);
             }
+            Command::EnsureOffsetsTopic { reply } => {
+                let name = eddy_core::group::OFFSETS_TOPIC;
+                let result = match self.topics.get(name) {
+                    Some(&n) => Ok(n),
+                    None => {
+                        let n = self.cfg.offsets_topic_num_partitions;
+                        // offsets.topic.replication.factor asks for more copies than a
+                        // single-node cluster has; like every topic here, it gets one.
+                        self.create_topic(name, n, false).map(|()| {
+                            tracing::info!(partitions = n, "created {name}");
+                            n
+                        })
+                    }
+                };
+                let _ = reply.send(result);
+            }
             Command::NewProducerId { reply } => {
                 let id = self.next_producer_id;
                 self.next_producer_id += 1;
@@ -366,11 +428,12 @@ impl Actor {
         }
     }
 
-    /// The answer for a request naming a partition that does not exist:
-    /// UNKNOWN_TOPIC_OR_PARTITION, as Kafka gives (the core would say it is not the
-    /// leader, which sends clients to refresh metadata for ever).
-    fn unknown_partition(&self, req: &ClientRequest) -> Option<ClientResponse> {
-        use eddy_core::ErrorCode::UnknownTopicOrPartition as Unknown;
+    /// The answer for a request this broker refuses before the core sees it: a partition
+    /// that does not exist gets UNKNOWN_TOPIC_OR_PARTITION, as Kafka gives (the core would
+    /// say it is not the leader, which sends clients to refresh metadata for ever); one
+    /// whose storage failed gets KAFKA_STORAGE_ERROR (it is offline until a restart).
+    fn refuse_partition(&self, req: &ClientRequest) -> Option<ClientResponse> {
+        use eddy_core::ErrorCode;
         let partition = match req {
             ClientRequest::Produce { partition, .. }
             | ClientRequest::Fetch { partition, .. }
@@ -378,27 +441,31 @@ impl Actor {
             | ClientRequest::OffsetForLeaderEpoch { partition, .. } => partition,
             ClientRequest::Metadata | ClientRequest::Group(_) => return None,
         };
-        if self.dirs.contains_key(partition) {
+        let error = if !self.dirs.contains_key(partition) {
+            ErrorCode::UnknownTopicOrPartition
+        } else if self.failed.contains(partition) {
+            ErrorCode::KafkaStorageError
+        } else {
             return None;
-        }
+        };
         let partition = partition.clone();
         Some(match req {
             ClientRequest::Produce { .. } => ClientResponse::Produce {
                 partition,
-                error: Unknown,
+                error,
                 base_offset: None,
                 log_start_offset: Default::default(),
             },
             ClientRequest::Fetch { .. } => ClientResponse::Fetch {
                 partition,
-                error: Unknown,
+                error,
                 high_watermark: Default::default(),
                 log_start_offset: Default::default(),
                 batches: Vec::new(),
             },
             ClientRequest::ListOffsets { .. } => ClientResponse::ListOffsets {
                 partition,
-                error: Unknown,
+                error,
                 earliest: Default::default(),
                 latest: Default::default(),
             },
@@ -406,7 +473,7 @@ impl Actor {
             | ClientRequest::Metadata
             | ClientRequest::Group(_) => ClientResponse::OffsetForLeaderEpoch {
                 partition,
-                error: Unknown,
+                error,
                 epoch: None,
                 end_offset: Default::default(),
             },
@@ -436,25 +503,7 @@ impl Actor {
         if validate_only {
             return Ok(());
         }
-        let mut states = Vec::new();
-        for p in 0..partitions {
-            let tp = TopicPartition::new(name, p);
-            self.create_partition_dir(&tp).map_err(|e| {
-                (
-                    ResponseError::KafkaStorageError,
-                    format!("cannot create {name}-{p}: {e}"),
-                )
-            })?;
-            states.push((tp.clone(), self.leader_state(&tp)));
-        }
-        self.topics.insert(name.to_string(), partitions);
-        let now = self.now_ms();
-        let effects = self.node.handle(
-            now,
-            Input::Controller(ControllerMessage::PartitionStates(states)),
-        );
-        self.carry_out(effects);
-        Ok(())
+        self.add_partitions(name, 0, partitions)
     }
 
     /// Deletes the segments `log.retention.ms` / `log.retention.bytes` no longer keep, run
@@ -532,8 +581,18 @@ impl Actor {
         if validate_only {
             return Ok(());
         }
+        self.add_partitions(name, current, count)
+    }
+
+    /// Creates partitions `from..to` of `name` on disk and makes this broker their leader.
+    fn add_partitions(
+        &mut self,
+        name: &str,
+        from: u32,
+        to: u32,
+    ) -> Result<(), (ResponseError, String)> {
         let mut states = Vec::new();
-        for p in current..count {
+        for p in from..to {
             let tp = TopicPartition::new(name, p);
             self.create_partition_dir(&tp).map_err(|e| {
                 (
@@ -543,7 +602,7 @@ impl Actor {
             })?;
             states.push((tp.clone(), self.leader_state(&tp)));
         }
-        self.topics.insert(name.to_string(), count);
+        self.topics.insert(name.to_string(), to);
         let now = self.now_ms();
         let effects = self.node.handle(
             now,
@@ -560,6 +619,35 @@ impl Actor {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Reply { token, resp } => match self.pending.remove(&token) {
+                    // A produce answered after its partition's storage failed: the batch may
+                    // not be on disk, so it is not acknowledged (the client may retry).
+                    Some(reply)
+                        if matches!(&resp, ClientResponse::Produce { partition, error, .. }
+                            if *error == eddy_core::ErrorCode::None && self.failed.contains(partition)) =>
+                    {
+                        let ClientResponse::Produce {
+                            partition,
+                            log_start_offset,
+                            ..
+                        } = resp
+                        else {
+                            unreachable!("matched above")
+                        };
+                        let resp = ClientResponse::Produce {
+                            partition,
+                            error: eddy_core::ErrorCode::KafkaStorageError,
+                            base_offset: None,
+                            log_start_offset,
+                        };
+                        match reply {
+                            ReplyTo::Once(tx) => {
+                                let _ = tx.send(resp);
+                            }
+                            ReplyTo::Indexed(tx, i) => {
+                                let _ = tx.send((i, resp));
+                            }
+                        }
+                    }
                     Some(ReplyTo::Once(tx)) => {
                         let _ = tx.send(resp);
                     }
@@ -646,19 +734,43 @@ impl Actor {
                 (partition, r, None)
             }
             StorageOp::Sync { partition, sync_id } => {
-                let r = self.dir(&partition).and_then(|d| d.sync());
-                (partition, r, Some(sync_id))
+                if self.failed.contains(&partition) {
+                    return Some(StorageDone::SyncFailed { partition, sync_id });
+                }
+                match self.dir(&partition).and_then(|d| d.begin_sync()) {
+                    Ok(job) => {
+                        // Flushed off the actor's thread: appends to every partition go on
+                        // meanwhile, and the core's next sync covers them all.
+                        let done = self.syncs.0.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let result = job.run();
+                            if let Err(e) = &result {
+                                tracing::error!(error = %e, "sync failed");
+                            }
+                            let _ = done.send((partition, sync_id, result.is_ok()));
+                        });
+                        return None;
+                    }
+                    Err(e) => (partition, Err(e), Some(sync_id)),
+                }
             }
         };
         let result = match result {
             Ok(()) if self.failed.contains(&tp) => Err(()),
             Ok(()) => Ok(()),
             Err(e) => {
-                // The write is not on disk; no sync may report it durable. Until log dirs
-                // can be taken offline (issue 5 continues), every later sync of the
-                // partition fails, so nothing waiting on durability is acknowledged.
-                self.failed.insert(tp.clone());
-                tracing::error!(partition = %format!("{}-{}", tp.topic, tp.partition), error = %e, "storage operation failed");
+                // The write is not on disk (a full disk, most often). The partition goes
+                // offline, as Kafka takes a failed log dir offline: nothing more is
+                // acknowledged, no sync reports it durable, and requests for it get
+                // KAFKA_STORAGE_ERROR until the broker restarts and recovers it from
+                // what the disk holds.
+                if self.failed.insert(tp.clone()) {
+                    tracing::error!(
+                        partition = %format!("{}-{}", tp.topic, tp.partition),
+                        error = %e,
+                        "storage failed: the partition is offline; free space (or fix the disk) and restart the broker"
+                    );
+                }
                 Err(())
             }
         };

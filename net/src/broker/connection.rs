@@ -69,7 +69,8 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
             }) => {
                 let correlation_id = header.correlation_id;
                 // acks=0: no response, by design.
-                let Some(resp) = handlers::handle(&shared, &header, key, version, *body).await
+                let Some(resp) =
+                    handlers::handle(&shared, peer, &header, key, version, *body).await
                 else {
                     continue;
                 };

@@ -44,10 +44,28 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 4),
+    (ApiKey::OffsetCommit, 0, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
-/// The lowest Produce version that is decoded; lower ones are advertised but refused.
-const PRODUCE_MIN_DECODED: i16 = 3;
+/// The lowest version of `key` that is decoded, where it is above the advertised minimum:
+/// Produce v0–2 and OffsetCommit v0–1 are advertised (old librdkafka needs to see them)
+/// but refused when they arrive, as Kafka 4 does.
+fn min_decoded(key: ApiKey, advertised_min: i16) -> i16 {
+    match key {
+        ApiKey::Produce => 3,
+        ApiKey::OffsetCommit => 2,
+        _ => advertised_min,
+    }
+}
 
 /// The smallest request: api key, api version and correlation id.
 const MIN_REQUEST_BYTES: usize = 8;
@@ -146,12 +164,7 @@ pub fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
     if key == ApiKey::ApiVersions && version > max {
         return Ok(Request::ApiVersionsTooNew { correlation_id });
     }
-    let min_decoded = if key == ApiKey::Produce {
-        PRODUCE_MIN_DECODED
-    } else {
-        min
-    };
-    if version < min_decoded || version > max {
+    if version < min_decoded(key, min) || version > max {
         return Err(FrameError::UnsupportedVersion {
             key,
             version,
@@ -211,6 +224,36 @@ fn decode_body(key: ApiKey, body: &Bytes, version: i16) -> Result<RequestKind, S
         }
         ApiKey::DescribeCluster => {
             RequestKind::DescribeCluster(guard::decode::<m::DescribeClusterRequest>(body, version)?)
+        }
+        ApiKey::FindCoordinator => {
+            RequestKind::FindCoordinator(guard::decode::<m::FindCoordinatorRequest>(body, version)?)
+        }
+        ApiKey::JoinGroup => {
+            RequestKind::JoinGroup(guard::decode::<m::JoinGroupRequest>(body, version)?)
+        }
+        ApiKey::SyncGroup => {
+            RequestKind::SyncGroup(guard::decode::<m::SyncGroupRequest>(body, version)?)
+        }
+        ApiKey::Heartbeat => {
+            RequestKind::Heartbeat(guard::decode::<m::HeartbeatRequest>(body, version)?)
+        }
+        ApiKey::LeaveGroup => {
+            RequestKind::LeaveGroup(guard::decode::<m::LeaveGroupRequest>(body, version)?)
+        }
+        ApiKey::OffsetCommit => {
+            RequestKind::OffsetCommit(guard::decode::<m::OffsetCommitRequest>(body, version)?)
+        }
+        ApiKey::OffsetFetch => {
+            RequestKind::OffsetFetch(guard::decode::<m::OffsetFetchRequest>(body, version)?)
+        }
+        ApiKey::ListGroups => {
+            RequestKind::ListGroups(guard::decode::<m::ListGroupsRequest>(body, version)?)
+        }
+        ApiKey::DescribeGroups => {
+            RequestKind::DescribeGroups(guard::decode::<m::DescribeGroupsRequest>(body, version)?)
+        }
+        ApiKey::DeleteGroups => {
+            RequestKind::DeleteGroups(guard::decode::<m::DeleteGroupsRequest>(body, version)?)
         }
         other => return Err(format!("{other:?} is not served")),
     })
@@ -373,11 +416,7 @@ mod tests {
     fn every_advertised_range_decodes_in_the_crate() {
         for &(key, min, max) in SUPPORTED {
             assert!(min <= max);
-            let lowest = if key == ApiKey::Produce {
-                PRODUCE_MIN_DECODED
-            } else {
-                min
-            };
+            let lowest = min_decoded(key, min);
             let valid = key.valid_versions();
             assert!(
                 valid.min <= lowest && max <= valid.max,
@@ -393,9 +432,7 @@ mod tests {
         fn every_served_version() -> Vec<(ApiKey, i16)> {
             SUPPORTED
                 .iter()
-                .flat_map(|&(k, min, max)| {
-                    (min.max(if k == ApiKey::Produce { 3 } else { min })..=max).map(move |v| (k, v))
-                })
+                .flat_map(|&(k, min, max)| (min_decoded(k, min)..=max).map(move |v| (k, v)))
                 .collect()
         }
 

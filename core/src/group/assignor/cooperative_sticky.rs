@@ -206,7 +206,14 @@ impl Target {
         let member_count = self.held.len();
         let mut by_load: Vec<usize> = (0..member_count).collect();
         by_load.sort_by_key(|&m| (Reverse(self.count(m)), m));
+        // A path improves balance only from a member holding at least two more than its
+        // sink, so sources below the least loaded + 2 (and everything after them, in this
+        // order) cannot start one. In a balanced group that is every member: no search.
+        let least = (0..member_count).map(|m| self.count(m)).min()?;
         for source in by_load {
+            if self.count(source) < least + 2 {
+                break;
+            }
             // For each member reached: the member it was reached from, and the partition
             // that would move between them.
             let mut via: Vec<Option<(usize, &TopicPartition)>> = vec![None; member_count];

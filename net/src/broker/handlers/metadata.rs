@@ -56,6 +56,7 @@ pub(super) async fn handle(
         .into_iter()
         .map(|(name, result)| {
             let topic = MetadataResponseTopic::default()
+                .with_is_internal(name == eddy_core::group::OFFSETS_TOPIC)
                 .with_name(Some(TopicName(StrBytes::from_string(name))));
             match result {
                 Err(e) => topic.with_error_code(e.code()),
@@ -66,6 +67,16 @@ pub(super) async fn handle(
                             let part = MetadataResponsePartition::default()
                                 .with_partition_index(p.partition as i32);
                             match p.state {
+                                Some(s) if p.offline => part
+                                    .with_error_code(ResponseError::KafkaStorageError.code())
+                                    .with_leader_id(BrokerId(-1))
+                                    .with_leader_epoch(s.leader_epoch.0 as i32)
+                                    .with_replica_nodes(
+                                        s.replicas.iter().map(|r| BrokerId(r.0 as i32)).collect(),
+                                    )
+                                    .with_offline_replicas(
+                                        s.replicas.iter().map(|r| BrokerId(r.0 as i32)).collect(),
+                                    ),
                                 None => part
                                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                                     .with_leader_id(BrokerId(-1)),

@@ -5,31 +5,61 @@
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
+use std::collections::BTreeMap;
+
+use eddy_core::group::{GroupRequest, GroupResponse};
 use eddy_core::message::{ClientRequest, ClientResponse};
+use eddy_core::ErrorCode;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use tokio::sync::oneshot;
 
 use super::actor::ReplyTo;
 use super::{Command, Shared};
 
+/// Who sent a request: what group membership records about a member.
+pub(crate) struct Caller {
+    pub(crate) client_id: String,
+    pub(crate) host: String,
+}
+
 /// Answers one request. `None` means no response is sent (acks=0 produce).
 pub(crate) async fn handle(
     shared: &Shared,
+    peer: std::net::SocketAddr,
     header: &RequestHeader,
     key: ApiKey,
     version: i16,
     body: RequestKind,
 ) -> Option<ResponseKind> {
+    let caller = Caller {
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        host: format!("/{}", peer.ip()),
+    };
     tracing::trace!(
         ?key,
         version,
@@ -67,6 +97,36 @@ pub(crate) async fn handle(
         RequestKind::OffsetForLeaderEpoch(req) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shared, req).await)
         }
+        RequestKind::FindCoordinator(req) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(shared, version, req).await)
+        }
+        RequestKind::JoinGroup(req) => {
+            ResponseKind::JoinGroup(join_group::handle(shared, &caller, version, req).await)
+        }
+        RequestKind::SyncGroup(req) => {
+            ResponseKind::SyncGroup(sync_group::handle(shared, req).await)
+        }
+        RequestKind::Heartbeat(req) => {
+            ResponseKind::Heartbeat(heartbeat::handle(shared, req).await)
+        }
+        RequestKind::LeaveGroup(req) => {
+            ResponseKind::LeaveGroup(leave_group::handle(shared, version, req).await)
+        }
+        RequestKind::OffsetCommit(req) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(shared, req).await)
+        }
+        RequestKind::OffsetFetch(req) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(shared, version, req).await)
+        }
+        RequestKind::ListGroups(req) => {
+            ResponseKind::ListGroups(list_groups::handle(shared, req).await)
+        }
+        RequestKind::DescribeGroups(req) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(shared, version, req).await)
+        }
+        RequestKind::DeleteGroups(req) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(shared, req).await)
+        }
         other => {
             // wire::decode_request lets through only the APIs in wire::SUPPORTED, and
             // each of those has an arm above.
@@ -88,4 +148,46 @@ pub(crate) async fn ask_core(shared: &Shared, req: ClientRequest) -> Option<Clie
         return None;
     }
     rx.await.ok()
+}
+
+/// Sends a group request to the coordinator in the core. `Err` when the broker is
+/// shutting down and nothing answered.
+pub(crate) async fn ask_group(shared: &Shared, req: GroupRequest) -> Result<GroupResponse, ()> {
+    match ask_core(shared, ClientRequest::Group(req)).await {
+        Some(ClientResponse::Group(resp)) => Ok(resp),
+        _ => Err(()),
+    }
+}
+
+/// The error code for a group request that got no answer of its kind.
+pub(crate) fn unavailable(_: Result<GroupResponse, ()>) -> i16 {
+    ResponseError::CoordinatorNotAvailable.code()
+}
+
+/// A core error code on the wire.
+pub(crate) fn error_code(e: ErrorCode) -> i16 {
+    e.code()
+}
+
+/// How many partitions each named topic has; missing topics are absent.
+pub(crate) async fn partition_counts(shared: &Shared, names: Vec<String>) -> BTreeMap<String, u32> {
+    let (tx, rx) = oneshot::channel();
+    let sent = shared
+        .send(Command::Metadata {
+            names: Some(names),
+            auto_create: false,
+            reply: tx,
+        })
+        .await;
+    let mut counts = BTreeMap::new();
+    if sent {
+        if let Ok(topics) = rx.await {
+            for (name, parts) in topics {
+                if let Ok(parts) = parts {
+                    counts.insert(name, parts.len() as u32);
+                }
+            }
+        }
+    }
+    counts
 }
