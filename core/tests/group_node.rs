@@ -730,6 +730,19 @@ fn removing_the_offsets_partition_answers_what_waits_and_unloads_its_groups() {
 }
 
 #[test]
+fn node_config_takes_the_group_settings_from_the_broker_config() {
+    let broker = eddy_core::config::BrokerConfig {
+        offsets_topic_num_partitions: 7,
+        group_initial_rebalance_delay_ms: 123,
+        ..Default::default()
+    };
+    let cfg = NodeConfig::from_broker_config(&broker);
+    assert_eq!(cfg.group, GroupConfig::from_broker(&broker));
+    assert_eq!(cfg.group.offsets_topic_num_partitions, 7);
+    assert_eq!(cfg.group.initial_rebalance_delay_ms, 123);
+}
+
+#[test]
 #[should_panic(expected = "shells number their requests below it")]
 fn a_client_token_in_the_internal_range_is_refused() {
     let mut node = Node::new(N1, 0, NodeConfig::default(), Vec::new());
