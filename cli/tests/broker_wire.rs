@@ -519,3 +519,126 @@ fn idempotent_producers_are_deduplicated_within_five_batches() {
     };
     assert_eq!(resp.responses[0].partitions[0].high_watermark, 7);
 }
+
+/// Every API and version Eddy serves, fed its default request and then thousands of
+/// byte-mutated copies of it, over a few connections: whatever each gets (an answer or a
+/// closed connection), the broker must still answer afterwards. A panic in the node would
+/// leave it deaf; a stuck connection would leave this test waiting on its timeout.
+#[test]
+fn mutated_requests_of_every_served_api_never_take_the_broker_down() {
+    use kafka_protocol::messages::RequestHeader;
+    use kafka_protocol::protocol::Encodable;
+    let broker = Broker::start("wire-mutations", &["group.initial.rebalance.delay.ms=0"]);
+    let mut raw = Raw::connect(&broker.addr);
+    create(&mut raw, "m", 2);
+    // A fixed-seed xorshift: the same mutations every run.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let served = [
+        (ApiKey::Produce, 3, 9),
+        (ApiKey::Fetch, 4, 12),
+        (ApiKey::ListOffsets, 1, 7),
+        (ApiKey::Metadata, 0, 12),
+        (ApiKey::CreateTopics, 2, 5),
+        (ApiKey::InitProducerId, 0, 4),
+        (ApiKey::OffsetForLeaderEpoch, 2, 4),
+        (ApiKey::DeleteTopics, 1, 4),
+        (ApiKey::CreatePartitions, 0, 3),
+        (ApiKey::DescribeConfigs, 1, 4),
+        (ApiKey::DescribeCluster, 0, 1),
+        (ApiKey::FindCoordinator, 0, 4),
+        (ApiKey::JoinGroup, 0, 7),
+        (ApiKey::SyncGroup, 0, 5),
+        (ApiKey::Heartbeat, 0, 4),
+        (ApiKey::LeaveGroup, 0, 4),
+        (ApiKey::OffsetCommit, 2, 8),
+        (ApiKey::OffsetFetch, 1, 8),
+        (ApiKey::ListGroups, 0, 4),
+        (ApiKey::DescribeGroups, 0, 5),
+        (ApiKey::DeleteGroups, 0, 2),
+    ];
+    let mut frames = 0;
+    for (key, min, max) in served {
+        for version in min..=max {
+            let header = RequestHeader::default()
+                .with_request_api_key(key as i16)
+                .with_request_api_version(version)
+                .with_correlation_id(1)
+                .with_client_id(Some(StrBytes::from_static_str("mutant")));
+            let mut clean = BytesMut::new();
+            header
+                .encode(&mut clean, key.request_header_version(version))
+                .unwrap();
+            let header_len = clean.len();
+            let body = request_default(key);
+            body.encode(&mut clean, version).unwrap();
+            for round in 0..40 {
+                let mut frame = clean.clone();
+                if round > 0 && frame.len() > header_len {
+                    for _ in 0..(1 + next() % 4) {
+                        let at = header_len + (next() as usize) % (frame.len() - header_len);
+                        frame[at] = next() as u8;
+                    }
+                }
+                let mut conn = Raw::connect(&broker.addr);
+                conn.stream
+                    .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+                    .unwrap();
+                conn.send_frame(&frame);
+                let _ = conn.recv_raw(key, version);
+                frames += 1;
+            }
+        }
+    }
+    assert!(frames > 1000, "{frames} frames sent");
+    still_serving(&broker);
+    // And the data path still works.
+    assert_eq!(
+        produce(&mut Raw::connect(&broker.addr), "m", 0, batch(&["after"])).0,
+        0
+    );
+}
+
+/// The crate's default request of each kind, the seed the mutations start from.
+fn request_default(key: ApiKey) -> RequestKind {
+    use kafka_protocol::messages as m;
+    match key {
+        ApiKey::Produce => produce_req(1, "m", 0, batch(&["seed"])),
+        ApiKey::Fetch => fetch_req("m", 0, 10),
+        ApiKey::ListOffsets => RequestKind::ListOffsets(m::ListOffsetsRequest::default()),
+        ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default()),
+        ApiKey::CreateTopics => RequestKind::CreateTopics(m::CreateTopicsRequest::default()),
+        ApiKey::InitProducerId => RequestKind::InitProducerId(m::InitProducerIdRequest::default()),
+        ApiKey::OffsetForLeaderEpoch => {
+            RequestKind::OffsetForLeaderEpoch(m::OffsetForLeaderEpochRequest::default())
+        }
+        ApiKey::DeleteTopics => RequestKind::DeleteTopics(m::DeleteTopicsRequest::default()),
+        ApiKey::CreatePartitions => {
+            RequestKind::CreatePartitions(m::CreatePartitionsRequest::default())
+        }
+        ApiKey::DescribeConfigs => {
+            RequestKind::DescribeConfigs(m::DescribeConfigsRequest::default())
+        }
+        ApiKey::DescribeCluster => {
+            RequestKind::DescribeCluster(m::DescribeClusterRequest::default())
+        }
+        ApiKey::FindCoordinator => {
+            RequestKind::FindCoordinator(m::FindCoordinatorRequest::default())
+        }
+        ApiKey::JoinGroup => RequestKind::JoinGroup(m::JoinGroupRequest::default()),
+        ApiKey::SyncGroup => RequestKind::SyncGroup(m::SyncGroupRequest::default()),
+        ApiKey::Heartbeat => RequestKind::Heartbeat(m::HeartbeatRequest::default()),
+        ApiKey::LeaveGroup => RequestKind::LeaveGroup(m::LeaveGroupRequest::default()),
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(m::OffsetCommitRequest::default()),
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(m::OffsetFetchRequest::default()),
+        ApiKey::ListGroups => RequestKind::ListGroups(m::ListGroupsRequest::default()),
+        ApiKey::DescribeGroups => RequestKind::DescribeGroups(m::DescribeGroupsRequest::default()),
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(m::DeleteGroupsRequest::default()),
+        other => panic!("{other:?} is not served"),
+    }
+}

@@ -21,6 +21,8 @@ pub(crate) struct Broker {
     pub(crate) addr: String,
     pub(crate) data: PathBuf,
     extra: Vec<String>,
+    /// Everything the broker wrote to stderr.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 fn fresh_dir(name: &str) -> PathBuf {
@@ -38,6 +40,7 @@ impl Broker {
             addr: String::new(),
             data,
             extra: overrides.iter().map(|s| s.to_string()).collect(),
+            log: Default::default(),
         };
         b.spawn("PLAINTEXT://127.0.0.1:0".to_string());
         b
@@ -70,10 +73,15 @@ impl Broker {
                 break;
             }
         }
-        // Keep draining stderr so the broker never blocks on a full pipe.
+        // Keep draining stderr so the broker never blocks on a full pipe, and keep what it
+        // says: a panic in any of its tasks is a bug even when the broker survives it.
+        let log = self.log.clone();
         std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = stderr.read_to_string(&mut sink);
+            let mut line = String::new();
+            while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+                log.lock().expect("log lock").push_str(&line);
+                line.clear();
+            }
         });
         self.child = Some(child);
     }
@@ -107,8 +115,19 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// Panics if the broker reported a panic in any of its tasks.
+    pub(crate) fn assert_no_panic(&self) {
+        let log = self.log.lock().expect("log lock");
+        assert!(!log.contains("panicked"), "the broker panicked:\n{log}");
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.assert_no_panic();
+        }
         self.kill();
         let _ = std::fs::remove_dir_all(&self.data);
     }
