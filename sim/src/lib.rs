@@ -10,8 +10,10 @@ mod disk;
 pub mod history;
 pub mod invariants;
 mod network;
+mod raft_disk;
 pub mod scenario;
 pub mod trace;
+mod voter;
 mod workload;
 mod world;
 

@@ -46,6 +46,15 @@ pub struct Scenario {
     pub random_faults: Option<RandomFaults>,
     #[serde(default)]
     pub expect: Expect,
+    /// Which controller runs the cluster's metadata: the stand-in (the default, one
+    /// process outside the brokers) or the real metadata quorum (`"quorum"`: Raft voters
+    /// co-located with the first `voters` brokers, KRaft's combined mode).
+    #[serde(default)]
+    pub controller: ControllerKind,
+    /// How many brokers are also controller voters (`process.roles=broker,controller`),
+    /// with `controller = "quorum"`. At most `brokers`.
+    #[serde(default = "defaults::voters")]
+    pub voters: u32,
     /// What the broker configuration check had to say (keys Kafka knows that Eddy
     /// ignores), for the runner to show once.
     #[serde(skip)]
@@ -60,6 +69,22 @@ pub struct TopicSpec {
     pub partitions: u32,
     #[serde(default = "defaults::one")]
     pub replication_factor: u32,
+    /// With the quorum controller: when an admin client asks the controller to create
+    /// the topic (CreateTopics); 0 = at startup. The stand-in has every topic from the
+    /// start.
+    #[serde(default)]
+    pub create_at_ms: u64,
+}
+
+/// Which controller a scenario runs.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControllerKind {
+    /// `sim/src/controller.rs`: a small deterministic controller outside the brokers.
+    #[default]
+    StandIn,
+    /// The core's Raft quorum and controller, run by voters co-located with brokers.
+    Quorum,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
@@ -166,6 +191,8 @@ impl Default for DiskSpec {
 pub enum Target {
     /// The current leader of the first partition of the first topic.
     Leader,
+    /// The broker whose voter leads the metadata quorum (with `controller = "quorum"`).
+    ControllerLeader,
     /// A broker drawn from the seed.
     #[default]
     Random,
@@ -282,6 +309,9 @@ mod defaults {
     pub(super) fn liveness_bound_ms() -> u64 {
         20_000
     }
+    pub(super) fn voters() -> u32 {
+        3
+    }
     pub(super) fn one() -> u32 {
         1
     }
@@ -370,6 +400,14 @@ impl Scenario {
             return Err(invalid(format!(
                 "brokers = {}: must be between 1 and 64",
                 self.brokers
+            )));
+        }
+        if self.controller == ControllerKind::Quorum
+            && (self.voters == 0 || self.voters > self.brokers)
+        {
+            return Err(invalid(format!(
+                "voters = {}: must be between 1 and brokers = {}",
+                self.voters, self.brokers
             )));
         }
         if self.topics.is_empty() {

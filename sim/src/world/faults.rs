@@ -71,13 +71,21 @@ impl World<'_> {
         match target {
             Target::Broker(n) => (*n).clamp(1, self.scenario.brokers),
             Target::Random => self.rng.random_range(1..=self.scenario.brokers),
+            Target::ControllerLeader => match self.quorum_leader() {
+                Some(l) => l,
+                None => self.rng.random_range(1..=self.scenario.brokers),
+            },
             Target::Leader => {
-                let first = self
-                    .controller
-                    .partitions()
-                    .values()
-                    .next()
-                    .and_then(|s| s.leader);
+                let first = match &self.controller {
+                    Some(controller) => controller
+                        .partitions()
+                        .values()
+                        .next()
+                        .and_then(|s| s.leader),
+                    None => self
+                        .active_image()
+                        .and_then(|image| image.partitions().next().and_then(|(_, s)| s.leader)),
+                };
                 match first {
                     Some(l) => l.0,
                     None => self.rng.random_range(1..=self.scenario.brokers),
@@ -222,6 +230,10 @@ impl World<'_> {
         slot.paused = false;
         slot.held.clear();
         slot.disk.crash(&mut self.rng, keep, torn);
+        if slot.voter.take().is_some() {
+            slot.recovered_raft = slot.raft_disk.crash(&mut self.rng, keep, torn);
+        }
+        slot.controller_hint = None;
         let recovered = slot.disk.recover();
         slot.recovered = recovered
             .iter()
@@ -242,6 +254,7 @@ impl World<'_> {
             .collect();
         let id = self.brokers[b].id;
         self.last_hw.retain(|(n, _), _| *n != id);
+        self.last_view.retain(|(n, _), _| *n != id);
         // Its clients' connections reset.
         let broken: Vec<u64> = self
             .tokens
@@ -278,6 +291,7 @@ impl World<'_> {
             at: self.now,
             node: id,
         });
+        self.start_voter(b);
         self.schedule(
             self.now,
             Event::BrokerTick {
@@ -318,5 +332,6 @@ impl World<'_> {
             };
             self.schedule(self.now, event);
         }
+        self.report_syncs(b);
     }
 }
