@@ -197,6 +197,8 @@ pub enum Observation {
     FencedLeadersAtEnd {
         at: TimeMs,
         fenced_leaders: Option<Vec<(Part, NodeId)>>,
+        /// Partitions whose ISR lacks some replica.
+        short_isrs: Vec<Part>,
     },
 }
 

@@ -193,6 +193,8 @@ pub enum Target {
     Leader,
     /// The broker whose voter leads the metadata quorum (with `controller = "quorum"`).
     ControllerLeader,
+    /// A voter that does not lead the metadata quorum (with `controller = "quorum"`).
+    ControllerFollower,
     /// A broker drawn from the seed.
     #[default]
     Random,
@@ -286,12 +288,23 @@ pub struct Expect {
     /// When false, any lost acks=all write is a failure.
     #[serde(default = "defaults::yes")]
     pub allow_unsynced_loss: bool,
+    /// With the quorum: at most this many times may a voter become the active
+    /// controller in the whole run (the first election included). For scenarios whose
+    /// faults must not depose a healthy leader (pre-vote).
+    #[serde(default)]
+    pub max_controller_elections: Option<u32>,
+    /// With the quorum: at the end every partition's ISR holds all its replicas (a
+    /// fenced broker that came back caught up and rejoined).
+    #[serde(default)]
+    pub isrs_complete_at_end: bool,
 }
 
 impl Default for Expect {
     fn default() -> Expect {
         Expect {
             allow_unsynced_loss: true,
+            max_controller_elections: None,
+            isrs_complete_at_end: false,
         }
     }
 }

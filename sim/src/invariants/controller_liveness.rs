@@ -16,6 +16,8 @@ pub struct ControllerLiveness {
     /// The active controller and since when, if any.
     active: Option<(NodeId, TimeMs)>,
     fenced_leaders: Option<Option<Vec<(u32, NodeId)>>>,
+    short_isrs: Vec<u32>,
+    elections: u32,
 }
 
 impl ControllerLiveness {
@@ -25,6 +27,8 @@ impl ControllerLiveness {
             healed_at: None,
             active: None,
             fenced_leaders: None,
+            short_isrs: Vec::new(),
+            elections: 0,
         }
     }
 }
@@ -43,6 +47,7 @@ impl Checker for ControllerLiveness {
             Observation::Healed { at } => self.healed_at = Some(*at),
             Observation::ControllerActive { at, node, active } => {
                 if *active {
+                    self.elections += 1;
                     self.active = Some((*node, *at));
                 } else if self.active.is_some_and(|(n, _)| n == *node) {
                     self.active = None;
@@ -53,8 +58,13 @@ impl Checker for ControllerLiveness {
                     self.active = None;
                 }
             }
-            Observation::FencedLeadersAtEnd { fenced_leaders, .. } => {
+            Observation::FencedLeadersAtEnd {
+                fenced_leaders,
+                short_isrs,
+                ..
+            } => {
                 self.fenced_leaders = Some(fenced_leaders.clone());
+                self.short_isrs = short_isrs.clone();
             }
             _ => {}
         }
@@ -63,6 +73,30 @@ impl Checker for ControllerLiveness {
     fn finish(&mut self, end_ms: TimeMs, _model: &Model, out: &mut Vec<Violation>) {
         if !self.ctx.quorum {
             return;
+        }
+        if let Some(max) = self.ctx.max_controller_elections {
+            if self.elections > max {
+                out.push(Violation {
+                    checker: self.name(),
+                    at_ms: end_ms,
+                    message: format!(
+                        "{} controller elections, at most {max} expected: a healthy controller was deposed",
+                        self.elections
+                    ),
+                });
+            }
+        }
+        if self.ctx.isrs_complete_at_end {
+            for part in &self.short_isrs {
+                out.push(Violation {
+                    checker: self.name(),
+                    at_ms: end_ms,
+                    message: format!(
+                        "{} has not got every replica back in its ISR at the end of the run",
+                        self.ctx.name(*part)
+                    ),
+                });
+            }
         }
         let Some(healed) = self.healed_at else {
             return;
@@ -157,6 +191,47 @@ mod tests {
     }
 
     #[test]
+    fn more_elections_than_expected_fail() {
+        let ctx = CheckContext {
+            max_controller_elections: Some(1),
+            ..quorum_ctx()
+        };
+        let mut set = CheckerSet::only(&ctx, "controller-liveness");
+        for (at, node) in [(1, N1), (2, N2)] {
+            set.observe(&Observation::ControllerActive {
+                at,
+                node,
+                active: true,
+            });
+        }
+        set.observe(&Observation::Healed { at: 10 });
+        set.finish(5_000);
+        assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+    }
+
+    #[test]
+    fn a_short_isr_at_the_end_fails_when_complete_isrs_are_expected() {
+        let ctx = CheckContext {
+            isrs_complete_at_end: true,
+            ..quorum_ctx()
+        };
+        let mut set = CheckerSet::only(&ctx, "controller-liveness");
+        set.observe(&Observation::ControllerActive {
+            at: 1,
+            node: N1,
+            active: true,
+        });
+        set.observe(&Observation::Healed { at: 10 });
+        set.observe(&Observation::FencedLeadersAtEnd {
+            at: 5_000,
+            fenced_leaders: Some(Vec::new()),
+            short_isrs: vec![0],
+        });
+        set.finish(5_000);
+        assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+    }
+
+    #[test]
     fn a_partition_led_by_a_fenced_broker_at_the_end_fails() {
         let mut set = CheckerSet::only(&quorum_ctx(), "controller-liveness");
         set.observe(&Observation::Healed { at: 10 });
@@ -168,6 +243,7 @@ mod tests {
         set.observe(&Observation::FencedLeadersAtEnd {
             at: 5_000,
             fenced_leaders: Some(vec![(0, N1)]),
+            short_isrs: Vec::new(),
         });
         set.finish(5_000);
         assert_eq!(set.violations().len(), 1, "{:?}", set.violations());

@@ -72,6 +72,10 @@ pub struct CheckContext {
     pub partition_names: Vec<String>,
     /// Whether the run has the metadata quorum (its liveness is then checked).
     pub quorum: bool,
+    /// See `Expect::max_controller_elections`.
+    pub max_controller_elections: Option<u32>,
+    /// See `Expect::isrs_complete_at_end`.
+    pub isrs_complete_at_end: bool,
 }
 
 impl CheckContext {
@@ -205,6 +209,8 @@ pub(crate) mod test_support {
             liveness_bound_ms: 1_000,
             partition_names: vec!["t-0".into()],
             quorum: false,
+            max_controller_elections: None,
+            isrs_complete_at_end: false,
         }
     }
 

@@ -71,6 +71,16 @@ impl World<'_> {
         match target {
             Target::Broker(n) => (*n).clamp(1, self.scenario.brokers),
             Target::Random => self.rng.random_range(1..=self.scenario.brokers),
+            Target::ControllerFollower => {
+                let leader = self.quorum_leader();
+                let voters = self.scenario.voters.min(self.scenario.brokers);
+                let followers: Vec<u32> = (1..=voters).filter(|&v| Some(v) != leader).collect();
+                if followers.is_empty() {
+                    self.rng.random_range(1..=self.scenario.brokers)
+                } else {
+                    followers[self.rng.random_range(0..followers.len())]
+                }
+            }
             Target::ControllerLeader => match self.quorum_leader() {
                 Some(l) => l,
                 None => self.rng.random_range(1..=self.scenario.brokers),
@@ -223,6 +233,7 @@ impl World<'_> {
             return;
         }
         self.stats.crashes += 1;
+        self.measure_crash(b);
         let spec = &self.scenario.disk;
         let (keep, torn) = (spec.crash_keeps_unsynced, spec.torn_tail);
         let slot = &mut self.brokers[b];

@@ -39,7 +39,7 @@ use crate::scenario::{AcksSpec, ControllerKind, FaultAction, Scenario, Target};
 use crate::trace::TraceHasher;
 use crate::voter::Voter;
 use crate::workload::{ClientAction, ClientEnv, Producer, Reader};
-use crate::RunReport;
+use crate::{Failover, RunReport};
 
 /// How often each broker's timers are checked.
 const BROKER_TICK_MS: u64 = 10;
@@ -230,8 +230,9 @@ pub(crate) struct World<'a> {
     /// The highest index any voter applied: the committed image the model follows.
     commit_frontier: u64,
     created_topics: BTreeSet<String>,
-    first_controller_at: Option<TimeMs>,
-    controller_elections: Vec<TimeMs>,
+    failovers: Vec<Failover>,
+    /// The broker of the failover in progress, and whether it led partitions.
+    failing_over: Option<(NodeId, bool)>,
     network: Network,
     producers: Vec<Producer>,
     readers: Vec<Reader>,
@@ -306,6 +307,8 @@ impl<'a> World<'a> {
             liveness_bound_ms: scenario.liveness_bound_ms,
             partition_names: parts.keys().map(|tp| tp.to_string()).collect(),
             quorum,
+            max_controller_elections: scenario.expect.max_controller_elections,
+            isrs_complete_at_end: scenario.expect.isrs_complete_at_end,
         };
         let mut producers = Vec::new();
         for spec in &scenario.producers {
@@ -382,8 +385,8 @@ impl<'a> World<'a> {
             controller_cfg: ControllerConfig::from_broker_config(&broker_cfg),
             commit_frontier: 0,
             created_topics: BTreeSet::new(),
-            first_controller_at: None,
-            controller_elections: Vec::new(),
+            failovers: Vec::new(),
+            failing_over: None,
             network: Network::new(scenario.network.clone()),
             producers,
             readers,
@@ -508,6 +511,7 @@ impl<'a> World<'a> {
             violations: self.checkers.violations().to_vec(),
             losses: self.checkers.losses(),
             stats: self.stats,
+            failovers: self.failovers,
         }
     }
 

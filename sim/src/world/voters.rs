@@ -140,11 +140,11 @@ impl World<'_> {
                     log: log.iter().map(|(i, t)| (i.0, t.0)).collect(),
                 }),
                 VoterOut::Active(active) => {
-                    if active && self.first_controller_at.is_none() {
-                        self.first_controller_at = Some(self.now);
-                    }
-                    if active {
-                        self.controller_elections.push(self.now);
+                    if active && self.failing_over.is_some() {
+                        let f = self.failovers.last_mut().expect("a failover in progress");
+                        if f.elected_after_ms.is_none() {
+                            f.elected_after_ms = Some(self.now - f.crashed_at_ms);
+                        }
                     }
                     self.observe(Observation::ControllerActive {
                         at: self.now,
@@ -158,7 +158,41 @@ impl World<'_> {
             // The ISRs the checkers' model follows are those of the furthest committed
             // image: what the quorum agreed on.
             self.observe_isr_changes_from(b);
+            self.measure_leadership_moved(b);
         }
+    }
+
+    /// A broker crashes: if its voter was the active controller, a failover starts.
+    pub(super) fn measure_crash(&mut self, b: usize) {
+        let id = self.brokers[b].id;
+        let Some(voter) = self.brokers[b].voter.as_ref() else {
+            return;
+        };
+        if !voter.is_active() || self.healed {
+            return;
+        }
+        let led = voter.committed().partitions().any(|(_, s)| s.leader == Some(id));
+        self.failing_over = Some((id, led));
+        self.failovers.push(Failover {
+            crashed_at_ms: self.now,
+            elected_after_ms: None,
+            leadership_moved_after_ms: None,
+        });
+    }
+
+    fn measure_leadership_moved(&mut self, b: usize) {
+        let Some((crashed, true)) = self.failing_over else {
+            return;
+        };
+        let Some(voter) = self.brokers[b].voter.as_ref() else {
+            return;
+        };
+        if voter.committed().partitions().any(|(_, s)| s.leader == Some(crashed)) {
+            return;
+        }
+        let f = self.failovers.last_mut().expect("a failover in progress");
+        f.leadership_moved_after_ms = Some(self.now - f.crashed_at_ms);
+        self.failing_over = None;
     }
 
     fn observe_isr_changes_from(&mut self, b: usize) {
@@ -351,9 +385,20 @@ impl World<'_> {
                 })
                 .collect()
         });
+        let short_isrs = self
+            .active_image()
+            .map(|image| {
+                image
+                    .partitions()
+                    .filter(|(_, s)| s.isr.len() < s.replicas.len())
+                    .filter_map(|(tp, _)| self.parts.get(tp).copied())
+                    .collect()
+            })
+            .unwrap_or_default();
         self.observe(Observation::FencedLeadersAtEnd {
             at: self.now,
             fenced_leaders,
+            short_isrs,
         });
     }
 }
