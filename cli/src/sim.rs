@@ -215,10 +215,15 @@ fn run_many(args: &SimArgs, scenario: &Scenario) -> ExitCode {
     if acks1 + unsynced > 0 {
         println!("  expected losses: {acks1} acks=1 writes lost before replication, {unsynced} committed writes lost with every unsynced copy");
     }
-    let failovers: Vec<eddy_sim::Failover> =
-        results.iter().flat_map(|r| r.failovers.iter().copied()).collect();
+    let failovers: Vec<eddy_sim::Failover> = results
+        .iter()
+        .flat_map(|r| r.failovers.iter().copied())
+        .collect();
     if !failovers.is_empty() {
-        let elected: Vec<u64> = failovers.iter().filter_map(|f| f.elected_after_ms).collect();
+        let elected: Vec<u64> = failovers
+            .iter()
+            .filter_map(|f| f.elected_after_ms)
+            .collect();
         let moved: Vec<u64> = failovers
             .iter()
             .filter_map(|f| f.leadership_moved_after_ms)

@@ -46,13 +46,14 @@ pub struct Scenario {
     pub random_faults: Option<RandomFaults>,
     #[serde(default)]
     pub expect: Expect,
-    /// Which controller runs the cluster's metadata: the stand-in (the default, one
-    /// process outside the brokers) or the real metadata quorum (`"quorum"`: Raft voters
-    /// co-located with the first `voters` brokers, KRaft's combined mode).
+    /// Which controller runs the cluster's metadata: the real metadata quorum
+    /// (`"quorum"`, the default: Raft voters co-located with the first `voters` brokers,
+    /// KRaft's combined mode) or the stand-in (`"stand-in"`: one process outside the
+    /// brokers, as before the quorum).
     #[serde(default)]
     pub controller: ControllerKind,
     /// How many brokers are also controller voters (`process.roles=broker,controller`),
-    /// with `controller = "quorum"`. At most `brokers`.
+    /// with `controller = "quorum"`: the first `voters` brokers (all of them if fewer).
     #[serde(default = "defaults::voters")]
     pub voters: u32,
     /// What the broker configuration check had to say (keys Kafka knows that Eddy
@@ -69,9 +70,8 @@ pub struct TopicSpec {
     pub partitions: u32,
     #[serde(default = "defaults::one")]
     pub replication_factor: u32,
-    /// With the quorum controller: when an admin client asks the controller to create
-    /// the topic (CreateTopics); 0 = at startup. The stand-in has every topic from the
-    /// start.
+    /// When an admin client asks the controller to create the topic (CreateTopics);
+    /// 0 = at startup. The stand-in has every topic from the start.
     #[serde(default)]
     pub create_at_ms: u64,
 }
@@ -80,11 +80,14 @@ pub struct TopicSpec {
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ControllerKind {
-    /// `sim/src/controller.rs`: a small deterministic controller outside the brokers.
+    /// The core's Raft quorum and controller, run by voters co-located with brokers
+    /// (the default).
     #[default]
-    StandIn,
-    /// The core's Raft quorum and controller, run by voters co-located with brokers.
     Quorum,
+    /// `sim/src/controller.rs`: the small deterministic controller outside the brokers
+    /// that stood in before the quorum, kept for scenarios (and regression seeds) that
+    /// opt into it.
+    StandIn,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
@@ -366,6 +369,11 @@ pub enum ScenarioError {
 }
 
 impl Scenario {
+    /// The brokers that are also controller voters: 1..=this.
+    pub fn voter_count(&self) -> u32 {
+        self.voters.min(self.brokers)
+    }
+
     pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
             path: path.display().to_string(),

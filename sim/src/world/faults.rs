@@ -73,7 +73,7 @@ impl World<'_> {
             Target::Random => self.rng.random_range(1..=self.scenario.brokers),
             Target::ControllerFollower => {
                 let leader = self.quorum_leader();
-                let voters = self.scenario.voters.min(self.scenario.brokers);
+                let voters = self.scenario.voter_count();
                 let followers: Vec<u32> = (1..=voters).filter(|&v| Some(v) != leader).collect();
                 if followers.is_empty() {
                     self.rng.random_range(1..=self.scenario.brokers)

@@ -1,4 +1,5 @@
-//! The simulated world: brokers running the core, the stand-in controller, clients, the
+//! The simulated world: brokers running the core, the metadata quorum's voters beside
+//! them (or the stand-in controller, for scenarios that ask for it), clients, the
 //! network, the disks and the faults, all driven by one event queue ordered by
 //! (time, sequence number) and one RNG seeded from the run's seed.
 //!

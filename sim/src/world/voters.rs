@@ -20,11 +20,11 @@ const CONTROLLER_SILENCE_MS: u64 = 1_500;
 
 impl World<'_> {
     pub(super) fn is_voter(&self, broker: u32) -> bool {
-        self.quorum && broker <= self.scenario.voters
+        self.quorum && broker <= self.scenario.voter_count()
     }
 
     pub(super) fn voter_ids(&self) -> Vec<NodeId> {
-        (1..=self.scenario.voters).map(NodeId).collect()
+        (1..=self.scenario.voter_count()).map(NodeId).collect()
     }
 
     /// Starts the voter of broker index `b` from what its Raft disk kept.
@@ -171,7 +171,10 @@ impl World<'_> {
         if !voter.is_active() || self.healed {
             return;
         }
-        let led = voter.committed().partitions().any(|(_, s)| s.leader == Some(id));
+        let led = voter
+            .committed()
+            .partitions()
+            .any(|(_, s)| s.leader == Some(id));
         self.failing_over = Some((id, led));
         self.failovers.push(Failover {
             crashed_at_ms: self.now,
@@ -187,7 +190,11 @@ impl World<'_> {
         let Some(voter) = self.brokers[b].voter.as_ref() else {
             return;
         };
-        if voter.committed().partitions().any(|(_, s)| s.leader == Some(crashed)) {
+        if voter
+            .committed()
+            .partitions()
+            .any(|(_, s)| s.leader == Some(crashed))
+        {
             return;
         }
         let f = self.failovers.last_mut().expect("a failover in progress");
@@ -253,7 +260,7 @@ impl World<'_> {
         if let Some(leader) = self.brokers[b].voter.as_ref().and_then(Voter::leader) {
             return leader.0;
         }
-        self.brokers[b].next_voter = self.brokers[b].next_voter % self.scenario.voters + 1;
+        self.brokers[b].next_voter = self.brokers[b].next_voter % self.scenario.voter_count() + 1;
         self.brokers[b].next_voter
     }
 
