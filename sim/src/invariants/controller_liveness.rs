@@ -53,10 +53,8 @@ impl Checker for ControllerLiveness {
                     self.active = None;
                 }
             }
-            Observation::Crashed { node, .. } => {
-                if self.active.is_some_and(|(n, _)| n == *node) {
-                    self.active = None;
-                }
+            Observation::Crashed { node, .. } if self.active.is_some_and(|(n, _)| n == *node) => {
+                self.active = None;
             }
             Observation::FencedLeadersAtEnd {
                 fenced_leaders,
