@@ -215,6 +215,26 @@ fn run_many(args: &SimArgs, scenario: &Scenario) -> ExitCode {
     if acks1 + unsynced > 0 {
         println!("  expected losses: {acks1} acks=1 writes lost before replication, {unsynced} committed writes lost with every unsynced copy");
     }
+    let failovers: Vec<eddy_sim::Failover> = results
+        .iter()
+        .flat_map(|r| r.failovers.iter().copied())
+        .collect();
+    if !failovers.is_empty() {
+        let elected: Vec<u64> = failovers
+            .iter()
+            .filter_map(|f| f.elected_after_ms)
+            .collect();
+        let moved: Vec<u64> = failovers
+            .iter()
+            .filter_map(|f| f.leadership_moved_after_ms)
+            .collect();
+        println!(
+            "  controller failovers: {} crashes of the active controller; new controller after {}; partition leadership off the crashed broker after {}",
+            failovers.len(),
+            median_max(elected),
+            median_max(moved)
+        );
+    }
     println!("  failures:       {}", failed.len());
     for r in &failed {
         println!("    seed {}: {}", r.seed, r.violations[0]);
@@ -225,4 +245,18 @@ fn run_many(args: &SimArgs, scenario: &Scenario) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// "median X ms, max Y ms over N" of simulated durations.
+fn median_max(mut ms: Vec<u64>) -> String {
+    if ms.is_empty() {
+        return "(none measured)".to_string();
+    }
+    ms.sort_unstable();
+    format!(
+        "median {} ms, max {} ms over {}",
+        ms[ms.len() / 2],
+        ms[ms.len() - 1],
+        ms.len()
+    )
 }

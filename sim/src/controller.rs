@@ -1,6 +1,9 @@
 //! The stand-in controller: a deterministic, deliberately small replacement for the
-//! metadata quorum until issue 3 lands, sitting where the real controller will plug in
-//! (it speaks the core's `ControllerRequest`/`ControllerMessage`).
+//! metadata quorum from before issue 3 (it speaks the core's
+//! `ControllerRequest`/`ControllerMessage`). The simulator now runs the real quorum
+//! (`world/voters.rs`, `voter.rs`) by default; this remains only for scenarios that opt
+//! into it with `controller = "stand-in"` (the regression seeds found under it replay
+//! with it too).
 //!
 //! It keeps each partition's replicas, leader, leader epoch, ISR and partition epoch. A
 //! broker that misses heartbeats for `broker.session.timeout.ms`, or comes back with a

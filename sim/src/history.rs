@@ -154,6 +154,52 @@ pub enum Observation {
     Healed {
         at: TimeMs,
     },
+    /// A controller voter became the Raft leader of `term`; its log then held `log`
+    /// (index, term) after its snapshot at `snapshot_index`.
+    RaftLeader {
+        at: TimeMs,
+        node: NodeId,
+        term: u64,
+        snapshot_index: u64,
+        log: Vec<(u64, u64)>,
+    },
+    /// A voter applied a committed metadata-log entry (a hash of its payload).
+    RaftApplied {
+        at: TimeMs,
+        node: NodeId,
+        index: u64,
+        term: u64,
+        hash: u64,
+    },
+    /// A voter replaced its state machine with a snapshot covering up to `index`.
+    RaftSnapshotApplied {
+        at: TimeMs,
+        node: NodeId,
+        index: u64,
+    },
+    /// A voter became (or stopped being) the active controller.
+    ControllerActive {
+        at: TimeMs,
+        node: NodeId,
+        active: bool,
+    },
+    /// A broker's replica now holds this partition metadata (observed on change).
+    PartitionView {
+        at: TimeMs,
+        node: NodeId,
+        part: Part,
+        leader_epoch: u32,
+        partition_epoch: u32,
+        leader: bool,
+    },
+    /// At the end of the run, the active controller's committed image: partitions whose
+    /// leader is a fenced broker. `None`: no active controller at the end.
+    FencedLeadersAtEnd {
+        at: TimeMs,
+        fenced_leaders: Option<Vec<(Part, NodeId)>>,
+        /// Partitions whose ISR lacks some replica.
+        short_isrs: Vec<Part>,
+    },
 }
 
 impl Observation {
@@ -171,7 +217,13 @@ impl Observation {
             | Observation::Read { at, .. }
             | Observation::IsrChanged { at, .. }
             | Observation::Failed { at, .. }
-            | Observation::Healed { at } => *at,
+            | Observation::Healed { at }
+            | Observation::RaftLeader { at, .. }
+            | Observation::RaftApplied { at, .. }
+            | Observation::RaftSnapshotApplied { at, .. }
+            | Observation::ControllerActive { at, .. }
+            | Observation::PartitionView { at, .. }
+            | Observation::FencedLeadersAtEnd { at, .. } => *at,
         }
     }
 }

@@ -10,8 +10,10 @@ mod disk;
 pub mod history;
 pub mod invariants;
 mod network;
+mod raft_disk;
 pub mod scenario;
 pub mod trace;
+mod voter;
 mod workload;
 mod world;
 
@@ -31,6 +33,20 @@ pub struct RunReport {
     pub violations: Vec<Violation>,
     pub losses: LossReport,
     pub stats: Stats,
+    /// With the quorum: each crash of the active controller and how the cluster got
+    /// over it.
+    pub failovers: Vec<Failover>,
+}
+
+/// One crash of the active controller, measured in simulated time from the crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failover {
+    pub crashed_at_ms: u64,
+    /// Until another voter became the active controller.
+    pub elected_after_ms: Option<u64>,
+    /// Until the committed metadata named no partition led by the crashed broker (only
+    /// when it led some at the crash).
+    pub leadership_moved_after_ms: Option<u64>,
 }
 
 impl RunReport {

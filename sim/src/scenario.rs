@@ -46,6 +46,16 @@ pub struct Scenario {
     pub random_faults: Option<RandomFaults>,
     #[serde(default)]
     pub expect: Expect,
+    /// Which controller runs the cluster's metadata: the real metadata quorum
+    /// (`"quorum"`, the default: Raft voters co-located with the first `voters` brokers,
+    /// KRaft's combined mode) or the stand-in (`"stand-in"`: one process outside the
+    /// brokers, as before the quorum).
+    #[serde(default)]
+    pub controller: ControllerKind,
+    /// How many brokers are also controller voters (`process.roles=broker,controller`),
+    /// with `controller = "quorum"`: the first `voters` brokers (all of them if fewer).
+    #[serde(default = "defaults::voters")]
+    pub voters: u32,
     /// What the broker configuration check had to say (keys Kafka knows that Eddy
     /// ignores), for the runner to show once.
     #[serde(skip)]
@@ -60,6 +70,24 @@ pub struct TopicSpec {
     pub partitions: u32,
     #[serde(default = "defaults::one")]
     pub replication_factor: u32,
+    /// When an admin client asks the controller to create the topic (CreateTopics);
+    /// 0 = at startup. The stand-in has every topic from the start.
+    #[serde(default)]
+    pub create_at_ms: u64,
+}
+
+/// Which controller a scenario runs.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControllerKind {
+    /// The core's Raft quorum and controller, run by voters co-located with brokers
+    /// (the default).
+    #[default]
+    Quorum,
+    /// `sim/src/controller.rs`: the small deterministic controller outside the brokers
+    /// that stood in before the quorum, kept for scenarios (and regression seeds) that
+    /// opt into it.
+    StandIn,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
@@ -166,6 +194,10 @@ impl Default for DiskSpec {
 pub enum Target {
     /// The current leader of the first partition of the first topic.
     Leader,
+    /// The broker whose voter leads the metadata quorum (with `controller = "quorum"`).
+    ControllerLeader,
+    /// A voter that does not lead the metadata quorum (with `controller = "quorum"`).
+    ControllerFollower,
     /// A broker drawn from the seed.
     #[default]
     Random,
@@ -259,12 +291,23 @@ pub struct Expect {
     /// When false, any lost acks=all write is a failure.
     #[serde(default = "defaults::yes")]
     pub allow_unsynced_loss: bool,
+    /// With the quorum: at most this many times may a voter become the active
+    /// controller in the whole run (the first election included). For scenarios whose
+    /// faults must not depose a healthy leader (pre-vote).
+    #[serde(default)]
+    pub max_controller_elections: Option<u32>,
+    /// With the quorum: at the end every partition's ISR holds all its replicas (a
+    /// fenced broker that came back caught up and rejoined).
+    #[serde(default)]
+    pub isrs_complete_at_end: bool,
 }
 
 impl Default for Expect {
     fn default() -> Expect {
         Expect {
             allow_unsynced_loss: true,
+            max_controller_elections: None,
+            isrs_complete_at_end: false,
         }
     }
 }
@@ -281,6 +324,9 @@ mod defaults {
     }
     pub(super) fn liveness_bound_ms() -> u64 {
         20_000
+    }
+    pub(super) fn voters() -> u32 {
+        3
     }
     pub(super) fn one() -> u32 {
         1
@@ -323,6 +369,11 @@ pub enum ScenarioError {
 }
 
 impl Scenario {
+    /// The brokers that are also controller voters: 1..=this.
+    pub fn voter_count(&self) -> u32 {
+        self.voters.min(self.brokers)
+    }
+
     pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
             path: path.display().to_string(),
@@ -370,6 +421,14 @@ impl Scenario {
             return Err(invalid(format!(
                 "brokers = {}: must be between 1 and 64",
                 self.brokers
+            )));
+        }
+        if self.controller == ControllerKind::Quorum
+            && (self.voters == 0 || self.voters > self.brokers)
+        {
+            return Err(invalid(format!(
+                "voters = {}: must be between 1 and brokers = {}",
+                self.voters, self.brokers
             )));
         }
         if self.topics.is_empty() {

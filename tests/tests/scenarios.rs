@@ -30,6 +30,12 @@ fn the_issue_asks_for_these_scenarios_and_they_ship() {
         "all-crash-synced",
         "slow-disk",
         "clock-skew",
+        "controller-leader-crash",
+        "controller-voter-rejoin",
+        "all-voters-restart",
+        "broker-fenced-unfenced",
+        "topic-creation-under-faults",
+        "flapping-elections",
     ] {
         assert!(
             names.iter().any(|n| n == wanted),

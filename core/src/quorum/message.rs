@@ -17,7 +17,7 @@ pub struct ConflictHint {
     pub index: LogIndex,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RaftMessage {
     /// A candidate asks for a vote. With `pre_vote`, it asks whether it *could* win
     /// `term` (its own term + 1) without having moved to that term: receivers do not

@@ -166,14 +166,17 @@ impl Replica {
             &self.role,
             Role::Follower { phase: FollowerPhase::Fetching { in_flight: Some((id, _)), .. }, .. } if *id == fetch_id
         );
-        if !expected
-            || current_leader_epoch != self.epoch()
-            || fetch_offset != self.log.log_end_offset()
-        {
-            return; // late, duplicated, or from another epoch
+        if !expected || fetch_offset != self.log.log_end_offset() {
+            return; // late or duplicated
         }
         let mut backoff = false;
         match error {
+            // The answer to our fetch in flight, from a leader at another epoch (it has
+            // not yet heard of the one we follow, or we lag): nothing in it is ours to
+            // take, but the fetch is over — retry after the backoff, as Kafka's fetcher
+            // does on FENCED_LEADER_EPOCH / NOT_LEADER_OR_FOLLOWER. Ignoring it left the
+            // fetch in flight until replica.socket.timeout.ms (30 s by default).
+            _ if current_leader_epoch != self.epoch() => backoff = true,
             ErrorCode::None => {
                 for bytes in batches {
                     if !self.append_fetched(now_ms, bytes, out) {

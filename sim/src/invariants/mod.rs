@@ -7,11 +7,17 @@
 
 mod acked_durability;
 mod agreement;
+mod controller_liveness;
+mod election_safety;
 mod idempotence;
+mod leader_completeness;
 mod liveness;
+mod metadata_monotonic;
 pub mod model;
 mod offsets;
+mod partition_leadership;
 mod read_committed;
+mod state_machine_safety;
 
 use std::fmt;
 
@@ -19,11 +25,17 @@ use eddy_core::TimeMs;
 
 pub use acked_durability::AckedDurability;
 pub use agreement::ReplicaAgreement;
+pub use controller_liveness::ControllerLiveness;
+pub use election_safety::ElectionSafety;
 pub use idempotence::IdempotentProducers;
+pub use leader_completeness::LeaderCompleteness;
 pub use liveness::Liveness;
+pub use metadata_monotonic::MetadataMonotonic;
 pub use model::Model;
 pub use offsets::DenseStableOffsets;
+pub use partition_leadership::PartitionLeadership;
 pub use read_committed::ReadCommitted;
+pub use state_machine_safety::StateMachineSafety;
 
 use crate::history::Observation;
 
@@ -58,6 +70,12 @@ pub struct CheckContext {
     pub liveness_bound_ms: u64,
     /// Partition names, indexed by `Part`.
     pub partition_names: Vec<String>,
+    /// Whether the run has the metadata quorum (its liveness is then checked).
+    pub quorum: bool,
+    /// See `Expect::max_controller_elections`.
+    pub max_controller_elections: Option<u32>,
+    /// See `Expect::isrs_complete_at_end`.
+    pub isrs_complete_at_end: bool,
 }
 
 impl CheckContext {
@@ -89,13 +107,19 @@ pub trait Checker {
 }
 
 /// The names of every checker, in the order they run.
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 12] = [
     "acked-durability",
     "dense-stable-offsets",
     "replica-agreement",
     "idempotent-producers",
     "read-committed",
     "liveness",
+    "raft-election-safety",
+    "raft-state-machine-safety",
+    "raft-leader-completeness",
+    "one-leader-per-epoch",
+    "metadata-monotonic",
+    "controller-liveness",
 ];
 
 /// The model and every checker, fed together.
@@ -117,6 +141,12 @@ impl CheckerSet {
                 Box::new(IdempotentProducers::new(ctx.clone())),
                 Box::new(ReadCommitted::new(ctx.clone())),
                 Box::new(Liveness::new(ctx.clone())),
+                Box::new(ElectionSafety::new()),
+                Box::new(StateMachineSafety::new()),
+                Box::new(LeaderCompleteness::new()),
+                Box::new(PartitionLeadership::new(ctx.clone())),
+                Box::new(MetadataMonotonic::new(ctx.clone())),
+                Box::new(ControllerLiveness::new(ctx.clone())),
             ],
             violations: Vec::new(),
         }
@@ -178,6 +208,9 @@ pub(crate) mod test_support {
             readers: 1,
             liveness_bound_ms: 1_000,
             partition_names: vec!["t-0".into()],
+            quorum: false,
+            max_controller_elections: None,
+            isrs_complete_at_end: false,
         }
     }
 

@@ -289,7 +289,13 @@ impl Model {
             | Observation::AckSent { .. }
             | Observation::Acked { .. }
             | Observation::Read { .. }
-            | Observation::Healed { .. } => {}
+            | Observation::Healed { .. }
+            | Observation::RaftLeader { .. }
+            | Observation::RaftApplied { .. }
+            | Observation::RaftSnapshotApplied { .. }
+            | Observation::ControllerActive { .. }
+            | Observation::PartitionView { .. }
+            | Observation::FencedLeadersAtEnd { .. } => {}
         }
     }
 

@@ -71,13 +71,31 @@ impl World<'_> {
         match target {
             Target::Broker(n) => (*n).clamp(1, self.scenario.brokers),
             Target::Random => self.rng.random_range(1..=self.scenario.brokers),
+            Target::ControllerFollower => {
+                let leader = self.quorum_leader();
+                let voters = self.scenario.voter_count();
+                let followers: Vec<u32> = (1..=voters).filter(|&v| Some(v) != leader).collect();
+                if followers.is_empty() {
+                    self.rng.random_range(1..=self.scenario.brokers)
+                } else {
+                    followers[self.rng.random_range(0..followers.len())]
+                }
+            }
+            Target::ControllerLeader => match self.quorum_leader() {
+                Some(l) => l,
+                None => self.rng.random_range(1..=self.scenario.brokers),
+            },
             Target::Leader => {
-                let first = self
-                    .controller
-                    .partitions()
-                    .values()
-                    .next()
-                    .and_then(|s| s.leader);
+                let first = match &self.controller {
+                    Some(controller) => controller
+                        .partitions()
+                        .values()
+                        .next()
+                        .and_then(|s| s.leader),
+                    None => self
+                        .active_image()
+                        .and_then(|image| image.partitions().next().and_then(|(_, s)| s.leader)),
+                };
                 match first {
                     Some(l) => l.0,
                     None => self.rng.random_range(1..=self.scenario.brokers),
@@ -215,6 +233,7 @@ impl World<'_> {
             return;
         }
         self.stats.crashes += 1;
+        self.measure_crash(b);
         let spec = &self.scenario.disk;
         let (keep, torn) = (spec.crash_keeps_unsynced, spec.torn_tail);
         let slot = &mut self.brokers[b];
@@ -222,6 +241,10 @@ impl World<'_> {
         slot.paused = false;
         slot.held.clear();
         slot.disk.crash(&mut self.rng, keep, torn);
+        if slot.voter.take().is_some() {
+            slot.recovered_raft = slot.raft_disk.crash(&mut self.rng, keep, torn);
+        }
+        slot.controller_hint = None;
         let recovered = slot.disk.recover();
         slot.recovered = recovered
             .iter()
@@ -242,6 +265,7 @@ impl World<'_> {
             .collect();
         let id = self.brokers[b].id;
         self.last_hw.retain(|(n, _), _| *n != id);
+        self.last_view.retain(|(n, _), _| *n != id);
         // Its clients' connections reset.
         let broken: Vec<u64> = self
             .tokens
@@ -278,6 +302,7 @@ impl World<'_> {
             at: self.now,
             node: id,
         });
+        self.start_voter(b);
         self.schedule(
             self.now,
             Event::BrokerTick {
@@ -318,5 +343,6 @@ impl World<'_> {
             };
             self.schedule(self.now, event);
         }
+        self.report_syncs(b);
     }
 }

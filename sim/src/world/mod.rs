@@ -1,4 +1,5 @@
-//! The simulated world: brokers running the core, the stand-in controller, clients, the
+//! The simulated world: brokers running the core, the metadata quorum's voters beside
+//! them (or the stand-in controller, for scenarios that ask for it), clients, the
 //! network, the disks and the faults, all driven by one event queue ordered by
 //! (time, sequence number) and one RNG seeded from the run's seed.
 //!
@@ -8,20 +9,23 @@
 
 mod clients;
 mod faults;
+mod voters;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 
 use bytes::Bytes;
 use eddy_core::batch::BatchHeader;
 use eddy_core::config::BrokerConfig;
+use eddy_core::controller::ControllerConfig;
 use eddy_core::message::{
     ClientRequest, ClientResponse, ControllerMessage, ControllerRequest, Effect, Input,
     PeerMessage, StorageDone, StorageOp,
 };
 use eddy_core::node::{Node, NodeConfig};
+use eddy_core::quorum::{DurableState, RaftConfig, RaftMessage};
 use eddy_core::{ErrorCode, NodeId, Offset, TimeMs, TopicPartition};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -31,10 +35,12 @@ use crate::disk::SimDisk;
 use crate::history::{AcksMode, BatchId, BatchRef, Observation, Part};
 use crate::invariants::{CheckContext, CheckerSet};
 use crate::network::{Endpoint, Network};
-use crate::scenario::{AcksSpec, FaultAction, Scenario, Target};
+use crate::raft_disk::RaftDisk;
+use crate::scenario::{AcksSpec, ControllerKind, FaultAction, Scenario, Target};
 use crate::trace::TraceHasher;
+use crate::voter::Voter;
 use crate::workload::{ClientAction, ClientEnv, Producer, Reader};
-use crate::RunReport;
+use crate::{Failover, RunReport};
 
 /// How often each broker's timers are checked.
 const BROKER_TICK_MS: u64 = 10;
@@ -64,6 +70,13 @@ enum Payload {
     },
     ToController(ControllerRequest),
     FromController(ControllerMessage),
+    /// Between controller voters.
+    Raft(RaftMessage),
+    /// A voter's answer to a controller request it cannot take: it is not the active
+    /// controller (`leader`: the one it knows of).
+    NotController {
+        leader: Option<NodeId>,
+    },
 }
 
 #[derive(Debug, Hash)]
@@ -84,6 +97,14 @@ enum Event {
         sync_id: u64,
     },
     ControllerTick,
+    /// A controller voter's Raft write is durable (and every write before it).
+    RaftSyncDone {
+        broker: u32,
+        incarnation: u64,
+        write: u64,
+    },
+    /// The admin client creates topics whose time has come.
+    AdminTick,
     ClientWake {
         client: Client,
     },
@@ -152,6 +173,16 @@ struct Broker {
     held: Vec<Event>,
     clock: Clock,
     slow_disk_factor: u64,
+    /// The controller voter in this process (KRaft combined mode), if it is one.
+    voter: Option<Voter>,
+    raft_disk: RaftDisk,
+    /// What recovery will hand the voter on restart.
+    recovered_raft: DurableState,
+    /// The voter this broker takes for the active controller, and when it last answered.
+    controller_hint: Option<NodeId>,
+    controller_heard_ms: TimeMs,
+    /// The voter to try next when no controller is known.
+    next_voter: u32,
 }
 
 /// What a client is woken with.
@@ -192,7 +223,17 @@ pub(crate) struct World<'a> {
     rng: ChaCha8Rng,
     node_cfg: NodeConfig,
     brokers: Vec<Broker>,
-    controller: StandInController,
+    /// The stand-in controller, unless the scenario runs the quorum.
+    controller: Option<StandInController>,
+    quorum: bool,
+    raft_cfg: RaftConfig,
+    controller_cfg: ControllerConfig,
+    /// The highest index any voter applied: the committed image the model follows.
+    commit_frontier: u64,
+    created_topics: BTreeSet<String>,
+    failovers: Vec<Failover>,
+    /// The broker of the failover in progress, and whether it led partitions.
+    failing_over: Option<(NodeId, bool)>,
     network: Network,
     producers: Vec<Producer>,
     readers: Vec<Reader>,
@@ -203,6 +244,7 @@ pub(crate) struct World<'a> {
     checkers: CheckerSet,
     last_hw: BTreeMap<(NodeId, Part), (Offset, bool)>,
     last_isr: BTreeMap<Part, Vec<NodeId>>,
+    last_view: BTreeMap<(NodeId, Part), (u32, u32, bool)>,
     /// Faults scheduled to start, by id (kept out of the events: they hold floats).
     planned: BTreeMap<u64, FaultAction>,
     /// What each active fault did, to undo it when it ends.
@@ -249,10 +291,15 @@ impl<'a> World<'a> {
             .iter()
             .map(|t| (t.name.clone(), t.partitions, t.replication_factor))
             .collect();
-        let controller =
-            StandInController::new(broker_cfg.broker_session_timeout_ms, &broker_ids, &topics);
-        let parts: BTreeMap<TopicPartition, Part> =
-            controller.partitions().keys().cloned().zip(0..).collect();
+        let quorum = scenario.controller == ControllerKind::Quorum;
+        let controller = (!quorum).then(|| {
+            StandInController::new(broker_cfg.broker_session_timeout_ms, &broker_ids, &topics)
+        });
+        let all_tps: BTreeSet<TopicPartition> = topics
+            .iter()
+            .flat_map(|(name, count, _)| (0..*count).map(|p| TopicPartition::new(name.clone(), p)))
+            .collect();
+        let parts: BTreeMap<TopicPartition, Part> = all_tps.into_iter().zip(0..).collect();
         let ctx = CheckContext {
             min_insync_replicas: broker_cfg.min_insync_replicas,
             sync_before_ack: broker_cfg.sync_before_ack(),
@@ -260,6 +307,9 @@ impl<'a> World<'a> {
             readers: scenario.readers.count,
             liveness_bound_ms: scenario.liveness_bound_ms,
             partition_names: parts.keys().map(|tp| tp.to_string()).collect(),
+            quorum,
+            max_controller_elections: scenario.expect.max_controller_elections,
+            isrs_complete_at_end: scenario.expect.isrs_complete_at_end,
         };
         let mut producers = Vec::new();
         for spec in &scenario.producers {
@@ -313,6 +363,12 @@ impl<'a> World<'a> {
                     rate: 1.0,
                 },
                 slow_disk_factor: 1,
+                voter: None,
+                raft_disk: RaftDisk::default(),
+                recovered_raft: DurableState::default(),
+                controller_hint: None,
+                controller_heard_ms: 0,
+                next_voter: id.0 - 1,
             })
             .collect();
         let mut world = World {
@@ -325,6 +381,13 @@ impl<'a> World<'a> {
             node_cfg,
             brokers,
             controller,
+            quorum,
+            raft_cfg: RaftConfig::default(),
+            controller_cfg: ControllerConfig::from_broker_config(&broker_cfg),
+            commit_frontier: 0,
+            created_topics: BTreeSet::new(),
+            failovers: Vec::new(),
+            failing_over: None,
             network: Network::new(scenario.network.clone()),
             producers,
             readers,
@@ -335,6 +398,7 @@ impl<'a> World<'a> {
             checkers: CheckerSet::all(&ctx),
             last_hw: BTreeMap::new(),
             last_isr: BTreeMap::new(),
+            last_view: BTreeMap::new(),
             planned: BTreeMap::new(),
             active: BTreeMap::new(),
             next_fault: 0,
@@ -344,6 +408,9 @@ impl<'a> World<'a> {
             healed: false,
         };
         world.observe_isr_changes();
+        for b in 0..world.brokers.len() {
+            world.start_voter(b);
+        }
         world.schedule_start();
         Ok(world)
     }
@@ -362,21 +429,24 @@ impl<'a> World<'a> {
         // when they register.
         for b in 0..self.brokers.len() as u32 {
             let id = NodeId(b + 1);
-            let states = self
-                .controller
-                .partitions()
-                .iter()
-                .filter(|(_, s)| s.replicas.contains(&id))
-                .map(|(tp, s)| (tp.clone(), s.clone()))
-                .collect();
-            self.schedule(
-                0,
-                Event::Deliver {
-                    from: Endpoint::Controller,
-                    to: Endpoint::Broker(id.0),
-                    payload: Payload::FromController(ControllerMessage::PartitionStates(states)),
-                },
-            );
+            if let Some(controller) = &self.controller {
+                let states = controller
+                    .partitions()
+                    .iter()
+                    .filter(|(_, s)| s.replicas.contains(&id))
+                    .map(|(tp, s)| (tp.clone(), s.clone()))
+                    .collect();
+                self.schedule(
+                    0,
+                    Event::Deliver {
+                        from: Endpoint::Controller,
+                        to: Endpoint::Broker(id.0),
+                        payload: Payload::FromController(ControllerMessage::PartitionStates(
+                            states,
+                        )),
+                    },
+                );
+            }
             let jitter = self.rng.random_range(0..BROKER_TICK_MS);
             self.schedule(
                 jitter,
@@ -387,6 +457,9 @@ impl<'a> World<'a> {
             );
         }
         self.schedule(CONTROLLER_TICK_MS, Event::ControllerTick);
+        if self.quorum {
+            self.schedule(0, Event::AdminTick);
+        }
         for i in 0..self.producers.len() as u32 {
             let at = self.rng.random_range(50..150);
             self.schedule(
@@ -427,6 +500,9 @@ impl<'a> World<'a> {
             self.dispatch(*next.event);
         }
         self.now = end;
+        if self.quorum {
+            self.observe_fenced_leaders();
+        }
         self.checkers.finish(end);
         RunReport {
             scenario: self.scenario.name.clone(),
@@ -436,6 +512,7 @@ impl<'a> World<'a> {
             violations: self.checkers.violations().to_vec(),
             losses: self.checkers.losses(),
             stats: self.stats,
+            failovers: self.failovers,
         }
     }
 
@@ -503,6 +580,7 @@ impl<'a> World<'a> {
                     },
                 );
                 self.feed(b, Input::Tick);
+                self.with_voter(b, |v, now, rng| v.tick(now, rng));
             }
             Event::SyncDone {
                 broker,
@@ -533,9 +611,20 @@ impl<'a> World<'a> {
             }
             Event::ControllerTick => {
                 self.schedule(self.now + CONTROLLER_TICK_MS, Event::ControllerTick);
-                let out = self.controller.tick(self.now);
-                self.send_from_controller(out);
+                match self.controller.as_mut() {
+                    Some(controller) => {
+                        let out = controller.tick(self.now);
+                        self.send_from_controller(out);
+                    }
+                    None => self.controller_ticks(),
+                }
             }
+            Event::RaftSyncDone {
+                broker,
+                incarnation,
+                write,
+            } => self.raft_sync_done(broker, incarnation, write),
+            Event::AdminTick => self.admin_tick(),
             Event::ClientWake { client } => self.client_step(client, Reply::None),
             Event::FaultStart { fault } => {
                 let action = self.planned.remove(&fault).expect("every fault is planned");
@@ -567,6 +656,19 @@ impl<'a> World<'a> {
                     return;
                 }
                 let input = match (from, payload) {
+                    (
+                        Endpoint::Broker(p),
+                        payload @ (Payload::Raft(_) | Payload::ToController(_)),
+                    ) => {
+                        return self.deliver_to_voter(b, p, payload);
+                    }
+                    (Endpoint::Broker(p), Payload::NotController { leader }) => {
+                        return self.not_controller(b, p, leader);
+                    }
+                    (Endpoint::Broker(p), Payload::FromController(msg)) => {
+                        self.heard_from_controller(b, p);
+                        Input::Controller(msg)
+                    }
                     (Endpoint::Broker(p), Payload::Peer(msg)) => Input::Peer {
                         from: NodeId(p),
                         msg,
@@ -581,7 +683,11 @@ impl<'a> World<'a> {
                 let Endpoint::Broker(from) = from else {
                     unreachable!("only brokers talk to the controller")
                 };
-                let out = self.controller.handle(self.now, NodeId(from), req);
+                let controller = self
+                    .controller
+                    .as_mut()
+                    .expect("only the stand-in listens at Endpoint::Controller");
+                let out = controller.handle(self.now, NodeId(from), req);
                 self.send_from_controller(out);
             }
             (Endpoint::Producer(i), Payload::Response { corr, resp }) => {
@@ -621,6 +727,10 @@ impl<'a> World<'a> {
                     Payload::ToController(r) => Some(Payload::ToController(r.clone())),
                     Payload::FromController(m) => Some(Payload::FromController(m.clone())),
                     Payload::Disconnected { corr } => Some(Payload::Disconnected { corr: *corr }),
+                    Payload::Raft(m) => Some(Payload::Raft(m.clone())),
+                    Payload::NotController { leader } => {
+                        Some(Payload::NotController { leader: *leader })
+                    }
                 };
                 self.schedule(self.now + delays[0], Event::Deliver { from, to, payload });
                 if let Some(copy) = copy {
@@ -720,6 +830,7 @@ impl<'a> World<'a> {
                 );
             }
             Effect::Storage(op) => self.storage(b, id, op),
+            Effect::Controller(req) if self.quorum => self.send_to_controller(b, req),
             Effect::Controller(req) => self.send(
                 Endpoint::Broker(id.0),
                 Endpoint::Controller,
@@ -784,8 +895,11 @@ impl<'a> World<'a> {
 
     /// Reports every ISR the controller changed since the last look.
     fn observe_isr_changes(&mut self) {
+        let Some(controller) = &self.controller else {
+            return;
+        };
         let mut changed = Vec::new();
-        for (tp, state) in self.controller.partitions() {
+        for (tp, state) in controller.partitions() {
             let part = self.parts[tp];
             if self.last_isr.get(&part) != Some(&state.isr) {
                 changed.push((part, state.isr.clone()));
@@ -807,12 +921,35 @@ impl<'a> World<'a> {
             return;
         };
         let mut changed = Vec::new();
+        let mut views = Vec::new();
         for replica in node.replicas() {
             let part = self.parts[replica.partition()];
             let now = (replica.high_watermark(), replica.is_leader());
             if self.last_hw.get(&(id, part)) != Some(&now) {
                 changed.push((part, now));
             }
+            if let Some(state) = replica.state() {
+                let view = (
+                    state.leader_epoch.0,
+                    state.partition_epoch,
+                    replica.is_leader(),
+                );
+                if self.last_view.get(&(id, part)) != Some(&view) {
+                    views.push((part, view));
+                }
+            }
+        }
+        for (part, view) in views {
+            self.last_view.insert((id, part), view);
+            let (leader_epoch, partition_epoch, leader) = view;
+            self.observe(Observation::PartitionView {
+                at: self.now,
+                node: id,
+                part,
+                leader_epoch,
+                partition_epoch,
+                leader,
+            });
         }
         for (part, (hw, leader)) in changed {
             self.last_hw.insert((id, part), (hw, leader));

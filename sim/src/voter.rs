@@ -1,0 +1,586 @@
+//! A controller voter, as a KRaft combined-mode broker runs it beside its broker
+//! (`process.roles=broker,controller`): the core's [`RaftNode`] for the metadata log and,
+//! while it leads, the core's [`Controller`], driven exactly as `core/src/controller/mod.rs`
+//! says a shell must:
+//! 1. every voter keeps a *committed* image, applying each applied entry's records in
+//!    order (and replacing it on a snapshot);
+//! 2. it becomes the active controller when it leads and has applied its own term's
+//!    `LeaderNoop`, with a *pending* image copied from the committed one;
+//! 3. each request and tick is decided on the pending image; the records go into one
+//!    entry, applied to the pending image at once; the replies wait for that entry to
+//!    commit;
+//! 4. on losing leadership it drops the controller and answers the waiting replies with
+//!    NOT_CONTROLLER.
+//!
+//! This file is the sans-IO part of the simulator's shell: it returns what to do
+//! ([`VoterOut`]); the world carries it over the simulated network and disk.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+
+use eddy_core::controller::{
+    decode_records, encode_records, Controller, ControllerConfig, ControllerInput,
+    ControllerOutput, ControllerReply, MetadataImage,
+};
+use eddy_core::message::{ControllerMessage, ControllerRequest};
+use eddy_core::quorum::{
+    DurableState, Effect, Entry, LogId, LogIndex, Membership, Payload, ProposeError, RaftConfig,
+    RaftMessage, RaftNode, Role, Snapshot, Term,
+};
+use eddy_core::{NodeId, TimeMs};
+use rand_chacha::ChaCha8Rng;
+
+use crate::raft_disk::Done;
+
+/// A voter snapshots its image every this many applied entries: keeps the log (and a
+/// restart's replay) short, and exercises InstallSnapshot for a voter that fell behind.
+const SNAPSHOT_EVERY_ENTRIES: u64 = 16;
+
+/// What a voter asks the world to do or to record.
+#[derive(Debug)]
+pub(crate) enum VoterOut {
+    /// A Raft message to another voter.
+    Raft { to: NodeId, msg: RaftMessage },
+    /// A `Persist*` effect, for the voter's disk.
+    Persist(Effect),
+    /// A message to a broker (partition states, an AlterPartition answer).
+    ToBroker { to: NodeId, msg: ControllerMessage },
+    /// This voter is not the active controller: the broker should ask `leader`.
+    NotController { to: NodeId, leader: Option<NodeId> },
+    /// An entry applied to the committed image, with a hash of its payload.
+    Applied {
+        index: LogIndex,
+        term: Term,
+        hash: u64,
+    },
+    /// The committed image was replaced by a snapshot covering up to `index`.
+    SnapshotApplied { index: LogIndex },
+    /// This voter became the Raft leader of `term`; its log then held these entries
+    /// after its snapshot (`snapshot_index`).
+    BecameLeader {
+        term: Term,
+        snapshot_index: LogIndex,
+        log: Vec<(LogIndex, Term)>,
+    },
+    /// It became (true) or stopped being (false) the active controller.
+    Active(bool),
+}
+
+/// Replies waiting for their entry to commit.
+struct Waiting {
+    index: LogIndex,
+    /// The broker that asked (None: the admin client, or a tick).
+    requester: Option<NodeId>,
+    replies: Vec<ControllerReply>,
+}
+
+struct Active {
+    controller: Controller,
+    pending: MetadataImage,
+    term: Term,
+    waiting: VecDeque<Waiting>,
+    /// The last index this controller proposed.
+    last_proposed: LogIndex,
+}
+
+pub(crate) struct Voter {
+    raft: RaftNode,
+    config: ControllerConfig,
+    committed: MetadataImage,
+    applied: LogId,
+    snapshot_at: LogIndex,
+    active: Option<Active>,
+    /// Became active during this pump: tick once before returning.
+    fresh: bool,
+    out: Vec<VoterOut>,
+}
+
+impl Voter {
+    pub(crate) fn new(
+        id: NodeId,
+        voters: &[NodeId],
+        raft_config: RaftConfig,
+        config: ControllerConfig,
+        now_ms: TimeMs,
+        durable: DurableState,
+    ) -> Voter {
+        let membership = Membership::new(voters.iter().copied(), std::iter::empty());
+        let raft = RaftNode::new(id, membership, raft_config, now_ms, durable);
+        let mut voter = Voter {
+            raft,
+            config,
+            committed: MetadataImage::new(),
+            applied: LogId::default(),
+            snapshot_at: LogIndex(0),
+            active: None,
+            fresh: false,
+            out: Vec::new(),
+        };
+        voter.pump(now_ms);
+        voter
+    }
+
+    pub(crate) fn take_out(&mut self) -> Vec<VoterOut> {
+        std::mem::take(&mut self.out)
+    }
+
+    pub(crate) fn leader(&self) -> Option<NodeId> {
+        self.raft.leader()
+    }
+
+    pub(crate) fn role(&self) -> Role {
+        self.raft.role()
+    }
+
+    pub(crate) fn term(&self) -> Term {
+        self.raft.term()
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.is_some()
+    }
+
+    pub(crate) fn committed(&self) -> &MetadataImage {
+        &self.committed
+    }
+
+    /// The pending image of the active controller.
+    pub(crate) fn pending(&self) -> Option<&MetadataImage> {
+        self.active.as_ref().map(|a| &a.pending)
+    }
+
+    pub(crate) fn tick(&mut self, now_ms: TimeMs, rng: &mut ChaCha8Rng) {
+        self.raft.tick(now_ms, rng);
+        self.pump(now_ms);
+    }
+
+    /// The controller's own timer: session expiry and repairs.
+    pub(crate) fn controller_tick(&mut self, now_ms: TimeMs) {
+        if let Some(active) = self.active.as_mut() {
+            let output = active.controller.tick(now_ms, &active.pending);
+            self.propose(now_ms, None, output);
+        }
+        self.pump(now_ms);
+    }
+
+    pub(crate) fn receive(&mut self, now_ms: TimeMs, from: NodeId, msg: RaftMessage) {
+        self.raft.receive(now_ms, from, msg);
+        self.pump(now_ms);
+    }
+
+    pub(crate) fn persisted(&mut self, now_ms: TimeMs, done: Done) {
+        match done {
+            Done::HardState(hs) => self.raft.hard_state_persisted(now_ms, hs),
+            Done::Entries(last) => self.raft.entries_persisted(now_ms, last),
+            Done::Snapshot(last) => self.raft.snapshot_persisted(now_ms, last),
+        }
+        self.pump(now_ms);
+    }
+
+    /// A broker's request. A broker that the image does not know at this incarnation
+    /// registers first (KIP-631: a broker registers on every start, and the controller
+    /// takes heartbeats only from a registered incarnation).
+    pub(crate) fn request(&mut self, now_ms: TimeMs, from: NodeId, req: ControllerRequest) {
+        let Some(active) = self.active.as_mut() else {
+            self.out.push(VoterOut::NotController {
+                to: from,
+                leader: self.raft.leader(),
+            });
+            return;
+        };
+        match req {
+            ControllerRequest::Heartbeat {
+                broker,
+                incarnation,
+            } => {
+                let registered = active
+                    .pending
+                    .broker(broker)
+                    .is_some_and(|b| b.incarnation == incarnation);
+                if !registered {
+                    let input = ControllerInput::BrokerRegistration {
+                        broker,
+                        incarnation,
+                        listeners: Vec::new(),
+                        rack: None,
+                    };
+                    let output = active.controller.handle(now_ms, &active.pending, input);
+                    self.propose(now_ms, None, output);
+                }
+                let Some(active) = self.active.as_mut() else {
+                    return;
+                };
+                let input = ControllerInput::BrokerHeartbeat {
+                    broker,
+                    incarnation,
+                    caught_up: true,
+                };
+                let output = active.controller.handle(now_ms, &active.pending, input);
+                self.propose(now_ms, Some(from), output);
+            }
+            ControllerRequest::AlterPartition(request) => {
+                let input = ControllerInput::AlterPartition(request);
+                let output = active.controller.handle(now_ms, &active.pending, input);
+                self.propose(now_ms, Some(from), output);
+            }
+        }
+        self.pump(now_ms);
+    }
+
+    /// An admin request (CreateTopics), handed in by the simulated admin client. Returns
+    /// false if this voter is not the active controller.
+    pub(crate) fn admin(&mut self, now_ms: TimeMs, input: ControllerInput) -> bool {
+        let Some(active) = self.active.as_mut() else {
+            return false;
+        };
+        let output = active.controller.handle(now_ms, &active.pending, input);
+        self.propose(now_ms, None, output);
+        self.pump(now_ms);
+        true
+    }
+
+    /// Proposes a decision's records as one entry and holds its replies until it
+    /// commits; replies of a decision without records wait for what was proposed before.
+    fn propose(&mut self, now_ms: TimeMs, requester: Option<NodeId>, output: ControllerOutput) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        let ControllerOutput { records, replies } = output;
+        if records.is_empty() {
+            if active.waiting.is_empty() {
+                self.release(requester, replies);
+            } else {
+                let index = active.last_proposed;
+                active.waiting.push_back(Waiting {
+                    index,
+                    requester,
+                    replies,
+                });
+            }
+            return;
+        }
+        match self.raft.propose(now_ms, encode_records(&records)) {
+            Ok(id) => {
+                for record in &records {
+                    active.pending.apply(record);
+                }
+                active.last_proposed = id.index;
+                active.waiting.push_back(Waiting {
+                    index: id.index,
+                    requester,
+                    replies,
+                });
+            }
+            Err(e) => {
+                // The requester retries (here or elsewhere); a tick's decision is taken
+                // again on the next tick.
+                if let Some(to) = requester {
+                    self.out.push(VoterOut::NotController {
+                        to,
+                        leader: self.raft.leader(),
+                    });
+                }
+                if matches!(e, ProposeError::NotLeader { .. }) {
+                    self.deactivate();
+                }
+            }
+        }
+    }
+
+    fn release(&mut self, requester: Option<NodeId>, replies: Vec<ControllerReply>) {
+        for reply in replies {
+            match &reply {
+                ControllerReply::BrokerHeartbeat {
+                    broker,
+                    result: Ok(_),
+                    ..
+                } => {
+                    // The heartbeat's answer carries the broker's partitions as committed:
+                    // how a broker that missed an update (or restarted) catches up.
+                    let states = self.committed.partitions_hosted_by(*broker);
+                    self.out.push(VoterOut::ToBroker {
+                        to: *broker,
+                        msg: ControllerMessage::PartitionStates(states),
+                    });
+                }
+                _ => {
+                    if let Some((to, msg)) = reply.to_broker_message() {
+                        self.out.push(VoterOut::ToBroker { to, msg });
+                    }
+                }
+            }
+        }
+        let _ = requester;
+    }
+
+    fn deactivate(&mut self) {
+        let Some(active) = self.active.take() else {
+            return;
+        };
+        for waiting in active.waiting {
+            if let Some(to) = waiting.requester {
+                self.out.push(VoterOut::NotController {
+                    to,
+                    leader: self.raft.leader(),
+                });
+            }
+        }
+        self.out.push(VoterOut::Active(false));
+    }
+
+    /// Carries out the Raft node's effects until it has none.
+    fn pump(&mut self, now_ms: TimeMs) {
+        loop {
+            let effects = self.raft.drain_effects();
+            if effects.is_empty() {
+                if std::mem::take(&mut self.fresh) {
+                    // A new controller's first tick fences what expired and repairs
+                    // what a predecessor left half done.
+                    if let Some(active) = self.active.as_mut() {
+                        let output = active.controller.tick(now_ms, &active.pending);
+                        self.propose(now_ms, None, output);
+                    }
+                    continue;
+                }
+                break;
+            }
+            for effect in effects {
+                match effect {
+                    Effect::Send { to, msg } => self.out.push(VoterOut::Raft { to, msg }),
+                    Effect::PersistHardState(_)
+                    | Effect::PersistEntries { .. }
+                    | Effect::PersistSnapshot(_) => self.out.push(VoterOut::Persist(effect)),
+                    Effect::Apply(entries) => self.apply(entries),
+                    Effect::ApplySnapshot(snapshot) => self.apply_snapshot(snapshot),
+                    Effect::LeaderChanged { term, leader } => {
+                        if leader == Some(self.raft.id()) {
+                            let log = self.raft.log();
+                            self.out.push(VoterOut::BecameLeader {
+                                term,
+                                snapshot_index: log.snapshot().last.index,
+                                log: log.entries().iter().map(|e| (e.index, e.term)).collect(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let leads = self.raft.role() == Role::Leader;
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|a| !leads || a.term != self.raft.term())
+        {
+            self.deactivate();
+        }
+        if self.snapshot_at.0 + SNAPSHOT_EVERY_ENTRIES <= self.applied.index.0 {
+            self.snapshot_at = self.applied.index;
+            let snapshot = Snapshot {
+                last: self.applied,
+                data: encode_records(&self.committed.snapshot()),
+            };
+            self.raft.snapshot_taken(now_ms, snapshot);
+            // The snapshot's write is the only effect.
+            for effect in self.raft.drain_effects() {
+                match effect {
+                    Effect::PersistSnapshot(_) => self.out.push(VoterOut::Persist(effect)),
+                    other => unreachable!("snapshot_taken emitted {other:?}"),
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            assert_eq!(
+                entry.index,
+                self.applied.index.next(),
+                "Raft applied entries out of order"
+            );
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            entry.payload.hash(&mut hasher);
+            self.out.push(VoterOut::Applied {
+                index: entry.index,
+                term: entry.term,
+                hash: hasher.finish(),
+            });
+            self.applied = entry.id();
+            match &entry.payload {
+                Payload::LeaderNoop => {
+                    let mine = entry.term == self.raft.term()
+                        && self.raft.role() == Role::Leader
+                        && self.active.is_none();
+                    if mine {
+                        self.active = Some(Active {
+                            controller: Controller::new(self.config.clone()),
+                            pending: self.committed.clone(),
+                            term: entry.term,
+                            waiting: VecDeque::new(),
+                            last_proposed: entry.index,
+                        });
+                        self.out.push(VoterOut::Active(true));
+                        self.fresh = true;
+                    }
+                }
+                Payload::Command(bytes) => {
+                    let records = decode_records(bytes)
+                        .expect("every metadata-log entry was written by encode_records");
+                    for record in &records {
+                        self.committed.apply(record);
+                    }
+                    if self.active.is_some() {
+                        let updates = self.committed.partition_updates(&records);
+                        for (to, msg) in updates {
+                            self.out.push(VoterOut::ToBroker { to, msg });
+                        }
+                    }
+                }
+            }
+            // Replies whose entry is now committed go out.
+            while let Some(active) = self.active.as_mut() {
+                if active.waiting.front().is_none_or(|w| w.index > entry.index) {
+                    break;
+                }
+                let waiting = active.waiting.pop_front().expect("checked");
+                self.release(waiting.requester, waiting.replies);
+            }
+        }
+    }
+
+    fn apply_snapshot(&mut self, snapshot: Snapshot) {
+        let records = decode_records(&snapshot.data).expect("snapshots are encode_records bytes");
+        self.committed = MetadataImage::from_records(records.iter());
+        self.applied = snapshot.last;
+        self.snapshot_at = snapshot.last.index;
+        self.out.push(VoterOut::SnapshotApplied {
+            index: snapshot.last.index,
+        });
+        // A leader never installs a snapshot; anything active is stale.
+        self.deactivate();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft_disk::RaftDisk;
+    use rand::SeedableRng;
+
+    /// Drives a voter alone: every write synced at once, every tick 10 ms apart. Returns
+    /// what it asked for besides writes.
+    fn step(voter: &mut Voter, disk: &mut RaftDisk, now: TimeMs) -> Vec<VoterOut> {
+        let mut seen = Vec::new();
+        loop {
+            let outs = voter.take_out();
+            if outs.is_empty() {
+                return seen;
+            }
+            for out in outs {
+                match out {
+                    VoterOut::Persist(effect) => {
+                        let (write, _) = disk.write(effect, now, 0);
+                        disk.finish(write);
+                        for done in disk.take_unreported() {
+                            voter.persisted(now, done);
+                        }
+                    }
+                    other => seen.push(other),
+                }
+            }
+        }
+    }
+
+    fn single_voter_until_active() -> (Voter, RaftDisk, TimeMs) {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut disk = RaftDisk::default();
+        let mut voter = Voter::new(
+            NodeId(1),
+            &[NodeId(1)],
+            RaftConfig::default(),
+            ControllerConfig::default(),
+            0,
+            DurableState::default(),
+        );
+        let mut now = 0;
+        while !voter.is_active() {
+            now += 10;
+            assert!(
+                now < 10_000,
+                "a lone voter never became the active controller"
+            );
+            voter.tick(now, &mut rng);
+            step(&mut voter, &mut disk, now);
+        }
+        (voter, disk, now)
+    }
+
+    #[test]
+    fn a_heartbeat_from_an_unknown_incarnation_registers_and_is_answered_with_its_partitions() {
+        let (mut voter, mut disk, now) = single_voter_until_active();
+        let heartbeat = ControllerRequest::Heartbeat {
+            broker: NodeId(1),
+            incarnation: 0,
+        };
+        voter.request(now, NodeId(1), heartbeat);
+        let outs = step(&mut voter, &mut disk, now);
+        assert!(voter.committed().broker(NodeId(1)).is_some());
+        assert!(
+            outs.iter().any(|o| matches!(
+                o,
+                VoterOut::ToBroker {
+                    to: NodeId(1),
+                    msg: ControllerMessage::PartitionStates(_)
+                }
+            )),
+            "{outs:?}"
+        );
+        let created = voter.admin(
+            now,
+            ControllerInput::CreateTopic {
+                name: "t".into(),
+                num_partitions: Some(2),
+                replication_factor: Some(1),
+                configs: Vec::new(),
+            },
+        );
+        assert!(created);
+        let outs = step(&mut voter, &mut disk, now);
+        assert!(voter.committed().topic("t").is_some(), "{outs:?}");
+        let updates = outs
+            .iter()
+            .filter(|o| matches!(o, VoterOut::ToBroker { .. }))
+            .count();
+        assert_eq!(updates, 2, "each new partition's replica is told: {outs:?}");
+    }
+
+    #[test]
+    fn a_voter_that_does_not_lead_answers_not_controller() {
+        let mut voter = Voter::new(
+            NodeId(2),
+            &[NodeId(1), NodeId(2), NodeId(3)],
+            RaftConfig::default(),
+            ControllerConfig::default(),
+            0,
+            DurableState::default(),
+        );
+        voter.request(
+            0,
+            NodeId(3),
+            ControllerRequest::Heartbeat {
+                broker: NodeId(3),
+                incarnation: 0,
+            },
+        );
+        let outs = voter.take_out();
+        assert!(
+            matches!(
+                outs.as_slice(),
+                [VoterOut::NotController {
+                    to: NodeId(3),
+                    leader: None
+                }]
+            ),
+            "{outs:?}"
+        );
+    }
+}

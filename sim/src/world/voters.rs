@@ -1,0 +1,411 @@
+//! The metadata quorum in the world (`controller = "quorum"`): the controller voters
+//! co-located with the first brokers (KRaft combined mode), their Raft messages over
+//! the simulated network, their durable state on a simulated disk, the brokers' side of
+//! talking to the active controller (finding it, retrying elsewhere), and the admin
+//! client that creates the scenario's topics through it.
+
+use super::*;
+
+use eddy_core::controller::ControllerInput;
+use eddy_core::quorum::Role;
+
+use crate::voter::{Voter, VoterOut};
+
+/// How often the admin client checks for topics still to create.
+pub(super) const ADMIN_TICK_MS: u64 = 200;
+/// A broker that has not heard from the controller it talks to for this long asks
+/// another voter (its own request timeout; KRaft's brokers re-resolve the active
+/// controller the same way).
+const CONTROLLER_SILENCE_MS: u64 = 1_500;
+
+impl World<'_> {
+    pub(super) fn is_voter(&self, broker: u32) -> bool {
+        self.quorum && broker <= self.scenario.voter_count()
+    }
+
+    pub(super) fn voter_ids(&self) -> Vec<NodeId> {
+        (1..=self.scenario.voter_count()).map(NodeId).collect()
+    }
+
+    /// Starts the voter of broker index `b` from what its Raft disk kept.
+    pub(super) fn start_voter(&mut self, b: usize) {
+        let id = self.brokers[b].id;
+        if !self.is_voter(id.0) {
+            return;
+        }
+        let now = self.brokers[b].clock.at(self.now);
+        let durable = std::mem::take(&mut self.brokers[b].recovered_raft);
+        let voter = Voter::new(
+            id,
+            &self.voter_ids(),
+            self.raft_cfg,
+            self.controller_cfg.clone(),
+            now,
+            durable,
+        );
+        self.brokers[b].voter = Some(voter);
+        self.drain_voter(b);
+    }
+
+    /// Runs `f` on the voter of broker index `b`, if it runs and is not paused, and
+    /// carries out what it asks.
+    pub(super) fn with_voter(
+        &mut self,
+        b: usize,
+        f: impl FnOnce(&mut Voter, TimeMs, &mut ChaCha8Rng),
+    ) {
+        if self.brokers[b].paused {
+            return;
+        }
+        let now = self.brokers[b].clock.at(self.now);
+        let Some(voter) = self.brokers[b].voter.as_mut() else {
+            return;
+        };
+        f(voter, now, &mut self.rng);
+        self.drain_voter(b);
+    }
+
+    fn drain_voter(&mut self, b: usize) {
+        let id = self.brokers[b].id;
+        let Some(voter) = self.brokers[b].voter.as_mut() else {
+            return;
+        };
+        let outs = voter.take_out();
+        let mut frontier_moved = false;
+        for out in outs {
+            match out {
+                VoterOut::Raft { to, msg } => self.send(
+                    Endpoint::Broker(id.0),
+                    Endpoint::Broker(to.0),
+                    Payload::Raft(msg),
+                ),
+                VoterOut::Persist(effect) => {
+                    let [lo, hi] = self.scenario.disk.sync_latency_ms;
+                    let latency =
+                        self.rng.random_range(lo..=hi.max(lo)) * self.brokers[b].slow_disk_factor;
+                    let (write, at) = self.brokers[b].raft_disk.write(effect, self.now, latency);
+                    let incarnation = self.brokers[b].incarnation;
+                    self.schedule(
+                        at,
+                        Event::RaftSyncDone {
+                            broker: id.0,
+                            incarnation,
+                            write,
+                        },
+                    );
+                }
+                VoterOut::ToBroker { to, msg } => self.send(
+                    Endpoint::Broker(id.0),
+                    Endpoint::Broker(to.0),
+                    Payload::FromController(msg),
+                ),
+                VoterOut::NotController { to, leader } => self.send(
+                    Endpoint::Broker(id.0),
+                    Endpoint::Broker(to.0),
+                    Payload::NotController { leader },
+                ),
+                VoterOut::Applied { index, term, hash } => {
+                    if index.0 > self.commit_frontier {
+                        self.commit_frontier = index.0;
+                        frontier_moved = true;
+                    }
+                    self.observe(Observation::RaftApplied {
+                        at: self.now,
+                        node: id,
+                        index: index.0,
+                        term: term.0,
+                        hash,
+                    });
+                }
+                VoterOut::SnapshotApplied { index } => {
+                    if index.0 > self.commit_frontier {
+                        self.commit_frontier = index.0;
+                        frontier_moved = true;
+                    }
+                    self.observe(Observation::RaftSnapshotApplied {
+                        at: self.now,
+                        node: id,
+                        index: index.0,
+                    });
+                }
+                VoterOut::BecameLeader {
+                    term,
+                    snapshot_index,
+                    log,
+                } => self.observe(Observation::RaftLeader {
+                    at: self.now,
+                    node: id,
+                    term: term.0,
+                    snapshot_index: snapshot_index.0,
+                    log: log.iter().map(|(i, t)| (i.0, t.0)).collect(),
+                }),
+                VoterOut::Active(active) => {
+                    if active && self.failing_over.is_some() {
+                        let f = self.failovers.last_mut().expect("a failover in progress");
+                        if f.elected_after_ms.is_none() {
+                            f.elected_after_ms = Some(self.now - f.crashed_at_ms);
+                        }
+                    }
+                    self.observe(Observation::ControllerActive {
+                        at: self.now,
+                        node: id,
+                        active,
+                    })
+                }
+            }
+        }
+        if frontier_moved {
+            // The ISRs the checkers' model follows are those of the furthest committed
+            // image: what the quorum agreed on.
+            self.observe_isr_changes_from(b);
+            self.measure_leadership_moved(b);
+        }
+    }
+
+    /// A broker crashes: if its voter was the active controller, a failover starts.
+    pub(super) fn measure_crash(&mut self, b: usize) {
+        let id = self.brokers[b].id;
+        let Some(voter) = self.brokers[b].voter.as_ref() else {
+            return;
+        };
+        if !voter.is_active() || self.healed {
+            return;
+        }
+        let led = voter
+            .committed()
+            .partitions()
+            .any(|(_, s)| s.leader == Some(id));
+        self.failing_over = Some((id, led));
+        self.failovers.push(Failover {
+            crashed_at_ms: self.now,
+            elected_after_ms: None,
+            leadership_moved_after_ms: None,
+        });
+    }
+
+    fn measure_leadership_moved(&mut self, b: usize) {
+        let Some((crashed, true)) = self.failing_over else {
+            return;
+        };
+        let Some(voter) = self.brokers[b].voter.as_ref() else {
+            return;
+        };
+        if voter
+            .committed()
+            .partitions()
+            .any(|(_, s)| s.leader == Some(crashed))
+        {
+            return;
+        }
+        let f = self.failovers.last_mut().expect("a failover in progress");
+        f.leadership_moved_after_ms = Some(self.now - f.crashed_at_ms);
+        self.failing_over = None;
+    }
+
+    fn observe_isr_changes_from(&mut self, b: usize) {
+        let Some(voter) = self.brokers[b].voter.as_ref() else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for (tp, state) in voter.committed().partitions() {
+            let Some(&part) = self.parts.get(tp) else {
+                continue;
+            };
+            if self.last_isr.get(&part) != Some(&state.isr) {
+                changed.push((part, state.isr.clone()));
+            }
+        }
+        for (part, isr) in changed {
+            self.last_isr.insert(part, isr.clone());
+            self.observe(Observation::IsrChanged {
+                at: self.now,
+                part,
+                isr,
+            });
+        }
+    }
+
+    /// A Raft sync finished on broker `broker`'s disk.
+    pub(super) fn raft_sync_done(&mut self, broker: u32, incarnation: u64, write: u64) {
+        let b = self.broker_index(broker);
+        if self.brokers[b].incarnation != incarnation || self.brokers[b].voter.is_none() {
+            return;
+        }
+        self.brokers[b].raft_disk.finish(write);
+        self.report_syncs(b);
+    }
+
+    /// Tells a running voter of the syncs its disk finished (held while it is paused).
+    pub(super) fn report_syncs(&mut self, b: usize) {
+        if self.brokers[b].paused || self.brokers[b].voter.is_none() {
+            return;
+        }
+        for done in self.brokers[b].raft_disk.take_unreported() {
+            self.with_voter(b, |v, now, _| v.persisted(now, done));
+        }
+    }
+
+    /// Where broker `b` sends its controller requests: the controller it last heard
+    /// from, else the leader its own voter knows, else the next voter in turn.
+    fn controller_target(&mut self, b: usize) -> u32 {
+        let silent =
+            self.now.saturating_sub(self.brokers[b].controller_heard_ms) > CONTROLLER_SILENCE_MS;
+        if silent {
+            self.brokers[b].controller_hint = None;
+            self.brokers[b].controller_heard_ms = self.now;
+        }
+        if let Some(hint) = self.brokers[b].controller_hint {
+            return hint.0;
+        }
+        if let Some(leader) = self.brokers[b].voter.as_ref().and_then(Voter::leader) {
+            return leader.0;
+        }
+        self.brokers[b].next_voter = self.brokers[b].next_voter % self.scenario.voter_count() + 1;
+        self.brokers[b].next_voter
+    }
+
+    /// A broker's request to the controller, over the network.
+    pub(super) fn send_to_controller(&mut self, b: usize, req: ControllerRequest) {
+        let from = self.brokers[b].id.0;
+        let to = self.controller_target(b);
+        self.send(
+            Endpoint::Broker(from),
+            Endpoint::Broker(to),
+            Payload::ToController(req),
+        );
+    }
+
+    /// A voter told broker `b` it is not the controller: ask the one it named (or the
+    /// next voter).
+    pub(super) fn not_controller(&mut self, b: usize, from: u32, leader: Option<NodeId>) {
+        if self.brokers[b].controller_hint == Some(NodeId(from)) || leader.is_some() {
+            self.brokers[b].controller_hint = leader.filter(|l| l.0 != from);
+        }
+    }
+
+    /// The controller answered broker `b` from voter `from`: keep talking to it.
+    pub(super) fn heard_from_controller(&mut self, b: usize, from: u32) {
+        self.brokers[b].controller_hint = Some(NodeId(from));
+        self.brokers[b].controller_heard_ms = self.now;
+    }
+
+    /// Feeds a network message for the voter on broker index `b`.
+    pub(super) fn deliver_to_voter(&mut self, b: usize, from: u32, payload: Payload) {
+        match payload {
+            Payload::Raft(msg) => self.with_voter(b, |v, now, _| v.receive(now, NodeId(from), msg)),
+            Payload::ToController(req) => {
+                if self.brokers[b].voter.is_none() {
+                    // A broker that is no voter answers as a follower would.
+                    let to = Endpoint::Broker(from);
+                    let me = Endpoint::Broker(self.brokers[b].id.0);
+                    self.send(me, to, Payload::NotController { leader: None });
+                    return;
+                }
+                self.with_voter(b, |v, now, _| v.request(now, NodeId(from), req))
+            }
+            other => unreachable!("{other:?} is not for a voter"),
+        }
+    }
+
+    /// The admin client: creates each scenario topic whose time has come through the
+    /// active controller, until the committed metadata holds it.
+    pub(super) fn admin_tick(&mut self) {
+        let due: Vec<&crate::scenario::TopicSpec> = self
+            .scenario
+            .topics
+            .iter()
+            .filter(|t| t.create_at_ms <= self.now)
+            .collect();
+        let mut missing = false;
+        let active = (0..self.brokers.len()).find(|&b| {
+            !self.brokers[b].paused && self.brokers[b].voter.as_ref().is_some_and(Voter::is_active)
+        });
+        for t in due {
+            let created = self.created_topics.contains(&t.name);
+            if created {
+                continue;
+            }
+            missing = true;
+            let Some(b) = active else {
+                continue;
+            };
+            let voter = self.brokers[b].voter.as_ref().expect("active");
+            if voter.committed().topic(&t.name).is_some() {
+                self.created_topics.insert(t.name.clone());
+                continue;
+            }
+            if voter.pending().is_some_and(|p| p.topic(&t.name).is_some()) {
+                continue;
+            }
+            let input = ControllerInput::CreateTopic {
+                name: t.name.clone(),
+                num_partitions: Some(t.partitions),
+                replication_factor: Some(t.replication_factor as u16),
+                configs: Vec::new(),
+            };
+            self.with_voter(b, |v, now, _| {
+                v.admin(now, input);
+            });
+        }
+        if missing || self.created_topics.len() < self.scenario.topics.len() {
+            self.schedule(self.now + ADMIN_TICK_MS, Event::AdminTick);
+        }
+    }
+
+    /// The voter ticks that ride on the broker's tick, and the controller's own timer.
+    pub(super) fn controller_ticks(&mut self) {
+        for b in 0..self.brokers.len() {
+            self.with_voter(b, |v, now, _| v.controller_tick(now));
+        }
+    }
+
+    /// The broker whose voter leads the quorum in the highest term, if any.
+    pub(super) fn quorum_leader(&self) -> Option<u32> {
+        self.brokers
+            .iter()
+            .filter_map(|s| s.voter.as_ref().map(|v| (s.id.0, v)))
+            .filter(|(_, v)| v.role() == Role::Leader)
+            .max_by_key(|(_, v)| v.term())
+            .map(|(id, _)| id)
+    }
+
+    /// The active controller's committed image, for fault targeting and the end check.
+    pub(super) fn active_image(&self) -> Option<&eddy_core::controller::MetadataImage> {
+        self.brokers
+            .iter()
+            .filter(|s| !s.paused)
+            .filter_map(|s| s.voter.as_ref())
+            .filter(|v| v.is_active())
+            .max_by_key(|v| v.term())
+            .map(Voter::committed)
+    }
+
+    /// At the end: which partitions the active controller has led by fenced brokers.
+    pub(super) fn observe_fenced_leaders(&mut self) {
+        let fenced_leaders = self.active_image().map(|image| {
+            image
+                .partitions()
+                .filter_map(|(tp, s)| {
+                    let leader = s.leader?;
+                    let fenced = !image.unfenced_brokers().contains(&leader);
+                    fenced.then(|| (self.parts.get(tp).copied().unwrap_or(u32::MAX), leader))
+                })
+                .collect()
+        });
+        let short_isrs = self
+            .active_image()
+            .map(|image| {
+                image
+                    .partitions()
+                    .filter(|(_, s)| s.isr.len() < s.replicas.len())
+                    .filter_map(|(tp, _)| self.parts.get(tp).copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.observe(Observation::FencedLeadersAtEnd {
+            at: self.now,
+            fenced_leaders,
+            short_isrs,
+        });
+    }
+}
