@@ -539,29 +539,14 @@ fn mutated_requests_of_every_served_api_never_take_the_broker_down() {
         state ^= state << 17;
         state
     };
-    let served = [
-        (ApiKey::Produce, 3, 9),
-        (ApiKey::Fetch, 4, 12),
-        (ApiKey::ListOffsets, 1, 7),
-        (ApiKey::Metadata, 0, 12),
-        (ApiKey::CreateTopics, 2, 5),
-        (ApiKey::InitProducerId, 0, 4),
-        (ApiKey::OffsetForLeaderEpoch, 2, 4),
-        (ApiKey::DeleteTopics, 1, 4),
-        (ApiKey::CreatePartitions, 0, 3),
-        (ApiKey::DescribeConfigs, 1, 4),
-        (ApiKey::DescribeCluster, 0, 1),
-        (ApiKey::FindCoordinator, 0, 4),
-        (ApiKey::JoinGroup, 0, 7),
-        (ApiKey::SyncGroup, 0, 5),
-        (ApiKey::Heartbeat, 0, 4),
-        (ApiKey::LeaveGroup, 0, 4),
-        (ApiKey::OffsetCommit, 2, 8),
-        (ApiKey::OffsetFetch, 1, 8),
-        (ApiKey::ListGroups, 0, 4),
-        (ApiKey::DescribeGroups, 0, 5),
-        (ApiKey::DeleteGroups, 0, 2),
-    ];
+    let served: Vec<(ApiKey, i16, i16)> = eddy_net::wire::SUPPORTED
+        .iter()
+        .filter(|(key, _, _)| *key != ApiKey::ApiVersions)
+        .map(|&(key, _, _)| {
+            let (min, max) = eddy_net::wire::decoded_versions(key).expect("served");
+            (key, min, max)
+        })
+        .collect();
     let mut frames = 0;
     for (key, min, max) in served {
         for version in min..=max {

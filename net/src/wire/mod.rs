@@ -70,6 +70,12 @@ fn min_decoded(key: ApiKey, advertised_min: i16) -> i16 {
 /// The smallest request: api key, api version and correlation id.
 const MIN_REQUEST_BYTES: usize = 8;
 
+/// The versions of `key` that are decoded and answered: the advertised range without
+/// the refused low versions (see `min_decoded`).
+pub fn decoded_versions(key: ApiKey) -> Option<(i16, i16)> {
+    supported_versions(key).map(|(min, max)| (min_decoded(key, min), max))
+}
+
 /// The versions of `key` Eddy serves, if it serves it.
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED

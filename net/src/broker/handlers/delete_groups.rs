@@ -28,8 +28,8 @@ pub(super) async fn handle(shared: &Shared, req: DeleteGroupsRequest) -> DeleteG
                     .with_error_code(error_code(g.error))
             })
             .collect(),
-        other => {
-            let code = super::unavailable(other);
+        _ => {
+            let code = super::COORDINATOR_NOT_AVAILABLE;
             names
                 .into_iter()
                 .map(|g| {

@@ -50,8 +50,8 @@ pub(super) async fn handle(
                 })
                 .collect(),
         ),
-        other => {
-            let code = super::unavailable(other);
+        _ => {
+            let code = super::COORDINATOR_NOT_AVAILABLE;
             DescribeGroupsResponse::default().with_groups(
                 names
                     .into_iter()

@@ -1,10 +1,9 @@
 //! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets`
 //! partition, chosen by a hash of the group id as Kafka chooses it
-//! (`offsets_partition_for`). The offsets topic is created on first use, with
+//! (`eddy_core::group::offsets_partition_for`). The offsets topic is created on first use, with
 //! `offsets.topic.num.partitions` partitions. v4+ asks for several keys at once.
 //! Transactions are not supported, so transaction coordinators are never available.
 
-use eddy_core::group::offsets_partition_for;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -69,16 +68,13 @@ async fn find(shared: &Shared, key_type: i8, key: StrBytes) -> Coordinator {
         );
     }
     match rx.await {
-        Ok(Ok(partitions)) => {
-            // Single-node: this broker leads every partition, so it coordinates every
-            // group; the partition still decides which log the group lives in.
-            let _partition = offsets_partition_for(key.as_str(), partitions);
-            Coordinator::default()
-                .with_key(key)
-                .with_node_id(BrokerId(shared.cfg.node_id.0 as i32))
-                .with_host(StrBytes::from_string(shared.advertised_host.clone()))
-                .with_port(shared.advertised_port)
-        }
+        // Single-node: this broker leads every offsets partition, so it coordinates every
+        // group (which partition holds it, `offsets_partition_for`, is the node's concern).
+        Ok(Ok(_)) => Coordinator::default()
+            .with_key(key)
+            .with_node_id(BrokerId(shared.cfg.node_id.0 as i32))
+            .with_host(StrBytes::from_string(shared.advertised_host.clone()))
+            .with_port(shared.advertised_port),
         _ => refuse(
             ResponseError::CoordinatorNotAvailable,
             "the offsets topic is not available",

@@ -18,6 +18,6 @@ pub(super) async fn handle(shared: &Shared, req: HeartbeatRequest) -> HeartbeatR
         Ok(GroupResponse::Heartbeat(r)) => {
             HeartbeatResponse::default().with_error_code(error_code(r.error))
         }
-        other => HeartbeatResponse::default().with_error_code(super::unavailable(other)),
+        _ => HeartbeatResponse::default().with_error_code(super::COORDINATOR_NOT_AVAILABLE),
     }
 }

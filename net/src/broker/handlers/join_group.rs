@@ -62,8 +62,8 @@ pub(super) async fn handle(
                     })
                     .collect(),
             ),
-        other => JoinGroupResponse::default()
-            .with_error_code(super::unavailable(other))
+        _ => JoinGroupResponse::default()
+            .with_error_code(super::COORDINATOR_NOT_AVAILABLE)
             .with_generation_id(-1)
             .with_member_id(StrBytes::from_string(member_id)),
     }

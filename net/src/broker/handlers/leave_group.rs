@@ -61,6 +61,6 @@ pub(super) async fn handle(
                         .collect(),
                 )
         }
-        other => LeaveGroupResponse::default().with_error_code(super::unavailable(other)),
+        _ => LeaveGroupResponse::default().with_error_code(super::COORDINATOR_NOT_AVAILABLE),
     }
 }

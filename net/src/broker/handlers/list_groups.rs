@@ -32,6 +32,6 @@ pub(super) async fn handle(shared: &Shared, req: ListGroupsRequest) -> ListGroup
                     })
                     .collect(),
             ),
-        other => ListGroupsResponse::default().with_error_code(super::unavailable(other)),
+        _ => ListGroupsResponse::default().with_error_code(super::COORDINATOR_NOT_AVAILABLE),
     }
 }

@@ -159,10 +159,9 @@ pub(crate) async fn ask_group(shared: &Shared, req: GroupRequest) -> Result<Grou
     }
 }
 
-/// The error code for a group request that got no answer of its kind.
-pub(crate) fn unavailable(_: Result<GroupResponse, ()>) -> i16 {
-    ResponseError::CoordinatorNotAvailable.code()
-}
+/// The error code for a group request that got no answer of its kind (the broker is
+/// shutting down).
+pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 = ResponseError::CoordinatorNotAvailable.code();
 
 /// A core error code on the wire.
 pub(crate) fn error_code(e: ErrorCode) -> i16 {

@@ -75,8 +75,8 @@ pub(super) async fn handle(shared: &Shared, req: OffsetCommitRequest) -> OffsetC
                     }
                 }
             }
-            other => {
-                let code = super::unavailable(other);
+            _ => {
+                let code = super::COORDINATOR_NOT_AVAILABLE;
                 for t in &known {
                     for p in &t.partitions {
                         results.insert((t.name.clone(), p.partition_index), code);

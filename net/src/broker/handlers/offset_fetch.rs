@@ -36,7 +36,7 @@ async fn fetch(
     };
     match ask_group(shared, GroupRequest::OffsetFetch(req)).await {
         Ok(GroupResponse::OffsetFetch(r)) => Ok(r),
-        other => Err(super::unavailable(other)),
+        _ => Err(super::COORDINATOR_NOT_AVAILABLE),
     }
 }
 

@@ -33,6 +33,6 @@ pub(super) async fn handle(shared: &Shared, req: SyncGroupRequest) -> SyncGroupR
             .with_protocol_type(r.protocol_type.map(StrBytes::from_string))
             .with_protocol_name(r.protocol_name.map(StrBytes::from_string))
             .with_assignment(r.assignment),
-        other => SyncGroupResponse::default().with_error_code(super::unavailable(other)),
+        _ => SyncGroupResponse::default().with_error_code(super::COORDINATOR_NOT_AVAILABLE),
     }
 }
