@@ -1,7 +1,7 @@
 //! The stand-in controller: a deterministic, deliberately small replacement for the
 //! metadata quorum from before issue 3 (it speaks the core's
 //! `ControllerRequest`/`ControllerMessage`). The simulator now runs the real quorum
-//! (`world/voters.rs`, `voter.rs`) by default; this remains only for scenarios that opt
+//! (`world/voters.rs` driving `eddy_core::controller::voter`) by default; this remains only for scenarios that opt
 //! into it with `controller = "stand-in"` (the regression seeds found under it replay
 //! with it too).
 //!

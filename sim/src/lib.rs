@@ -13,7 +13,8 @@ mod network;
 mod raft_disk;
 pub mod scenario;
 pub mod trace;
-mod voter;
+#[cfg(test)]
+mod voter_tests;
 mod workload;
 mod world;
 

@@ -11,18 +11,11 @@
 
 use std::collections::VecDeque;
 
-use eddy_core::quorum::{DurableState, Effect, Entry, HardState, LogId};
+use eddy_core::controller::voter::Persisted;
+use eddy_core::quorum::{DurableState, Effect, Entry};
 use eddy_core::TimeMs;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-
-/// A completed write, to report to the Raft node with the matching `*_persisted` input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Done {
-    HardState(HardState),
-    Entries(LogId),
-    Snapshot(LogId),
-}
 
 #[derive(Debug, Default)]
 pub(crate) struct RaftDisk {
@@ -30,7 +23,7 @@ pub(crate) struct RaftDisk {
     /// Writes asked for and not yet synced, oldest first, with their write id.
     unsynced: VecDeque<(u64, Effect)>,
     /// Synced writes the process has not been told of yet (it was paused).
-    unreported: VecDeque<Done>,
+    unreported: VecDeque<Persisted>,
     next_write: u64,
     /// When the last sync asked for completes: the next completes no earlier.
     last_done_at_ms: TimeMs,
@@ -70,7 +63,7 @@ impl RaftDisk {
     }
 
     /// The completions to report, in order.
-    pub(crate) fn take_unreported(&mut self) -> Vec<Done> {
+    pub(crate) fn take_unreported(&mut self) -> Vec<Persisted> {
         self.unreported.drain(..).collect()
     }
 
@@ -91,11 +84,11 @@ impl RaftDisk {
 }
 
 /// Carries out one write on the durable state, atomically, as a real shell would.
-fn apply(durable: &mut DurableState, write: Effect) -> Done {
+fn apply(durable: &mut DurableState, write: Effect) -> Persisted {
     match write {
         Effect::PersistHardState(hs) => {
             durable.hard_state = hs;
-            Done::HardState(hs)
+            Persisted::HardState(hs)
         }
         Effect::PersistEntries {
             from_index,
@@ -119,7 +112,7 @@ fn apply(durable: &mut DurableState, write: Effect) -> Done {
             );
             durable.entries.truncate(keep);
             durable.entries.extend(entries);
-            Done::Entries(durable.entries.last().map_or(snapshot_last, Entry::id))
+            Persisted::Entries(durable.entries.last().map_or(snapshot_last, Entry::id))
         }
         Effect::PersistSnapshot(snapshot) => {
             let old = durable
@@ -138,7 +131,7 @@ fn apply(durable: &mut DurableState, write: Effect) -> Done {
                 _ => durable.entries.clear(),
             }
             durable.snapshot = Some(snapshot);
-            Done::Snapshot(at)
+            Persisted::Snapshot(at)
         }
         other => unreachable!("not a write: {other:?}"),
     }
@@ -147,7 +140,7 @@ fn apply(durable: &mut DurableState, write: Effect) -> Done {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eddy_core::quorum::{LogIndex, Payload, Term};
+    use eddy_core::quorum::{HardState, LogIndex, Payload, Term};
     use rand::SeedableRng;
 
     fn entry(index: u64) -> Entry {
@@ -175,7 +168,7 @@ mod tests {
             1,
         );
         disk.finish(w1);
-        assert_eq!(disk.take_unreported(), vec![Done::HardState(vote)]);
+        assert_eq!(disk.take_unreported(), vec![Persisted::HardState(vote)]);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let recovered = disk.crash(&mut rng, 0.0, 0.0);
         assert_eq!(recovered.hard_state, vote);

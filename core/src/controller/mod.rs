@@ -42,7 +42,7 @@
 //! Everything here is pure and deterministic: time is `now_ms`, iteration is over
 //! `BTreeMap`s, and topic ids are a counter in the image.
 //!
-//! Driving it on the quorum (the shell's part, not wired yet):
+//! Driving it on the quorum ([`voter::Voter`] does this; a shell carries out its output):
 //! 1. Every node keeps a *committed* image: it applies each `Apply`d entry's records
 //!    (`decode_records`) in order, and replaces the image on `ApplySnapshot`
 //!    (`MetadataImage::from_records(decode_records(..))`). It snapshots with
@@ -66,6 +66,7 @@ mod partitions;
 mod placement;
 mod record;
 mod topics;
+pub mod voter;
 
 #[cfg(test)]
 mod proptests;

@@ -38,9 +38,9 @@ use crate::network::{Endpoint, Network};
 use crate::raft_disk::RaftDisk;
 use crate::scenario::{AcksSpec, ControllerKind, FaultAction, Scenario, Target};
 use crate::trace::TraceHasher;
-use crate::voter::Voter;
 use crate::workload::{ClientAction, ClientEnv, Producer, Reader};
 use crate::{Failover, RunReport};
+use eddy_core::controller::voter::Voter;
 
 /// How often each broker's timers are checked.
 const BROKER_TICK_MS: u64 = 10;

@@ -9,7 +9,7 @@ use super::*;
 use eddy_core::controller::ControllerInput;
 use eddy_core::quorum::Role;
 
-use crate::voter::{Voter, VoterOut};
+use eddy_core::controller::voter::{Voter, VoterOut};
 
 /// How often the admin client checks for topics still to create.
 pub(super) const ADMIN_TICK_MS: u64 = 200;

@@ -12,33 +12,44 @@
 //! 4. on losing leadership it drops the controller and answers the waiting replies with
 //!    NOT_CONTROLLER.
 //!
-//! This file is the sans-IO part of the simulator's shell: it returns what to do
-//! ([`VoterOut`]); the world carries it over the simulated network and disk.
+//! It is sans-IO: it returns what to do ([`VoterOut`]); the shell carries it out — the
+//! simulator over its simulated network and disk, `eddy broker` over TCP and files —
+//! and reports each completed write back with [`Voter::persisted`].
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
-use eddy_core::controller::{
+use rand_core::RngCore;
+
+use super::{
     decode_records, encode_records, Controller, ControllerConfig, ControllerInput,
     ControllerOutput, ControllerReply, MetadataImage,
 };
-use eddy_core::message::{ControllerMessage, ControllerRequest};
-use eddy_core::quorum::{
-    DurableState, Effect, Entry, LogId, LogIndex, Membership, Payload, ProposeError, RaftConfig,
-    RaftMessage, RaftNode, Role, Snapshot, Term,
+use crate::message::{ControllerMessage, ControllerRequest};
+use crate::quorum::{
+    DurableState, Effect, Entry, HardState, LogId, LogIndex, Membership, Payload, ProposeError,
+    RaftConfig, RaftMessage, RaftNode, Role, Snapshot, Term,
 };
-use eddy_core::{NodeId, TimeMs};
-use rand_chacha::ChaCha8Rng;
-
-use crate::raft_disk::Done;
+use crate::types::{NodeId, TimeMs};
 
 /// A voter snapshots its image every this many applied entries: keeps the log (and a
 /// restart's replay) short, and exercises InstallSnapshot for a voter that fell behind.
 const SNAPSHOT_EVERY_ENTRIES: u64 = 16;
 
-/// What a voter asks the world to do or to record.
+/// A completed write of a `Persist*` effect, reported back with [`Voter::persisted`] in
+/// the order the effects were emitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Persisted {
+    HardState(HardState),
+    /// Entries up to this id are durable.
+    Entries(LogId),
+    /// A snapshot up to this id is durable.
+    Snapshot(LogId),
+}
+
+/// What a voter asks the shell to do or to record.
 #[derive(Debug)]
-pub(crate) enum VoterOut {
+pub enum VoterOut {
     /// A Raft message to another voter.
     Raft { to: NodeId, msg: RaftMessage },
     /// A `Persist*` effect, for the voter's disk.
@@ -83,7 +94,7 @@ struct Active {
     last_proposed: LogIndex,
 }
 
-pub(crate) struct Voter {
+pub struct Voter {
     raft: RaftNode,
     config: ControllerConfig,
     committed: MetadataImage,
@@ -96,7 +107,7 @@ pub(crate) struct Voter {
 }
 
 impl Voter {
-    pub(crate) fn new(
+    pub fn new(
         id: NodeId,
         voters: &[NodeId],
         raft_config: RaftConfig,
@@ -120,42 +131,42 @@ impl Voter {
         voter
     }
 
-    pub(crate) fn take_out(&mut self) -> Vec<VoterOut> {
+    pub fn take_out(&mut self) -> Vec<VoterOut> {
         std::mem::take(&mut self.out)
     }
 
-    pub(crate) fn leader(&self) -> Option<NodeId> {
+    pub fn leader(&self) -> Option<NodeId> {
         self.raft.leader()
     }
 
-    pub(crate) fn role(&self) -> Role {
+    pub fn role(&self) -> Role {
         self.raft.role()
     }
 
-    pub(crate) fn term(&self) -> Term {
+    pub fn term(&self) -> Term {
         self.raft.term()
     }
 
-    pub(crate) fn is_active(&self) -> bool {
+    pub fn is_active(&self) -> bool {
         self.active.is_some()
     }
 
-    pub(crate) fn committed(&self) -> &MetadataImage {
+    pub fn committed(&self) -> &MetadataImage {
         &self.committed
     }
 
     /// The pending image of the active controller.
-    pub(crate) fn pending(&self) -> Option<&MetadataImage> {
+    pub fn pending(&self) -> Option<&MetadataImage> {
         self.active.as_ref().map(|a| &a.pending)
     }
 
-    pub(crate) fn tick(&mut self, now_ms: TimeMs, rng: &mut ChaCha8Rng) {
+    pub fn tick(&mut self, now_ms: TimeMs, rng: &mut impl RngCore) {
         self.raft.tick(now_ms, rng);
         self.pump(now_ms);
     }
 
     /// The controller's own timer: session expiry and repairs.
-    pub(crate) fn controller_tick(&mut self, now_ms: TimeMs) {
+    pub fn controller_tick(&mut self, now_ms: TimeMs) {
         if let Some(active) = self.active.as_mut() {
             let output = active.controller.tick(now_ms, &active.pending);
             self.propose(now_ms, None, output);
@@ -163,16 +174,16 @@ impl Voter {
         self.pump(now_ms);
     }
 
-    pub(crate) fn receive(&mut self, now_ms: TimeMs, from: NodeId, msg: RaftMessage) {
+    pub fn receive(&mut self, now_ms: TimeMs, from: NodeId, msg: RaftMessage) {
         self.raft.receive(now_ms, from, msg);
         self.pump(now_ms);
     }
 
-    pub(crate) fn persisted(&mut self, now_ms: TimeMs, done: Done) {
+    pub fn persisted(&mut self, now_ms: TimeMs, done: Persisted) {
         match done {
-            Done::HardState(hs) => self.raft.hard_state_persisted(now_ms, hs),
-            Done::Entries(last) => self.raft.entries_persisted(now_ms, last),
-            Done::Snapshot(last) => self.raft.snapshot_persisted(now_ms, last),
+            Persisted::HardState(hs) => self.raft.hard_state_persisted(now_ms, hs),
+            Persisted::Entries(last) => self.raft.entries_persisted(now_ms, last),
+            Persisted::Snapshot(last) => self.raft.snapshot_persisted(now_ms, last),
         }
         self.pump(now_ms);
     }
@@ -180,7 +191,7 @@ impl Voter {
     /// A broker's request. A broker that the image does not know at this incarnation
     /// registers first (KIP-631: a broker registers on every start, and the controller
     /// takes heartbeats only from a registered incarnation).
-    pub(crate) fn request(&mut self, now_ms: TimeMs, from: NodeId, req: ControllerRequest) {
+    pub fn request(&mut self, now_ms: TimeMs, from: NodeId, req: ControllerRequest) {
         let Some(active) = self.active.as_mut() else {
             self.out.push(VoterOut::NotController {
                 to: from,
@@ -227,9 +238,9 @@ impl Voter {
         self.pump(now_ms);
     }
 
-    /// An admin request (CreateTopics), handed in by the simulated admin client. Returns
+    /// An admin request (CreateTopics), handed in by the shell's admin path. Returns
     /// false if this voter is not the active controller.
-    pub(crate) fn admin(&mut self, now_ms: TimeMs, input: ControllerInput) -> bool {
+    pub fn admin(&mut self, now_ms: TimeMs, input: ControllerInput) -> bool {
         let Some(active) = self.active.as_mut() else {
             return false;
         };
@@ -457,130 +468,5 @@ impl Voter {
         });
         // A leader never installs a snapshot; anything active is stale.
         self.deactivate();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::raft_disk::RaftDisk;
-    use rand::SeedableRng;
-
-    /// Drives a voter alone: every write synced at once, every tick 10 ms apart. Returns
-    /// what it asked for besides writes.
-    fn step(voter: &mut Voter, disk: &mut RaftDisk, now: TimeMs) -> Vec<VoterOut> {
-        let mut seen = Vec::new();
-        loop {
-            let outs = voter.take_out();
-            if outs.is_empty() {
-                return seen;
-            }
-            for out in outs {
-                match out {
-                    VoterOut::Persist(effect) => {
-                        let (write, _) = disk.write(effect, now, 0);
-                        disk.finish(write);
-                        for done in disk.take_unreported() {
-                            voter.persisted(now, done);
-                        }
-                    }
-                    other => seen.push(other),
-                }
-            }
-        }
-    }
-
-    fn single_voter_until_active() -> (Voter, RaftDisk, TimeMs) {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let mut disk = RaftDisk::default();
-        let mut voter = Voter::new(
-            NodeId(1),
-            &[NodeId(1)],
-            RaftConfig::default(),
-            ControllerConfig::default(),
-            0,
-            DurableState::default(),
-        );
-        let mut now = 0;
-        while !voter.is_active() {
-            now += 10;
-            assert!(
-                now < 10_000,
-                "a lone voter never became the active controller"
-            );
-            voter.tick(now, &mut rng);
-            step(&mut voter, &mut disk, now);
-        }
-        (voter, disk, now)
-    }
-
-    #[test]
-    fn a_heartbeat_from_an_unknown_incarnation_registers_and_is_answered_with_its_partitions() {
-        let (mut voter, mut disk, now) = single_voter_until_active();
-        let heartbeat = ControllerRequest::Heartbeat {
-            broker: NodeId(1),
-            incarnation: 0,
-        };
-        voter.request(now, NodeId(1), heartbeat);
-        let outs = step(&mut voter, &mut disk, now);
-        assert!(voter.committed().broker(NodeId(1)).is_some());
-        assert!(
-            outs.iter().any(|o| matches!(
-                o,
-                VoterOut::ToBroker {
-                    to: NodeId(1),
-                    msg: ControllerMessage::PartitionStates(_)
-                }
-            )),
-            "{outs:?}"
-        );
-        let created = voter.admin(
-            now,
-            ControllerInput::CreateTopic {
-                name: "t".into(),
-                num_partitions: Some(2),
-                replication_factor: Some(1),
-                configs: Vec::new(),
-            },
-        );
-        assert!(created);
-        let outs = step(&mut voter, &mut disk, now);
-        assert!(voter.committed().topic("t").is_some(), "{outs:?}");
-        let updates = outs
-            .iter()
-            .filter(|o| matches!(o, VoterOut::ToBroker { .. }))
-            .count();
-        assert_eq!(updates, 2, "each new partition's replica is told: {outs:?}");
-    }
-
-    #[test]
-    fn a_voter_that_does_not_lead_answers_not_controller() {
-        let mut voter = Voter::new(
-            NodeId(2),
-            &[NodeId(1), NodeId(2), NodeId(3)],
-            RaftConfig::default(),
-            ControllerConfig::default(),
-            0,
-            DurableState::default(),
-        );
-        voter.request(
-            0,
-            NodeId(3),
-            ControllerRequest::Heartbeat {
-                broker: NodeId(3),
-                incarnation: 0,
-            },
-        );
-        let outs = voter.take_out();
-        assert!(
-            matches!(
-                outs.as_slice(),
-                [VoterOut::NotController {
-                    to: NodeId(3),
-                    leader: None
-                }]
-            ),
-            "{outs:?}"
-        );
     }
 }

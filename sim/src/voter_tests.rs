@@ -1,0 +1,129 @@
+//! The core's controller voter driven alone, with the simulator's Raft disk.
+
+use eddy_core::controller::voter::{Voter, VoterOut};
+use eddy_core::controller::{ControllerConfig, ControllerInput};
+use eddy_core::message::{ControllerMessage, ControllerRequest};
+use eddy_core::quorum::{DurableState, RaftConfig};
+use eddy_core::{NodeId, TimeMs};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::raft_disk::RaftDisk;
+
+/// Drives a voter alone: every write synced at once, every tick 10 ms apart. Returns
+/// what it asked for besides writes.
+fn step(voter: &mut Voter, disk: &mut RaftDisk, now: TimeMs) -> Vec<VoterOut> {
+    let mut seen = Vec::new();
+    loop {
+        let outs = voter.take_out();
+        if outs.is_empty() {
+            return seen;
+        }
+        for out in outs {
+            match out {
+                VoterOut::Persist(effect) => {
+                    let (write, _) = disk.write(effect, now, 0);
+                    disk.finish(write);
+                    for done in disk.take_unreported() {
+                        voter.persisted(now, done);
+                    }
+                }
+                other => seen.push(other),
+            }
+        }
+    }
+}
+
+fn single_voter_until_active() -> (Voter, RaftDisk, TimeMs) {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut disk = RaftDisk::default();
+    let mut voter = Voter::new(
+        NodeId(1),
+        &[NodeId(1)],
+        RaftConfig::default(),
+        ControllerConfig::default(),
+        0,
+        DurableState::default(),
+    );
+    let mut now = 0;
+    while !voter.is_active() {
+        now += 10;
+        assert!(
+            now < 10_000,
+            "a lone voter never became the active controller"
+        );
+        voter.tick(now, &mut rng);
+        step(&mut voter, &mut disk, now);
+    }
+    (voter, disk, now)
+}
+
+#[test]
+fn a_heartbeat_from_an_unknown_incarnation_registers_and_is_answered_with_its_partitions() {
+    let (mut voter, mut disk, now) = single_voter_until_active();
+    let heartbeat = ControllerRequest::Heartbeat {
+        broker: NodeId(1),
+        incarnation: 0,
+    };
+    voter.request(now, NodeId(1), heartbeat);
+    let outs = step(&mut voter, &mut disk, now);
+    assert!(voter.committed().broker(NodeId(1)).is_some());
+    assert!(
+        outs.iter().any(|o| matches!(
+            o,
+            VoterOut::ToBroker {
+                to: NodeId(1),
+                msg: ControllerMessage::PartitionStates(_)
+            }
+        )),
+        "{outs:?}"
+    );
+    let created = voter.admin(
+        now,
+        ControllerInput::CreateTopic {
+            name: "t".into(),
+            num_partitions: Some(2),
+            replication_factor: Some(1),
+            configs: Vec::new(),
+        },
+    );
+    assert!(created);
+    let outs = step(&mut voter, &mut disk, now);
+    assert!(voter.committed().topic("t").is_some(), "{outs:?}");
+    let updates = outs
+        .iter()
+        .filter(|o| matches!(o, VoterOut::ToBroker { .. }))
+        .count();
+    assert_eq!(updates, 2, "each new partition's replica is told: {outs:?}");
+}
+
+#[test]
+fn a_voter_that_does_not_lead_answers_not_controller() {
+    let mut voter = Voter::new(
+        NodeId(2),
+        &[NodeId(1), NodeId(2), NodeId(3)],
+        RaftConfig::default(),
+        ControllerConfig::default(),
+        0,
+        DurableState::default(),
+    );
+    voter.request(
+        0,
+        NodeId(3),
+        ControllerRequest::Heartbeat {
+            broker: NodeId(3),
+            incarnation: 0,
+        },
+    );
+    let outs = voter.take_out();
+    assert!(
+        matches!(
+            outs.as_slice(),
+            [VoterOut::NotController {
+                to: NodeId(3),
+                leader: None
+            }]
+        ),
+        "{outs:?}"
+    );
+}
