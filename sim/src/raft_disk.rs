@@ -11,8 +11,7 @@
 
 use std::collections::VecDeque;
 
-use eddy_core::controller::voter::Persisted;
-use eddy_core::quorum::{DurableState, Effect, Entry};
+use eddy_core::quorum::{DurableState, Effect, Persisted};
 use eddy_core::TimeMs;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -57,7 +56,7 @@ impl RaftDisk {
     pub(crate) fn finish(&mut self, write: u64) {
         while self.unsynced.front().is_some_and(|(id, _)| *id <= write) {
             let (_, effect) = self.unsynced.pop_front().expect("checked");
-            let done = apply(&mut self.durable, effect);
+            let done = self.durable.apply_write(effect);
             self.unreported.push_back(done);
         }
     }
@@ -76,7 +75,7 @@ impl RaftDisk {
             if !rng.random_bool(keep) || rng.random_bool(torn) {
                 break;
             }
-            apply(&mut self.durable, effect);
+            self.durable.apply_write(effect);
         }
         self.last_done_at_ms = 0;
         self.durable.clone()
@@ -84,63 +83,10 @@ impl RaftDisk {
 }
 
 /// Carries out one write on the durable state, atomically, as a real shell would.
-fn apply(durable: &mut DurableState, write: Effect) -> Persisted {
-    match write {
-        Effect::PersistHardState(hs) => {
-            durable.hard_state = hs;
-            Persisted::HardState(hs)
-        }
-        Effect::PersistEntries {
-            from_index,
-            entries,
-        } => {
-            let snapshot_last = durable
-                .snapshot
-                .as_ref()
-                .map(|s| s.last)
-                .unwrap_or_default();
-            assert!(
-                from_index > snapshot_last.index,
-                "Raft wrote entries from {from_index}, at or below its snapshot at {}",
-                snapshot_last.index
-            );
-            let keep = (from_index.0 - snapshot_last.index.0 - 1) as usize;
-            assert!(
-                keep <= durable.entries.len(),
-                "Raft wrote entries from {from_index}, leaving a gap after {} entries",
-                durable.entries.len()
-            );
-            durable.entries.truncate(keep);
-            durable.entries.extend(entries);
-            Persisted::Entries(durable.entries.last().map_or(snapshot_last, Entry::id))
-        }
-        Effect::PersistSnapshot(snapshot) => {
-            let old = durable
-                .snapshot
-                .as_ref()
-                .map(|s| s.last)
-                .unwrap_or_default();
-            let at = snapshot.last;
-            let pos = at.index.0.checked_sub(old.index.0 + 1);
-            let holds = pos
-                .and_then(|p| durable.entries.get(p as usize))
-                .is_some_and(|e| e.term == at.term);
-            match pos {
-                Some(p) if holds => drop(durable.entries.drain(..=p as usize)),
-                _ if at == old => {}
-                _ => durable.entries.clear(),
-            }
-            durable.snapshot = Some(snapshot);
-            Persisted::Snapshot(at)
-        }
-        other => unreachable!("not a write: {other:?}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eddy_core::quorum::{HardState, LogIndex, Payload, Term};
+    use eddy_core::quorum::{Entry, HardState, LogIndex, Payload, Term};
     use rand::SeedableRng;
 
     fn entry(index: u64) -> Entry {

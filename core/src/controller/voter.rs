@@ -27,25 +27,16 @@ use super::{
 };
 use crate::message::{ControllerMessage, ControllerRequest};
 use crate::quorum::{
-    DurableState, Effect, Entry, HardState, LogId, LogIndex, Membership, Payload, ProposeError,
-    RaftConfig, RaftMessage, RaftNode, Role, Snapshot, Term,
+    DurableState, Effect, Entry, LogId, LogIndex, Membership, Payload, ProposeError, RaftConfig,
+    RaftMessage, RaftNode, Role, Snapshot, Term,
 };
 use crate::types::{NodeId, TimeMs};
+
+pub use crate::quorum::Persisted;
 
 /// A voter snapshots its image every this many applied entries: keeps the log (and a
 /// restart's replay) short, and exercises InstallSnapshot for a voter that fell behind.
 const SNAPSHOT_EVERY_ENTRIES: u64 = 16;
-
-/// A completed write of a `Persist*` effect, reported back with [`Voter::persisted`] in
-/// the order the effects were emitted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Persisted {
-    HardState(HardState),
-    /// Entries up to this id are durable.
-    Entries(LogId),
-    /// A snapshot up to this id is durable.
-    Snapshot(LogId),
-}
 
 /// What a voter asks the shell to do or to record.
 #[derive(Debug)]

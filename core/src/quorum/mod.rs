@@ -64,7 +64,7 @@ use crate::types::NodeId;
 pub use log::RaftLog;
 pub use membership::Membership;
 pub use message::{ConflictHint, RaftMessage};
-pub use node::{DurableState, ProposeError, RaftConfig, RaftNode, Role};
+pub use node::{DurableState, Persisted, ProposeError, RaftConfig, RaftNode, Role};
 
 /// A Raft term (KRaft's epoch): at most one leader is elected in each.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -75,6 +75,76 @@ pub struct DurableState {
     pub entries: Vec<Entry>,
 }
 
+/// A completed write of a `Persist*` effect, reported back to the node (or to the
+/// controller's voter) in the order the effects were emitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Persisted {
+    HardState(HardState),
+    /// Entries up to this id are durable.
+    Entries(LogId),
+    /// A snapshot up to this id is durable.
+    Snapshot(LogId),
+}
+
+impl DurableState {
+    /// Applies one `Persist*` effect to what a disk holds, with the meaning the effects
+    /// document, and says which completion to report. Every shell's storage (the
+    /// simulator's disk, the broker's files) keeps its contents this way.
+    ///
+    /// # Panics
+    /// On an effect that is not a write, or entries that would leave a gap: both are
+    /// bugs in the Raft node, not in what a disk returned.
+    pub fn apply_write(&mut self, write: Effect) -> Persisted {
+        match write {
+            Effect::PersistHardState(hs) => {
+                self.hard_state = hs;
+                Persisted::HardState(hs)
+            }
+            Effect::PersistEntries {
+                from_index,
+                entries,
+            } => {
+                let snapshot_last = self.snapshot_last();
+                assert!(
+                    from_index > snapshot_last.index,
+                    "Raft wrote entries from {from_index}, at or below its snapshot at {}",
+                    snapshot_last.index
+                );
+                let keep = (from_index.0 - snapshot_last.index.0 - 1) as usize;
+                assert!(
+                    keep <= self.entries.len(),
+                    "Raft wrote entries from {from_index}, leaving a gap after {} entries",
+                    self.entries.len()
+                );
+                self.entries.truncate(keep);
+                self.entries.extend(entries);
+                Persisted::Entries(self.entries.last().map_or(snapshot_last, Entry::id))
+            }
+            Effect::PersistSnapshot(snapshot) => {
+                let old = self.snapshot_last();
+                let at = snapshot.last;
+                let pos = at.index.0.checked_sub(old.index.0 + 1);
+                let holds = pos
+                    .and_then(|p| self.entries.get(p as usize))
+                    .is_some_and(|e| e.term == at.term);
+                match pos {
+                    Some(p) if holds => drop(self.entries.drain(..=p as usize)),
+                    _ if at == old => {}
+                    _ => self.entries.clear(),
+                }
+                self.snapshot = Some(snapshot);
+                Persisted::Snapshot(at)
+            }
+            other => panic!("not a write: {other:?}"),
+        }
+    }
+
+    /// The id of the last entry the snapshot covers (zero without one).
+    pub fn snapshot_last(&self) -> LogId {
+        self.snapshot.as_ref().map(|s| s.last).unwrap_or_default()
+    }
+}
+
 /// Why a proposal was refused. The caller retries elsewhere or later.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProposeError {
