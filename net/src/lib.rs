@@ -11,8 +11,12 @@ pub mod broker;
 mod meta;
 pub mod peer;
 pub mod properties;
+pub mod raft_store;
 pub mod storage;
 pub mod wire;
+
+#[cfg(test)]
+mod test_support;
 
 use std::path::{Path, PathBuf};
 
@@ -121,31 +125,8 @@ fn line_of(error: &ConfigError, pairs: &[(Option<usize>, String, String)]) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::TempDir;
     use eddy_core::types::NodeId;
-
-    /// A directory of its own under the system temp dir, removed when dropped.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let dir = std::env::temp_dir().join(format!("eddy-net-{}-{name}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("create temp dir");
-            TempDir(dir)
-        }
-
-        fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-            let path = self.0.join(name);
-            std::fs::write(&path, contents).expect("write temp file");
-            path
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn strings(overrides: &[&str]) -> Vec<String> {
         overrides.iter().map(|s| s.to_string()).collect()

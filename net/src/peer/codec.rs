@@ -395,6 +395,24 @@ pub fn decode(body: &[u8]) -> Result<(NodeId, PeerFrame), DecodeError> {
     Ok((from, frame))
 }
 
+/// One Raft log entry in the frame format's encoding (what the metadata log file
+/// stores).
+pub(crate) fn encode_entry(e: &Entry) -> Bytes {
+    let mut b = BytesMut::new();
+    put_entry(&mut b, e);
+    b.freeze()
+}
+
+/// The inverse of [`encode_entry`]; the whole of `bytes` must be one entry.
+pub(crate) fn decode_entry(bytes: &[u8]) -> Result<Entry, DecodeError> {
+    let mut r = Reader(bytes);
+    let entry = r.entry()?;
+    if !r.0.is_empty() {
+        return Err(DecodeError::Trailing(r.0.len()));
+    }
+    Ok(entry)
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
@@ -589,6 +607,20 @@ impl Reader<'_> {
         })
     }
 
+    fn entry(&mut self) -> Result<Entry, DecodeError> {
+        let id = self.log_id()?;
+        let payload = if self.bool("payload")? {
+            Payload::Command(self.bytes("command")?)
+        } else {
+            Payload::LeaderNoop
+        };
+        Ok(Entry {
+            term: id.term,
+            index: id.index,
+            payload,
+        })
+    }
+
     fn log_id(&mut self) -> Result<LogId, DecodeError> {
         Ok(LogId::new(
             Term(self.u64("term")?),
@@ -614,19 +646,7 @@ impl Reader<'_> {
                 let prev_log = self.log_id()?;
                 let n = self.count("entries")?;
                 let entries = (0..n)
-                    .map(|_| {
-                        let id = self.log_id()?;
-                        let payload = if self.bool("payload")? {
-                            Payload::Command(self.bytes("command")?)
-                        } else {
-                            Payload::LeaderNoop
-                        };
-                        Ok(Entry {
-                            term: id.term,
-                            index: id.index,
-                            payload,
-                        })
-                    })
+                    .map(|_| self.entry())
                     .collect::<Result<_, DecodeError>>()?;
                 RaftMessage::AppendEntries {
                     term,
