@@ -124,6 +124,7 @@ fn kcat_group_consumer_reads_everything_and_commits() {
 }
 
 mod raw {
+    use kafka_protocol::error::ResponseError;
     use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
     use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
     use kafka_protocol::messages::{
@@ -156,15 +157,26 @@ mod raw {
     fn join_requires_a_member_id_from_v4_and_missing_offsets_are_minus_one() {
         let broker = Broker::start("raw-groups", &["group.initial.rebalance.delay.ms=0"]);
         let mut raw = Raw::connect(&broker.addr);
-        let resp = raw.call(
-            ApiKey::FindCoordinator,
-            3,
-            RequestKind::FindCoordinator(
-                FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("raw-group")),
-            ),
-        );
-        let ResponseKind::FindCoordinator(found) = resp else {
-            panic!()
+        // The first FindCoordinator creates __consumer_offsets and, as Kafka, answers
+        // COORDINATOR_NOT_AVAILABLE until its partitions have leaders.
+        let mut tries = 0;
+        let found = loop {
+            let resp = raw.call(
+                ApiKey::FindCoordinator,
+                3,
+                RequestKind::FindCoordinator(
+                    FindCoordinatorRequest::default()
+                        .with_key(StrBytes::from_static_str("raw-group")),
+                ),
+            );
+            let ResponseKind::FindCoordinator(found) = resp else {
+                panic!()
+            };
+            if found.error_code != ResponseError::CoordinatorNotAvailable.code() || tries == 100 {
+                break found;
+            }
+            tries += 1;
+            std::thread::sleep(std::time::Duration::from_millis(100));
         };
         assert_eq!(found.error_code, 0, "{found:?}");
         assert_eq!(

@@ -411,6 +411,9 @@ impl SyncJob {
     }
 }
 
+/// The metadata log's topic name in KRaft; its directory lives among the partitions'.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
 /// The directory name of a partition: `<topic>-<partition>`, as Kafka names it.
 pub fn partition_dir_name(tp: &TopicPartition) -> String {
     format!("{}-{}", tp.topic, tp.partition)
@@ -438,9 +441,12 @@ pub fn find_partitions(
             if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 continue;
             }
-            let Some(tp) = entry
-                .file_name()
+            let name = entry.file_name();
+            // The metadata quorum's directory is named like a partition (KRaft's
+            // `__cluster_metadata-0`) but is not one.
+            let Some(tp) = name
                 .to_str()
+                .filter(|n| !n.starts_with(METADATA_TOPIC))
                 .and_then(parse_partition_dir_name)
             else {
                 continue;

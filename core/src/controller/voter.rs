@@ -138,6 +138,14 @@ impl Voter {
         self.raft.term()
     }
 
+    /// Whether the committed image is known to hold everything committed before the
+    /// current leader's term: this voter has applied an entry of the term it is in (a
+    /// leader's first entry is its `LeaderNoop`). A broker serves clients only from
+    /// then on, as a KRaft broker waits to catch up with the metadata log.
+    pub fn caught_up(&self) -> bool {
+        self.raft.leader().is_some() && self.applied.term == self.raft.term()
+    }
+
     pub fn is_active(&self) -> bool {
         self.active.is_some()
     }

@@ -6,26 +6,33 @@
 //! on replies. Time reaches the node as milliseconds since the actor started, through a
 //! tick every [`TICK_MS`].
 //!
-//! Metadata here is single-node: this broker is every partition's only replica and
-//! leader, and its topics are the partition directories found under `log.dirs`. The
-//! controller quorum (issue 3) replaces this with the replicated metadata log.
+//! Metadata comes from the metadata quorum ([`Quorum`]): this process is a voter, and
+//! its committed image says which topics exist and which partitions this broker hosts,
+//! as leader or follower. Whenever the image changes the actor creates the directories
+//! of partitions newly hosted here, hands the node their new states, and removes the
+//! partitions of deleted topics. Admin requests go to the active controller (this
+//! process's voter, or forwarded over the peer links) and are answered once the image
+//! shows their effect.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use eddy_core::config::BrokerConfig;
+use eddy_core::controller::{ControllerInput, MetadataImage};
 use eddy_core::message::{
-    ClientRequest, ClientResponse, ControllerMessage, ControllerRequest, Effect, Input,
-    StorageDone, StorageOp,
+    ClientRequest, ClientResponse, ControllerMessage, Effect, Input, StorageDone, StorageOp,
 };
 use eddy_core::metadata::PartitionState;
 use eddy_core::node::{Node, NodeConfig};
-use eddy_core::types::{Epoch, NodeId, Offset, TopicPartition};
+use eddy_core::types::{NodeId, Offset, TopicPartition};
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
+use super::quorum::{ForBroker, Quorum};
+use crate::peer::codec::PeerFrame;
+use crate::peer::link::PeerLinks;
 use crate::storage::{self, PartitionDir, StorageError};
 
 /// How often the node's timers are checked.
@@ -53,6 +60,39 @@ pub(crate) struct PartitionView {
 /// A topic as metadata reports it: its partitions, or why it cannot be listed.
 pub(crate) type TopicView = (String, Result<Vec<PartitionView>, ResponseError>);
 
+/// A broker as clients are told to reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BrokerView {
+    pub(crate) id: NodeId,
+    pub(crate) host: String,
+    pub(crate) port: i32,
+}
+
+/// The cluster as metadata reports it: its brokers and the active controller.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ClusterView {
+    pub(crate) brokers: Vec<BrokerView>,
+    pub(crate) controller: Option<NodeId>,
+}
+
+/// An admin request's outcome: done, or why not (error and message for the client).
+pub(crate) type AdminResult = Result<(), (ResponseError, String)>;
+
+/// How long an admin request may wait for its effect to reach this broker's image.
+const ADMIN_TIMEOUT_MS: u64 = 30_000;
+/// How often an admin request not yet visible is sent again (the controller may have
+/// moved, or the forwarded request was lost).
+const ADMIN_RESEND_MS: u64 = 1_000;
+
+/// An admin request waiting for the metadata image to show it done.
+struct AdminWait {
+    input: ControllerInput,
+    done: fn(&MetadataImage, &ControllerInput) -> bool,
+    deadline: u64,
+    resend_at: u64,
+    reply: oneshot::Sender<AdminResult>,
+}
+
 /// A finished sync: (partition, sync id, succeeded).
 type SyncDone = (TopicPartition, u64, bool);
 
@@ -69,28 +109,35 @@ pub(crate) enum Command {
     Metadata {
         names: Option<Vec<String>>,
         auto_create: bool,
-        reply: oneshot::Sender<Vec<TopicView>>,
+        reply: oneshot::Sender<(ClusterView, Vec<TopicView>)>,
+    },
+    /// The brokers and the controller.
+    Cluster {
+        reply: oneshot::Sender<ClusterView>,
     },
     CreateTopic {
         name: String,
         partitions: u32,
+        replication_factor: u16,
         validate_only: bool,
-        reply: oneshot::Sender<Result<(), (ResponseError, String)>>,
+        reply: oneshot::Sender<AdminResult>,
     },
     DeleteTopic {
         name: String,
-        reply: oneshot::Sender<Result<(), (ResponseError, String)>>,
+        reply: oneshot::Sender<AdminResult>,
     },
     /// Grows a topic to `count` partitions.
     CreatePartitions {
         name: String,
         count: u32,
         validate_only: bool,
-        reply: oneshot::Sender<Result<(), (ResponseError, String)>>,
+        reply: oneshot::Sender<AdminResult>,
     },
-    /// Creates `__consumer_offsets` if it does not exist; answers its partition count.
-    EnsureOffsetsTopic {
-        reply: oneshot::Sender<Result<u32, (ResponseError, String)>>,
+    /// The coordinator of group `key`: the leader of its `__consumer_offsets` partition,
+    /// creating the topic on first use.
+    Coordinator {
+        key: String,
+        reply: oneshot::Sender<Result<BrokerView, (ResponseError, String)>>,
     },
     NewProducerId {
         reply: oneshot::Sender<i64>,
@@ -104,11 +151,12 @@ pub(crate) enum Command {
 pub(crate) struct Actor {
     cfg: BrokerConfig,
     id: NodeId,
-    incarnation: u64,
     node: Node,
     dirs: BTreeMap<TopicPartition, PartitionDir>,
-    /// Topic name → partition count.
-    topics: BTreeMap<String, u32>,
+    quorum: Quorum,
+    /// The partition states last handed to the node, from the image.
+    given: BTreeMap<TopicPartition, PartitionState>,
+    admin: Vec<AdminWait>,
     pending: BTreeMap<u64, ReplyTo>,
     next_token: u64,
     /// Syncs run on blocking threads and report here: (partition, sync id, succeeded).
@@ -121,18 +169,30 @@ pub(crate) struct Actor {
     failed: std::collections::BTreeSet<TopicPartition>,
     next_producer_id: i64,
     started: Instant,
+    /// This broker's client listener, as registered with the controller.
+    advertised: BrokerView,
+    /// The image changed while effects were being carried out: follow it after.
+    image_pending: bool,
+    /// Told once this broker's image has caught up with the metadata log.
+    ready: Option<oneshot::Sender<()>>,
 }
 
 impl Actor {
     /// Opens every partition found under `log.dirs`, recovering (and cutting torn tails
-    /// from) its segments, and starts the node on what was found.
-    pub(crate) fn open(cfg: BrokerConfig, incarnation: u64) -> Result<Actor, StorageError> {
+    /// from) its segments, opens the metadata quorum's state, and starts the node on
+    /// what was found. The partitions wait for the image to say what they are.
+    pub(crate) fn open(
+        cfg: BrokerConfig,
+        incarnation: u64,
+        links: PeerLinks,
+        advertised: BrokerView,
+        ready: oneshot::Sender<()>,
+    ) -> Result<Actor, StorageError> {
         let id = cfg.node_id;
         let roots: Vec<PathBuf> = cfg.log_dirs.iter().map(PathBuf::from).collect();
         let found = storage::find_partitions(&roots)?;
         let mut dirs = BTreeMap::new();
         let mut recovered = Vec::new();
-        let mut topics: BTreeMap<String, u32> = BTreeMap::new();
         let mut empty_starts = Vec::new();
         for (tp, path) in found {
             let (dir, rec) =
@@ -143,30 +203,28 @@ impl Actor {
                 cut_bytes = rec.cut_bytes,
                 "recovered partition"
             );
-            let count = topics.entry(tp.topic.clone()).or_default();
-            *count = (*count).max(tp.partition + 1);
             if rec.batches.is_empty() && rec.log_start_offset > 0 {
                 empty_starts.push((tp.clone(), Offset(rec.log_start_offset)));
             }
             recovered.push((tp.clone(), rec.batches));
             dirs.insert(tp, dir);
         }
-        let mut node = Node::new(
-            id,
-            incarnation,
-            NodeConfig::from_broker_config(&cfg),
-            recovered,
-        );
+        let node_config = NodeConfig::from_broker_config(&cfg);
+        // TODO(register): listeners
+        let mut node = Node::new(id, incarnation, node_config, recovered);
         for (tp, start) in empty_starts {
             node.recovered_empty_log_starts_at(&tp, start);
         }
+        let started = Instant::now();
+        let quorum = Quorum::open(&cfg, incarnation, links, 0)?;
         let mut actor = Actor {
             cfg,
             id,
-            incarnation,
             node,
             dirs,
-            topics,
+            quorum,
+            given: BTreeMap::new(),
+            admin: Vec::new(),
             pending: BTreeMap::new(),
             next_token: 0,
             failed: Default::default(),
@@ -178,60 +236,17 @@ impl Actor {
             // restart comes more than 1,024 ms after the previous start's ids begin, so
             // up to a million ids per run never collide with the next run's.
             next_producer_id: (incarnation as i64).saturating_mul(1024),
-            started: Instant::now(),
+            started,
+            advertised,
+            image_pending: false,
+            ready: Some(ready),
         };
-        // Missing partitions of a topic (a directory lost) are created empty so the topic
-        // is whole again.
-        let wanted: Vec<(String, u32)> =
-            actor.topics.iter().map(|(t, n)| (t.clone(), *n)).collect();
-        for (topic, n) in wanted {
-            for p in 0..n {
-                let tp = TopicPartition::new(topic.clone(), p);
-                if !actor.dirs.contains_key(&tp) {
-                    actor.create_partition_dir(&tp)?;
-                }
-            }
-        }
-        let states: Vec<_> = actor
-            .dirs
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|tp| {
-                let state = actor.leader_state(&tp);
-                (tp, state)
-            })
-            .collect();
-        let now = actor.now_ms();
-        let effects = actor.node.handle(
-            now,
-            Input::Controller(ControllerMessage::PartitionStates(states)),
-        );
-        actor.carry_out(effects);
+        actor.follow_image();
         Ok(actor)
     }
 
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
-    }
-
-    /// This broker as the partition's only replica and leader, at a leader epoch past any
-    /// epoch its log already holds (a new election, as after a restart).
-    fn leader_state(&self, tp: &TopicPartition) -> PartitionState {
-        let epoch = self
-            .node
-            .replica(tp)
-            .and_then(|r| r.log().latest_epoch())
-            .map_or(Epoch(0), |e| Epoch(e.0 + 1));
-        PartitionState {
-            replicas: vec![self.id],
-            leader: Some(self.id),
-            leader_epoch: epoch,
-            leader_incarnation: Some(self.incarnation),
-            isr: vec![self.id],
-            partition_epoch: 0,
-        }
     }
 
     fn create_partition_dir(&mut self, tp: &TopicPartition) -> Result<(), StorageError> {
@@ -248,7 +263,11 @@ impl Actor {
     }
 
     /// Runs until every command sender is gone.
-    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut peers: mpsc::Receiver<(NodeId, PeerFrame)>,
+    ) {
         let mut synced = self.syncs.1.take().expect("run once");
         let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -267,12 +286,200 @@ impl Actor {
                     let now = self.now_ms();
                     let effects = self.node.handle(now, Input::Tick);
                     self.carry_out(effects);
+                    let local = self.quorum.tick(now);
+                    self.take_from_quorum(local);
+                    self.check_admin();
                 }
+                Some((from, frame)) = peers.recv() => self.on_peer(from, frame),
                 Some((tp, sync_id, ok)) = synced.recv() => self.on_synced(tp, sync_id, ok),
                 _ = retention.tick() => self.enforce_retention(),
             }
         }
         self.shutdown();
+    }
+
+    /// A frame from another broker or voter.
+    fn on_peer(&mut self, from: NodeId, frame: PeerFrame) {
+        let now = self.now_ms();
+        match frame {
+            PeerFrame::Replication(msg) => {
+                let effects = self.node.handle(now, Input::Peer { from, msg });
+                self.carry_out(effects);
+            }
+            PeerFrame::Raft(msg) => {
+                let local = self.quorum.raft(now, from, msg);
+                self.take_from_quorum(local);
+            }
+            PeerFrame::ToController(req) => {
+                let local = self.quorum.controller_request(now, from, req);
+                self.take_from_quorum(local);
+            }
+            PeerFrame::FromController(msg) => {
+                let effects = self.node.handle(now, Input::Controller(msg));
+                self.carry_out(effects);
+            }
+            PeerFrame::Admin(input) => {
+                if !self.quorum.admin(now, input) {
+                    tracing::debug!(
+                        from = from.0,
+                        "dropped a forwarded admin request: no active controller known"
+                    );
+                }
+                self.take_from_quorum(Vec::new());
+            }
+        }
+    }
+
+    /// Hands the node what the quorum had for it, then follows the image if it changed.
+    fn take_from_quorum(&mut self, local: Vec<ForBroker>) {
+        for ForBroker::Message(msg) in local {
+            let now = self.now_ms();
+            let effects = self.node.handle(now, Input::Controller(msg));
+            self.carry_out(effects);
+        }
+        if self.quorum.take_image_changed() {
+            self.follow_image();
+            self.check_admin();
+        }
+        if self.ready.is_some() && self.quorum.caught_up() {
+            tracing::info!("caught up with the metadata log");
+            let _ = self.ready.take().map(|r| r.send(()));
+        }
+    }
+
+    /// Brings the partitions in line with the committed image: directories for the
+    /// partitions newly hosted here, their states to the node, and the partitions of
+    /// topics the image no longer has removed (only topics it had: a directory the image
+    /// never named stays, in case this voter is behind).
+    fn follow_image(&mut self) {
+        let image = self.quorum.image();
+        let hosted: BTreeMap<TopicPartition, PartitionState> =
+            image.partitions_hosted_by(self.id).into_iter().collect();
+        let gone: Vec<TopicPartition> = self
+            .given
+            .keys()
+            .filter(|tp| image.partition(tp).is_none())
+            .cloned()
+            .collect();
+        let changed: Vec<(TopicPartition, PartitionState)> = hosted
+            .iter()
+            .filter(|(tp, state)| self.given.get(*tp) != Some(*state))
+            .map(|(tp, state)| (tp.clone(), state.clone()))
+            .collect();
+        for tp in gone {
+            self.given.remove(&tp);
+            let effects = self.node.remove_partition(&tp);
+            self.carry_out(effects);
+            if let Some(dir) = self.dirs.remove(&tp) {
+                let name = storage::partition_dir_name(&tp);
+                match dir.delete() {
+                    Ok(()) => tracing::info!(partition = %name, "deleted partition"),
+                    // The topic is gone either way; leftover files would bring it back
+                    // on the next start, so say where they are.
+                    Err(e) => {
+                        tracing::error!(partition = %name, error = %e, "could not remove the files of a deleted partition; remove them by hand")
+                    }
+                }
+            }
+        }
+        let mut states = Vec::new();
+        for (tp, state) in changed {
+            if !self.dirs.contains_key(&tp) {
+                if let Err(e) = self.create_partition_dir(&tp) {
+                    tracing::error!(partition = %storage::partition_dir_name(&tp), error = %e, "cannot create the partition's directory; it stays offline here");
+                    self.failed.insert(tp.clone());
+                    continue;
+                }
+            }
+            self.given.insert(tp.clone(), state.clone());
+            states.push((tp, state));
+        }
+        if !states.is_empty() {
+            let now = self.now_ms();
+            let effects = self.node.handle(
+                now,
+                Input::Controller(ControllerMessage::PartitionStates(states)),
+            );
+            self.carry_out(effects);
+        }
+    }
+
+    /// Answers the admin requests the image now shows done, times out the ones waited
+    /// on too long, and resends the rest now and then.
+    fn check_admin(&mut self) {
+        if self.admin.is_empty() {
+            return;
+        }
+        let now = self.now_ms();
+        let waits = std::mem::take(&mut self.admin);
+        for mut wait in waits {
+            if (wait.done)(self.quorum.image(), &wait.input) {
+                let _ = wait.reply.send(Ok(()));
+            } else if now >= wait.deadline {
+                let _ = wait.reply.send(Err((
+                    ResponseError::RequestTimedOut,
+                    "the controller did not carry out the request in time; retry".to_string(),
+                )));
+            } else {
+                if now >= wait.resend_at {
+                    wait.resend_at = now + ADMIN_RESEND_MS;
+                    self.quorum.admin(now, wait.input.clone());
+                }
+                self.admin.push(wait);
+            }
+        }
+    }
+
+    /// Sends an admin request to the controller and answers `reply` once `done` holds
+    /// of the image (perhaps at once: the request's effect may already be there).
+    fn submit_admin(
+        &mut self,
+        input: ControllerInput,
+        done: fn(&MetadataImage, &ControllerInput) -> bool,
+        reply: oneshot::Sender<AdminResult>,
+    ) {
+        let now = self.now_ms();
+        self.quorum.admin(now, input.clone());
+        self.admin.push(AdminWait {
+            input,
+            done,
+            deadline: now + ADMIN_TIMEOUT_MS,
+            resend_at: now + ADMIN_RESEND_MS,
+            reply,
+        });
+        self.take_from_quorum(Vec::new());
+        self.check_admin();
+    }
+
+    /// The brokers clients may reach (registered and not fenced, with a listener), and
+    /// the active controller.
+    fn cluster_view(&self) -> ClusterView {
+        let image = self.quorum.image();
+        let mut brokers: Vec<BrokerView> = image
+            .brokers()
+            .filter(|(_, reg)| !reg.fenced)
+            .filter_map(|(id, reg)| {
+                let (host, port) = reg
+                    .listeners
+                    .iter()
+                    .find_map(|l| super::parse_listener(l).ok())?;
+                Some(BrokerView {
+                    id,
+                    host,
+                    port: port.into(),
+                })
+            })
+            .collect();
+        // A broker always lists itself: clients bootstrapped here must find it even
+        // before its registration commits.
+        if !brokers.iter().any(|b| b.id == self.id) {
+            brokers.push(self.advertised.clone());
+            brokers.sort_by_key(|b| b.id);
+        }
+        ClusterView {
+            brokers,
+            controller: self.quorum.controller(),
+        }
     }
 
     /// A sync finished on its blocking thread.
@@ -338,58 +545,56 @@ impl Actor {
                 auto_create,
                 reply,
             } => {
-                let names = names.unwrap_or_else(|| self.topics.keys().cloned().collect());
+                let names = names.unwrap_or_else(|| {
+                    self.quorum
+                        .image()
+                        .topics()
+                        .map(|(n, _)| n.to_string())
+                        .collect()
+                });
                 let mut out = Vec::new();
                 for name in names {
-                    if !self.topics.contains_key(&name) && auto_create {
-                        let partitions = self.cfg.num_partitions;
-                        if let Err((e, msg)) = self.create_topic(&name, partitions, false) {
-                            tracing::warn!(topic = %name, error = %msg, "auto-creation failed");
-                            out.push((name, Err(e)));
-                            continue;
-                        }
-                        tracing::info!(topic = %name, partitions, "auto-created topic");
-                    }
-                    match self.topics.get(&name) {
-                        Some(&n) => {
-                            let parts = (0..n)
-                                .map(|p| {
-                                    let tp = TopicPartition::new(name.clone(), p);
-                                    PartitionView {
-                                        partition: p,
-                                        state: self
-                                            .node
-                                            .replica(&tp)
-                                            .and_then(|r| r.state().cloned()),
-                                        offline: self.failed.contains(&tp),
-                                    }
-                                })
-                                .collect();
-                            out.push((name, Ok(parts)));
-                        }
-                        None => out.push((name, Err(ResponseError::UnknownTopicOrPartition))),
-                    }
+                    out.push(self.topic_view(name, auto_create));
                 }
-                let _ = reply.send(out);
+                let _ = reply.send((self.cluster_view(), out));
+            }
+            Command::Cluster { reply } => {
+                let _ = reply.send(self.cluster_view());
             }
             Command::CreateTopic {
                 name,
                 partitions,
+                replication_factor,
                 validate_only,
                 reply,
             } => {
-                let result = self.create_topic(&name, partitions, validate_only);
-                if result.is_ok() && !validate_only {
-                    tracing::info!(topic = %name, partitions, "created topic");
+                if let Err(e) = self.check_new_topic(&name, partitions, replication_factor) {
+                    let _ = reply.send(Err(e));
+                    return;
                 }
-                let _ = reply.send(result);
+                if validate_only {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                tracing::info!(topic = %name, partitions, replication_factor, "creating topic");
+                let input = ControllerInput::CreateTopic {
+                    name,
+                    num_partitions: Some(partitions),
+                    replication_factor: Some(replication_factor),
+                    configs: Vec::new(),
+                };
+                self.submit_admin(input, topic_created, reply);
             }
             Command::DeleteTopic { name, reply } => {
-                let result = self.delete_topic(&name);
-                if result.is_ok() {
-                    tracing::info!(topic = %name, "deleted topic");
+                if self.quorum.image().topic(&name).is_none() {
+                    let _ = reply.send(Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("Topic '{name}' does not exist."),
+                    )));
+                    return;
                 }
-                let _ = reply.send(result);
+                tracing::info!(topic = %name, "deleting topic");
+                self.submit_admin(ControllerInput::DeleteTopic { name }, topic_deleted, reply);
             }
             Command::CreatePartitions {
                 name,
@@ -397,27 +602,31 @@ impl Actor {
                 validate_only,
                 reply,
             } => {
-                let result = self.create_partitions(&name, count, validate_only);
-                if result.is_ok() && !validate_only {
-                    tracing::info!(topic = %name, partitions = count, "added partitions");
-                }
-                let _ = reply.send(result);
-            }
-            Command::EnsureOffsetsTopic { reply } => {
-                let name = eddy_core::group::OFFSETS_TOPIC;
-                let result = match self.topics.get(name) {
-                    Some(&n) => Ok(n),
-                    None => {
-                        let n = self.cfg.offsets_topic_num_partitions;
-                        // offsets.topic.replication.factor asks for more copies than a
-                        // single-node cluster has; like every topic here, it gets one.
-                        self.create_topic(name, n, false).map(|()| {
-                            tracing::info!(partitions = n, "created {name}");
-                            n
-                        })
-                    }
+                let Some(current) = self.quorum.image().topic(&name).map(|t| t.partition_count)
+                else {
+                    let _ = reply.send(Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("Topic '{name}' does not exist."),
+                    )));
+                    return;
                 };
-                let _ = reply.send(result);
+                if count <= current {
+                    let _ = reply.send(Err((
+                        ResponseError::InvalidPartitions,
+                        format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}."),
+                    )));
+                    return;
+                }
+                if validate_only {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                tracing::info!(topic = %name, partitions = count, "adding partitions");
+                let input = ControllerInput::CreatePartitions { topic: name, count };
+                self.submit_admin(input, partitions_added, reply);
+            }
+            Command::Coordinator { key, reply } => {
+                let _ = reply.send(self.coordinator(&key));
             }
             Command::NewProducerId { reply } => {
                 let id = self.next_producer_id;
@@ -429,9 +638,11 @@ impl Actor {
     }
 
     /// The answer for a request this broker refuses before the core sees it: a partition
-    /// that does not exist gets UNKNOWN_TOPIC_OR_PARTITION, as Kafka gives (the core would
-    /// say it is not the leader, which sends clients to refresh metadata for ever); one
-    /// whose storage failed gets KAFKA_STORAGE_ERROR (it is offline until a restart).
+    /// the metadata does not have gets UNKNOWN_TOPIC_OR_PARTITION, as Kafka gives (the
+    /// core would say it is not the leader, which sends clients to refresh metadata for
+    /// ever); one whose storage failed here gets KAFKA_STORAGE_ERROR (offline until a
+    /// restart). A partition hosted elsewhere is the core's to refuse
+    /// (NOT_LEADER_OR_FOLLOWER).
     fn refuse_partition(&self, req: &ClientRequest) -> Option<ClientResponse> {
         use eddy_core::ErrorCode;
         let partition = match req {
@@ -441,7 +652,7 @@ impl Actor {
             | ClientRequest::OffsetForLeaderEpoch { partition, .. } => partition,
             ClientRequest::Metadata | ClientRequest::Group(_) => return None,
         };
-        let error = if !self.dirs.contains_key(partition) {
+        let error = if self.quorum.image().partition(partition).is_none() {
             ErrorCode::UnknownTopicOrPartition
         } else if self.failed.contains(partition) {
             ErrorCode::KafkaStorageError
@@ -480,32 +691,6 @@ impl Actor {
         })
     }
 
-    fn create_topic(
-        &mut self,
-        name: &str,
-        partitions: u32,
-        validate_only: bool,
-    ) -> Result<(), (ResponseError, String)> {
-        eddy_core::controller::validate_topic_name(name)
-            .map_err(|msg| (ResponseError::InvalidTopicException, msg))?;
-        if self.topics.contains_key(name) {
-            return Err((
-                ResponseError::TopicAlreadyExists,
-                format!("Topic '{name}' already exists."),
-            ));
-        }
-        if partitions == 0 {
-            return Err((
-                ResponseError::InvalidPartitions,
-                "Number of partitions must be larger than 0.".to_string(),
-            ));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        self.add_partitions(name, 0, partitions)
-    }
-
     /// Deletes the segments `log.retention.ms` / `log.retention.bytes` no longer keep, run
     /// every `log.retention.check.interval.ms`. The core moves the log start first, so no
     /// read is served from a file about to go.
@@ -536,80 +721,6 @@ impl Actor {
                 }
             }
         }
-    }
-
-    fn delete_topic(&mut self, name: &str) -> Result<(), (ResponseError, String)> {
-        let Some(count) = self.topics.remove(name) else {
-            return Err((
-                ResponseError::UnknownTopicOrPartition,
-                format!("Topic '{name}' does not exist."),
-            ));
-        };
-        for p in 0..count {
-            let tp = TopicPartition::new(name, p);
-            let effects = self.node.remove_partition(&tp);
-            self.carry_out(effects);
-            if let Some(dir) = self.dirs.remove(&tp) {
-                if let Err(e) = dir.delete() {
-                    // The topic is gone either way; leftover files would bring it back on
-                    // the next start, so say where they are.
-                    tracing::error!(partition = %format!("{name}-{p}"), error = %e, "could not remove the files of a deleted partition; remove them by hand");
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn create_partitions(
-        &mut self,
-        name: &str,
-        count: u32,
-        validate_only: bool,
-    ) -> Result<(), (ResponseError, String)> {
-        let Some(&current) = self.topics.get(name) else {
-            return Err((
-                ResponseError::UnknownTopicOrPartition,
-                format!("Topic '{name}' does not exist."),
-            ));
-        };
-        if count <= current {
-            return Err((
-                ResponseError::InvalidPartitions,
-                format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}."),
-            ));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        self.add_partitions(name, current, count)
-    }
-
-    /// Creates partitions `from..to` of `name` on disk and makes this broker their leader.
-    fn add_partitions(
-        &mut self,
-        name: &str,
-        from: u32,
-        to: u32,
-    ) -> Result<(), (ResponseError, String)> {
-        let mut states = Vec::new();
-        for p in from..to {
-            let tp = TopicPartition::new(name, p);
-            self.create_partition_dir(&tp).map_err(|e| {
-                (
-                    ResponseError::KafkaStorageError,
-                    format!("cannot create {name}-{p}: {e}"),
-                )
-            })?;
-            states.push((tp.clone(), self.leader_state(&tp)));
-        }
-        self.topics.insert(name.to_string(), to);
-        let now = self.now_ms();
-        let effects = self.node.handle(
-            now,
-            Input::Controller(ControllerMessage::PartitionStates(states)),
-        );
-        self.carry_out(effects);
-        Ok(())
     }
 
     /// Carries out the node's effects, feeding back what they complete, until the node
@@ -662,54 +773,29 @@ impl Actor {
                         queue.extend(self.node.handle(now, Input::Storage(done)));
                     }
                 }
-                // A single-node cluster has no peers to send to.
-                Effect::Send { to, .. } => {
-                    tracing::debug!(to = to.0, "no peer to send to in a single-node cluster");
+                Effect::Send { to, msg } => {
+                    // Best effort, as the core expects of a network: a frame dropped
+                    // here is resent by the core's timers.
+                    self.quorum.links().send(to, &PeerFrame::Replication(msg));
                 }
-                Effect::Controller(ControllerRequest::Heartbeat { .. }) => {}
-                Effect::Controller(ControllerRequest::AlterPartition(req)) => {
-                    let result = self.alter_partition(&req);
+                Effect::Controller(req) => {
                     let now = self.now_ms();
-                    queue.extend(self.node.handle(
-                        now,
-                        Input::Controller(ControllerMessage::AlterPartitionResponse {
-                            partition: req.partition.clone(),
-                            request: req,
-                            result,
-                        }),
-                    ));
+                    let local = self.quorum.controller_request(now, self.id, req);
+                    for ForBroker::Message(msg) in local {
+                        queue.extend(self.node.handle(now, Input::Controller(msg)));
+                    }
+                    if self.quorum.take_image_changed() {
+                        // Followed once the queue is done: the image's states may
+                        // depend on effects still queued.
+                        self.image_pending = true;
+                    }
                 }
             }
         }
-    }
-
-    /// The local controller's answer to an ISR change: accepted when it names the current
-    /// leader and epochs, as the controller quorum will (KIP-497).
-    fn alter_partition(
-        &self,
-        req: &eddy_core::metadata::AlterPartition,
-    ) -> Result<PartitionState, eddy_core::ErrorCode> {
-        let state = self
-            .node
-            .replica(&req.partition)
-            .and_then(|r| r.state().cloned())
-            .ok_or(eddy_core::ErrorCode::UnknownTopicOrPartition)?;
-        if state.leader != Some(req.leader) || state.leader_epoch != req.leader_epoch {
-            return Err(eddy_core::ErrorCode::FencedLeaderEpoch);
+        if std::mem::take(&mut self.image_pending) {
+            self.follow_image();
+            self.check_admin();
         }
-        if state.partition_epoch != req.partition_epoch {
-            return Err(eddy_core::ErrorCode::InvalidUpdateVersion);
-        }
-        if req.new_isr.iter().any(|r| !state.replicas.contains(r))
-            || !req.new_isr.contains(&req.leader)
-        {
-            return Err(eddy_core::ErrorCode::InvalidRequest);
-        }
-        Ok(PartitionState {
-            isr: req.new_isr.clone(),
-            partition_epoch: state.partition_epoch + 1,
-            ..state
-        })
     }
 
     fn storage(&mut self, op: StorageOp) -> Option<StorageDone> {
@@ -793,6 +879,141 @@ impl Actor {
             source: std::io::ErrorKind::NotFound.into(),
         })
     }
+}
+
+impl Actor {
+    /// A topic's partitions as the image has them, creating the topic first when
+    /// `auto_create` allows (answered LEADER_NOT_AVAILABLE meanwhile, as Kafka does).
+    fn topic_view(&mut self, name: String, auto_create: bool) -> TopicView {
+        let image = self.quorum.image();
+        if let Some(topic) = image.topic(&name) {
+            let parts = (0..topic.partition_count)
+                .map(|p| {
+                    let tp = TopicPartition::new(name.clone(), p);
+                    PartitionView {
+                        partition: p,
+                        state: image.partition(&tp).cloned(),
+                        offline: self.failed.contains(&tp),
+                    }
+                })
+                .collect();
+            return (name, Ok(parts));
+        }
+        if !auto_create {
+            return (name, Err(ResponseError::UnknownTopicOrPartition));
+        }
+        let partitions = self.cfg.num_partitions;
+        let rf = self.cfg.default_replication_factor;
+        if let Err((e, msg)) = self.check_new_topic(&name, partitions, rf) {
+            tracing::warn!(topic = %name, error = %msg, "auto-creation refused");
+            return (name, Err(e));
+        }
+        tracing::info!(topic = %name, partitions, replication_factor = rf, "auto-creating topic");
+        let now = self.now_ms();
+        self.quorum.admin(
+            now,
+            ControllerInput::CreateTopic {
+                name: name.clone(),
+                num_partitions: Some(partitions),
+                replication_factor: Some(rf),
+                configs: Vec::new(),
+            },
+        );
+        self.take_from_quorum(Vec::new());
+        (name, Err(ResponseError::LeaderNotAvailable))
+    }
+
+    /// What Kafka checks of a new topic before the controller sees it.
+    fn check_new_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u16,
+    ) -> Result<(), (ResponseError, String)> {
+        eddy_core::controller::validate_topic_name(name)
+            .map_err(|msg| (ResponseError::InvalidTopicException, msg))?;
+        let image = self.quorum.image();
+        if image.topic(name).is_some() {
+            return Err((
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
+        }
+        if partitions == 0 {
+            return Err((
+                ResponseError::InvalidPartitions,
+                "Number of partitions must be larger than 0.".to_string(),
+            ));
+        }
+        let live = image.unfenced_brokers().len().max(1);
+        if replication_factor == 0 || usize::from(replication_factor) > live {
+            return Err((
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {live} broker(s) are registered."
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The broker leading group `key`'s `__consumer_offsets` partition. The topic is
+    /// created on first use with `offsets.topic.num.partitions` partitions and
+    /// `offsets.topic.replication.factor` replicas — fewer when the whole quorum has
+    /// fewer nodes (a single-node cluster), but never fewer because brokers are down:
+    /// then the coordinator is not available until they are back, as in Kafka.
+    fn coordinator(&mut self, key: &str) -> Result<BrokerView, (ResponseError, String)> {
+        let name = eddy_core::group::OFFSETS_TOPIC;
+        let not_available = |why: &str| (ResponseError::CoordinatorNotAvailable, why.to_string());
+        let Some(count) = self.quorum.image().topic(name).map(|t| t.partition_count) else {
+            let cluster = super::quorum::voters(&self.cfg).len().max(1);
+            let rf = self
+                .cfg
+                .offsets_topic_replication_factor
+                .min(u16::try_from(cluster).unwrap_or(u16::MAX));
+            let partitions = self.cfg.offsets_topic_num_partitions;
+            if let Err((_, msg)) = self.check_new_topic(name, partitions, rf) {
+                return Err(not_available(&msg));
+            }
+            tracing::info!(partitions, replication_factor = rf, "creating {name}");
+            let now = self.now_ms();
+            self.quorum.admin(
+                now,
+                ControllerInput::CreateTopic {
+                    name: name.to_string(),
+                    num_partitions: Some(partitions),
+                    replication_factor: Some(rf),
+                    configs: Vec::new(),
+                },
+            );
+            self.take_from_quorum(Vec::new());
+            return Err(not_available("the offsets topic is being created"));
+        };
+        let tp = TopicPartition::new(name, eddy_core::group::offsets_partition_for(key, count));
+        let leader = self
+            .quorum
+            .image()
+            .leader_of(&tp)
+            .ok_or_else(|| not_available("the group's offsets partition has no leader"))?;
+        self.cluster_view()
+            .brokers
+            .into_iter()
+            .find(|b| b.id == leader)
+            .ok_or_else(|| not_available("the group's coordinator is not reachable"))
+    }
+}
+
+fn topic_created(image: &MetadataImage, input: &ControllerInput) -> bool {
+    matches!(input, ControllerInput::CreateTopic { name, .. } if image.topic(name).is_some())
+}
+
+fn topic_deleted(image: &MetadataImage, input: &ControllerInput) -> bool {
+    matches!(input, ControllerInput::DeleteTopic { name } if image.topic(name).is_none())
+}
+
+fn partitions_added(image: &MetadataImage, input: &ControllerInput) -> bool {
+    matches!(input, ControllerInput::CreatePartitions { topic, count }
+        if image.topic(topic).is_some_and(|t| t.partition_count >= *count))
 }
 
 /// Milliseconds since the Unix epoch: what record timestamps are measured against.

@@ -13,6 +13,7 @@
 mod actor;
 mod connection;
 mod handlers;
+mod quorum;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,17 +34,20 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("the node stopped before it caught up with the metadata log; see the errors above")]
+    Quorum,
     #[error("cannot open the log dirs: {0}")]
     Storage(#[from] crate::storage::StorageError),
 }
+
+/// Frames from peers waiting for the node actor.
+const PEER_QUEUE: usize = 4096;
 
 /// What every connection shares: the way to the node actor and the settings the
 /// handlers need.
 pub(crate) struct Shared {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) cfg: BrokerConfig,
-    pub(crate) advertised_host: String,
-    pub(crate) advertised_port: i32,
     pub(crate) cluster_id: String,
 }
 
@@ -61,9 +65,22 @@ pub struct Broker {
     actor: tokio::task::JoinHandle<()>,
 }
 
+/// The name of the listener controllers and brokers reach each other on, as KRaft's
+/// `controller.listener.names` usually says; its address is this node's entry in
+/// `controller.quorum.voters`, so it is skipped when looking for the client listener.
+const CONTROLLER_LISTENER: &str = "CONTROLLER";
+
+/// The client listener of `listeners` (the first not named CONTROLLER):
 /// `PLAINTEXT://host:port` → (host, port). Eddy's listeners are all plaintext.
 pub fn parse_listener(value: &str) -> Result<(String, u16), String> {
-    let first = value.split(',').next().unwrap_or_default().trim();
+    let first = value
+        .split(',')
+        .map(str::trim)
+        .find(|l| {
+            !l.split_once("://")
+                .is_some_and(|(name, _)| name.eq_ignore_ascii_case(CONTROLLER_LISTENER))
+        })
+        .unwrap_or_default();
     let rest = first
         .split_once("://")
         .map(|(proto, rest)| {
@@ -110,15 +127,12 @@ impl Broker {
             None => (host, port),
         };
         let cluster_id = crate::meta::cluster_id(&cfg)?;
-        let actor = actor::Actor::open(cfg.clone(), incarnation)?;
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| StartError::Bind {
                 addr: addr.clone(),
                 source,
             })?;
-        let (tx, rx) = mpsc::channel(actor::COMMAND_QUEUE);
-        let actor = tokio::spawn(actor.run(rx));
         let advertised_host = match advertised.0.as_str() {
             "" | "0.0.0.0" | "::" => "127.0.0.1".to_string(),
             h => h.to_string(),
@@ -133,13 +147,58 @@ impl Broker {
         } else {
             advertised.1
         };
+        // The peer listener: this node's address among the voters, when there are others.
+        let voters = quorum::voters(&cfg);
+        let (peer_tx, peer_rx) = mpsc::channel(PEER_QUEUE);
+        if voters.len() > 1 {
+            if let Some(peer_addr) = voters.get(&cfg.node_id) {
+                let bind = peer_addr.clone();
+                let peers = TcpListener::bind(&bind)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: bind.clone(),
+                        source,
+                    })?;
+                tracing::info!(address = %peer_addr, "listening for brokers and controllers");
+                tokio::spawn(crate::peer::link::accept_peers(peers, peer_tx));
+            }
+        }
+        let links = crate::peer::link::PeerLinks::start(cfg.node_id, &voters);
+        let me = actor::BrokerView {
+            id: cfg.node_id,
+            host: advertised_host.clone(),
+            port: advertised_port.into(),
+        };
+        let (ready_tx, mut ready) = tokio::sync::oneshot::channel();
+        let actor = actor::Actor::open(cfg.clone(), incarnation, links, me, ready_tx)?;
+        let (tx, rx) = mpsc::channel(actor::COMMAND_QUEUE);
+        let actor = tokio::spawn(actor.run(rx, peer_rx));
+        // Clients are served once this broker's metadata has caught up, as a KRaft
+        // broker starts serving only then: before, it would answer that topics it has
+        // do not exist.
+        let waiting_since = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                r = &mut ready => {
+                    if r.is_err() {
+                        return Err(StartError::Quorum);
+                    }
+                    break;
+                }
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+                    tracing::info!(
+                        waited_s = waiting_since.elapsed().as_secs(),
+                        voters = %voters.iter().map(|(id, a)| format!("{}@{a}", id.0)).collect::<Vec<_>>().join(","),
+                        "waiting for a majority of the metadata quorum's voters (start the others)"
+                    );
+                }
+            }
+        }
         Ok(Broker {
             listener,
             shared: Arc::new(Shared {
                 commands: tx,
                 cfg,
-                advertised_host,
-                advertised_port: advertised_port.into(),
                 cluster_id,
             }),
             actor,

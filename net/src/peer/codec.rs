@@ -15,6 +15,7 @@
 //! untrusted as a client's.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use eddy_core::controller::ControllerInput;
 use eddy_core::message::{ControllerMessage, ControllerRequest, PeerMessage};
 use eddy_core::metadata::{AlterPartition, PartitionState};
 use eddy_core::quorum::{
@@ -36,6 +37,11 @@ pub enum PeerFrame {
     ToController(ControllerRequest),
     /// Controller to a broker.
     FromController(ControllerMessage),
+    /// A broker forwards a client's admin request (CreateTopics, DeleteTopics,
+    /// CreatePartitions, IncrementalAlterConfigs) to the active controller, as KRaft
+    /// brokers forward them (KIP-590). The client learns the outcome from the metadata
+    /// log; a request lost on the way times out and the client retries.
+    Admin(ControllerInput),
 }
 
 /// Why a frame was refused.
@@ -84,6 +90,10 @@ pub fn encode(from: NodeId, frame: &PeerFrame) -> Bytes {
             b.put_u8(4);
             put_from_controller(&mut b, m);
         }
+        PeerFrame::Admin(m) => {
+            b.put_u8(5);
+            put_admin(&mut b, m);
+        }
     }
     let len = u32::try_from(b.len() - 4).expect("a peer frame is under 4 GiB");
     b[..4].copy_from_slice(&len.to_be_bytes());
@@ -93,6 +103,53 @@ pub fn encode(from: NodeId, frame: &PeerFrame) -> Bytes {
 fn put_bytes(b: &mut BytesMut, v: &[u8]) {
     b.put_u32(u32::try_from(v.len()).expect("under 4 GiB"));
     b.put_slice(v);
+}
+
+/// The admin inputs a broker forwards; any other input is a bug in the caller.
+fn put_admin(b: &mut BytesMut, m: &ControllerInput) {
+    match m {
+        ControllerInput::CreateTopic {
+            name,
+            num_partitions,
+            replication_factor,
+            configs,
+        } => {
+            b.put_u8(1);
+            put_str(b, name);
+            put_opt_u32(b, *num_partitions);
+            put_opt_u32(b, replication_factor.map(u32::from));
+            b.put_u32(configs.len() as u32);
+            for (k, v) in configs {
+                put_str(b, k);
+                put_str(b, v);
+            }
+        }
+        ControllerInput::DeleteTopic { name } => {
+            b.put_u8(2);
+            put_str(b, name);
+        }
+        ControllerInput::CreatePartitions { topic, count } => {
+            b.put_u8(3);
+            put_str(b, topic);
+            b.put_u32(*count);
+        }
+        ControllerInput::AlterConfigs { topic, configs } => {
+            b.put_u8(4);
+            put_str(b, topic);
+            b.put_u32(configs.len() as u32);
+            for (k, v) in configs {
+                put_str(b, k);
+                match v {
+                    None => b.put_u8(0),
+                    Some(v) => {
+                        b.put_u8(1);
+                        put_str(b, v);
+                    }
+                }
+            }
+        }
+        other => panic!("{other:?} is not forwarded between brokers"),
+    }
 }
 
 fn put_str(b: &mut BytesMut, s: &str) {
@@ -387,6 +444,7 @@ pub fn decode(body: &[u8]) -> Result<(NodeId, PeerFrame), DecodeError> {
         2 => PeerFrame::Raft(r.raft()?),
         3 => PeerFrame::ToController(r.controller_request()?),
         4 => PeerFrame::FromController(r.controller_message()?),
+        5 => PeerFrame::Admin(r.admin()?),
         tag => return Err(DecodeError::Tag { what: "frame", tag }),
     };
     if !r.0.is_empty() {
@@ -601,6 +659,61 @@ impl Reader<'_> {
             tag => {
                 return Err(DecodeError::Tag {
                     what: "replication message",
+                    tag,
+                })
+            }
+        })
+    }
+
+    fn admin(&mut self) -> Result<ControllerInput, DecodeError> {
+        Ok(match self.u8("admin request")? {
+            1 => {
+                let name = self.string("topic")?;
+                let num_partitions = self.opt_u32("partitions")?;
+                let replication_factor = match self.opt_u32("replication factor")? {
+                    None => None,
+                    Some(rf) => Some(u16::try_from(rf).map_err(|_| DecodeError::Tag {
+                        what: "replication factor",
+                        tag: 0xff,
+                    })?),
+                };
+                let n = self.count("configs")?;
+                let configs = (0..n)
+                    .map(|_| Ok((self.string("config key")?, self.string("config value")?)))
+                    .collect::<Result<_, DecodeError>>()?;
+                ControllerInput::CreateTopic {
+                    name,
+                    num_partitions,
+                    replication_factor,
+                    configs,
+                }
+            }
+            2 => ControllerInput::DeleteTopic {
+                name: self.string("topic")?,
+            },
+            3 => ControllerInput::CreatePartitions {
+                topic: self.string("topic")?,
+                count: self.u32("partition count")?,
+            },
+            4 => {
+                let topic = self.string("topic")?;
+                let n = self.count("configs")?;
+                let configs = (0..n)
+                    .map(|_| {
+                        let key = self.string("config key")?;
+                        let value = if self.bool("config value")? {
+                            Some(self.string("config value")?)
+                        } else {
+                            None
+                        };
+                        Ok((key, value))
+                    })
+                    .collect::<Result<_, DecodeError>>()?;
+                ControllerInput::AlterConfigs { topic, configs }
+            }
+            tag => {
+                return Err(DecodeError::Tag {
+                    what: "admin request",
                     tag,
                 })
             }

@@ -10,9 +10,6 @@ use tokio::sync::oneshot;
 
 use super::super::{Command, Shared};
 
-/// Brokers in a single-node cluster.
-const LIVE_BROKERS: i16 = 1;
-
 pub(super) async fn handle(shared: &Shared, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
@@ -61,18 +58,19 @@ pub(super) async fn handle(shared: &Shared, req: CreateTopicsRequest) -> CreateT
             ));
             continue;
         }
-        if replication_factor <= 0 || replication_factor > LIVE_BROKERS {
+        let Ok(replication_factor_u16) = u16::try_from(replication_factor) else {
             results.push(refuse(
                 ResponseError::InvalidReplicationFactor,
-                format!("Replication factor: {replication_factor} larger than available brokers: {LIVE_BROKERS}."),
+                "Replication factor must be larger than 0.".into(),
             ));
             continue;
-        }
+        };
         let (tx, rx) = oneshot::channel();
         let sent = shared
             .send(Command::CreateTopic {
                 name,
                 partitions: partitions as u32,
+                replication_factor: replication_factor_u16,
                 validate_only: req.validate_only,
                 reply: tx,
             })

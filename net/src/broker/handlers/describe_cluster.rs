@@ -3,18 +3,35 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
+use tokio::sync::oneshot;
 
-use super::super::Shared;
+use super::super::{Command, Shared};
 
-pub(super) fn handle(shared: &Shared, _req: DescribeClusterRequest) -> DescribeClusterResponse {
-    let me = BrokerId(shared.cfg.node_id.0 as i32);
+pub(super) async fn handle(
+    shared: &Shared,
+    _req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let (tx, rx) = oneshot::channel();
+    let cluster = if shared.send(Command::Cluster { reply: tx }).await {
+        rx.await.unwrap_or_default()
+    } else {
+        Default::default()
+    };
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(shared.cluster_id.clone()))
-        .with_controller_id(me)
+        .with_controller_id(BrokerId(cluster.controller.map_or(-1, |c| c.0 as i32)))
         .with_endpoint_type(1)
         .with_cluster_authorized_operations(i32::MIN)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(me)
-            .with_host(StrBytes::from_string(shared.advertised_host.clone()))
-            .with_port(shared.advertised_port)])
+        .with_brokers(
+            cluster
+                .brokers
+                .into_iter()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id.0 as i32))
+                        .with_host(StrBytes::from_string(b.host))
+                        .with_port(b.port)
+                })
+                .collect(),
+        )
 }

@@ -104,7 +104,7 @@ pub(super) async fn handle(
                 let exists = sent
                     && rx
                         .await
-                        .is_ok_and(|topics| topics.iter().any(|(_, r)| r.is_ok()));
+                        .is_ok_and(|(_, topics)| topics.iter().any(|(_, r)| r.is_ok()));
                 if exists {
                     result.with_configs(
                         topic_configs(&shared.cfg)

@@ -61,23 +61,26 @@ async fn find(shared: &Shared, key_type: i8, key: StrBytes) -> Coordinator {
         return refuse(ResponseError::InvalidRequest, "the group id is empty");
     }
     let (tx, rx) = oneshot::channel();
-    if !shared.send(Command::EnsureOffsetsTopic { reply: tx }).await {
+    let command = Command::Coordinator {
+        key: key.to_string(),
+        reply: tx,
+    };
+    if !shared.send(command).await {
         return refuse(
             ResponseError::CoordinatorNotAvailable,
             "the broker is shutting down",
         );
     }
     match rx.await {
-        // Single-node: this broker leads every offsets partition, so it coordinates every
-        // group (which partition holds it, `offsets_partition_for`, is the node's concern).
-        Ok(Ok(_)) => Coordinator::default()
+        Ok(Ok(broker)) => Coordinator::default()
             .with_key(key)
-            .with_node_id(BrokerId(shared.cfg.node_id.0 as i32))
-            .with_host(StrBytes::from_string(shared.advertised_host.clone()))
-            .with_port(shared.advertised_port),
-        _ => refuse(
+            .with_node_id(BrokerId(broker.id.0 as i32))
+            .with_host(StrBytes::from_string(broker.host))
+            .with_port(broker.port),
+        Ok(Err((e, msg))) => refuse(e, &msg),
+        Err(_) => refuse(
             ResponseError::CoordinatorNotAvailable,
-            "the offsets topic is not available",
+            "the broker is shutting down",
         ),
     }
 }

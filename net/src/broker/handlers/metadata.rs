@@ -1,4 +1,5 @@
-//! Metadata: the brokers (this one), the controller (this one) and the topics asked for.
+//! Metadata: the brokers, the active controller and the topics asked for, from this
+//! broker's copy of the metadata image.
 //!
 //! Which topics: v0 treats an empty list as "all", v1+ uses null for all and `[]` for
 //! none (KAFKA-COMPAT item 12). A named topic that does not exist is created when
@@ -20,14 +21,9 @@ pub(super) async fn handle(
     version: i16,
     req: MetadataRequest,
 ) -> MetadataResponse {
-    let node_id = BrokerId(shared.cfg.node_id.0 as i32);
     let resp = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(node_id)
-            .with_host(StrBytes::from_string(shared.advertised_host.clone()))
-            .with_port(shared.advertised_port)])
         .with_cluster_id(Some(StrBytes::from_string(shared.cluster_id.clone())))
-        .with_controller_id(node_id);
+        .with_controller_id(BrokerId(-1));
     let names: Option<Vec<String>> = match req.topics {
         None => None,
         Some(topics) if topics.is_empty() && version == 0 => None,
@@ -49,9 +45,23 @@ pub(super) async fn handle(
             reply: tx,
         })
         .await;
-    let Some(topics) = (if sent { rx.await.ok() } else { None }) else {
+    let Some((cluster, topics)) = (if sent { rx.await.ok() } else { None }) else {
         return resp;
     };
+    let resp = resp
+        .with_controller_id(BrokerId(cluster.controller.map_or(-1, |c| c.0 as i32)))
+        .with_brokers(
+            cluster
+                .brokers
+                .into_iter()
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.id.0 as i32))
+                        .with_host(StrBytes::from_string(b.host))
+                        .with_port(b.port)
+                })
+                .collect(),
+        );
     let topics = topics
         .into_iter()
         .map(|(name, result)| {

@@ -92,7 +92,7 @@ pub(crate) async fn handle(
             ResponseKind::DescribeConfigs(describe_configs::handle(shared, req).await)
         }
         RequestKind::DescribeCluster(req) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(shared, req))
+            ResponseKind::DescribeCluster(describe_cluster::handle(shared, req).await)
         }
         RequestKind::OffsetForLeaderEpoch(req) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shared, req).await)
@@ -180,7 +180,7 @@ pub(crate) async fn partition_counts(shared: &Shared, names: Vec<String>) -> BTr
         .await;
     let mut counts = BTreeMap::new();
     if sent {
-        if let Ok(topics) = rx.await {
+        if let Ok((_, topics)) = rx.await {
             for (name, parts) in topics {
                 if let Ok(parts) = parts {
                     counts.insert(name, parts.len() as u32);

@@ -208,8 +208,40 @@ fn raft() -> impl Strategy<Value = RaftMessage> {
     ]
 }
 
+fn name() -> impl Strategy<Value = String> {
+    "[a-z._-]{1,12}"
+}
+
+fn admin() -> impl Strategy<Value = ControllerInput> {
+    prop_oneof![
+        (
+            name(),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<u16>()),
+            proptest::collection::vec((name(), name()), 0..3)
+        )
+            .prop_map(|(name, num_partitions, replication_factor, configs)| {
+                ControllerInput::CreateTopic {
+                    name,
+                    num_partitions,
+                    replication_factor,
+                    configs,
+                }
+            }),
+        name().prop_map(|name| ControllerInput::DeleteTopic { name }),
+        (name(), any::<u32>())
+            .prop_map(|(topic, count)| ControllerInput::CreatePartitions { topic, count }),
+        (
+            name(),
+            proptest::collection::vec((name(), proptest::option::of(name())), 0..3)
+        )
+            .prop_map(|(topic, configs)| ControllerInput::AlterConfigs { topic, configs }),
+    ]
+}
+
 fn frame() -> impl Strategy<Value = PeerFrame> {
     prop_oneof![
+        admin().prop_map(PeerFrame::Admin),
         peer().prop_map(PeerFrame::Replication),
         raft().prop_map(PeerFrame::Raft),
         (0u32..8, any::<u64>()).prop_map(|(b, incarnation)| PeerFrame::ToController(

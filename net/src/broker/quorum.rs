@@ -1,0 +1,241 @@
+//! This process's part of the metadata quorum (KRaft combined mode: every Eddy process
+//! is a broker and a controller voter): the core's [`Voter`] with its durable state in
+//! [`RaftStore`] files and its messages on the peer links.
+//!
+//! The node actor owns it and calls it on its own task: a tick, a frame from a peer, a
+//! request from the local broker. Everything the voter asks for is carried out before
+//! the call returns — Raft messages are queued on the links, writes are made durable
+//! (synchronously: the metadata log is small and a vote must be durable before it is
+//! sent) and reported back — except what concerns the local broker, which is returned.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use eddy_core::config::BrokerConfig;
+use eddy_core::controller::voter::{Voter, VoterOut};
+use eddy_core::controller::{ControllerConfig, ControllerInput, MetadataImage};
+use eddy_core::message::{ControllerMessage, ControllerRequest};
+use eddy_core::quorum::{RaftConfig, RaftMessage};
+use eddy_core::types::{NodeId, TimeMs};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::peer::codec::PeerFrame;
+use crate::peer::link::PeerLinks;
+use crate::raft_store::RaftStore;
+use crate::storage::StorageError;
+
+/// Where the quorum's files live: `metadata.log.dir` as Kafka names it, by default
+/// inside the first log dir under KRaft's name for the metadata log's directory.
+pub(crate) fn metadata_dir(cfg: &BrokerConfig) -> PathBuf {
+    PathBuf::from(&cfg.log_dirs[0]).join(METADATA_DIR_NAME)
+}
+
+/// KRaft's name for the metadata log's directory; partition discovery skips it.
+const METADATA_DIR_NAME: &str = "__cluster_metadata-0";
+
+/// The voters, `id` → `host:port` of their peer listener. Empty `controller.quorum.voters`
+/// means this node alone.
+pub(crate) fn voters(cfg: &BrokerConfig) -> BTreeMap<NodeId, String> {
+    cfg.controller_quorum_voters
+        .iter()
+        .map(|v| {
+            let host = if v.host.contains(':') {
+                format!("[{}]", v.host)
+            } else {
+                v.host.clone()
+            };
+            (v.id, format!("{host}:{}", v.port))
+        })
+        .collect()
+}
+
+pub(crate) struct Quorum {
+    me: NodeId,
+    voter: Voter,
+    store: RaftStore,
+    links: PeerLinks,
+    rng: ChaCha8Rng,
+    /// The committed image changed since [`Quorum::take_image_changed`] last said so.
+    image_changed: bool,
+    /// A write failed: the voter waits for a completion that will not come. Said once.
+    store_failed: bool,
+}
+
+/// What the quorum has for the local broker.
+pub(crate) enum ForBroker {
+    /// The controller's answer to this broker's request (an AlterPartition outcome, a
+    /// heartbeat's state).
+    Message(ControllerMessage),
+}
+
+impl Quorum {
+    /// Opens the quorum's files and starts the voter on what they hold. `links` reach
+    /// every other voter.
+    pub(crate) fn open(
+        cfg: &BrokerConfig,
+        incarnation: u64,
+        links: PeerLinks,
+        now_ms: TimeMs,
+    ) -> Result<Quorum, StorageError> {
+        let me = cfg.node_id;
+        let (store, durable) = RaftStore::open(&metadata_dir(cfg))?;
+        let mut ids: Vec<NodeId> = voters(cfg).into_keys().collect();
+        if ids.is_empty() {
+            ids.push(me);
+        }
+        tracing::info!(
+            voters = ?ids.iter().map(|v| v.0).collect::<Vec<_>>(),
+            term = durable.hard_state.term.0,
+            entries = durable.entries.len(),
+            snapshot = durable.snapshot.as_ref().map_or(0, |s| s.last.index.0),
+            "metadata quorum state recovered"
+        );
+        let voter = Voter::new(
+            me,
+            &ids,
+            RaftConfig::default(),
+            ControllerConfig::from_broker_config(cfg),
+            now_ms,
+            durable,
+        );
+        let mut quorum = Quorum {
+            me,
+            voter,
+            store,
+            links,
+            // Election jitter only needs to differ between voters and restarts.
+            rng: ChaCha8Rng::seed_from_u64(incarnation ^ (u64::from(me.0) << 48)),
+            image_changed: true,
+            store_failed: false,
+        };
+        let _ = quorum.drain(now_ms);
+        Ok(quorum)
+    }
+
+    /// The links to the other voters (every other broker, in combined mode).
+    pub(crate) fn links(&self) -> &PeerLinks {
+        &self.links
+    }
+
+    pub(crate) fn image(&self) -> &MetadataImage {
+        self.voter.committed()
+    }
+
+    /// The active controller as this voter knows it.
+    pub(crate) fn controller(&self) -> Option<NodeId> {
+        self.voter.leader()
+    }
+
+    /// See [`Voter::caught_up`].
+    pub(crate) fn caught_up(&self) -> bool {
+        self.voter.caught_up()
+    }
+
+    pub(crate) fn take_image_changed(&mut self) -> bool {
+        std::mem::take(&mut self.image_changed)
+    }
+
+    pub(crate) fn tick(&mut self, now_ms: TimeMs) -> Vec<ForBroker> {
+        self.voter.tick(now_ms, &mut self.rng);
+        self.voter.controller_tick(now_ms);
+        self.drain(now_ms)
+    }
+
+    pub(crate) fn raft(
+        &mut self,
+        now_ms: TimeMs,
+        from: NodeId,
+        msg: RaftMessage,
+    ) -> Vec<ForBroker> {
+        self.voter.receive(now_ms, from, msg);
+        self.drain(now_ms)
+    }
+
+    /// A broker's request for the controller: this voter's if it is active, else sent
+    /// to the one it knows of (dropped without one: the broker's timers resend it).
+    pub(crate) fn controller_request(
+        &mut self,
+        now_ms: TimeMs,
+        from: NodeId,
+        req: ControllerRequest,
+    ) -> Vec<ForBroker> {
+        if from == self.me && !self.voter.is_active() {
+            if let Some(leader) = self.voter.leader().filter(|&l| l != self.me) {
+                self.links.send(leader, &PeerFrame::ToController(req));
+            }
+            return Vec::new();
+        }
+        self.voter.request(now_ms, from, req);
+        self.drain(now_ms)
+    }
+
+    /// An admin request: decided here if this voter is the active controller, else
+    /// forwarded to the one it knows of. `false` when there is none to ask.
+    pub(crate) fn admin(&mut self, now_ms: TimeMs, input: ControllerInput) -> bool {
+        if self.voter.is_active() {
+            let taken = self.voter.admin(now_ms, input);
+            let _ = self.drain(now_ms);
+            return taken;
+        }
+        match self.voter.leader().filter(|&l| l != self.me) {
+            Some(leader) => self.links.send(leader, &PeerFrame::Admin(input)),
+            None => false,
+        }
+    }
+
+    /// Carries out what the voter asked for until it asks nothing more.
+    fn drain(&mut self, now_ms: TimeMs) -> Vec<ForBroker> {
+        let mut local = Vec::new();
+        loop {
+            let outs = self.voter.take_out();
+            if outs.is_empty() {
+                return local;
+            }
+            for out in outs {
+                match out {
+                    VoterOut::Raft { to, msg } => {
+                        self.links.send(to, &PeerFrame::Raft(msg));
+                    }
+                    VoterOut::Persist(effect) => match self.store.write(effect) {
+                        Ok(done) => self.voter.persisted(now_ms, done),
+                        Err(e) => {
+                            if !std::mem::replace(&mut self.store_failed, true) {
+                                tracing::error!(error = %e, "cannot write the metadata log: this voter stops taking part in the quorum; fix the disk and restart the broker");
+                            }
+                        }
+                    },
+                    VoterOut::ToBroker { to, msg } => {
+                        // Partition states follow from each broker's own copy of the
+                        // committed log (the node actor diffs the image); only answers
+                        // to a broker's own requests travel.
+                        if matches!(msg, ControllerMessage::PartitionStates(_)) {
+                            continue;
+                        }
+                        if to == self.me {
+                            local.push(ForBroker::Message(msg));
+                        } else {
+                            self.links.send(to, &PeerFrame::FromController(msg));
+                        }
+                    }
+                    VoterOut::NotController { .. } => {
+                        // The requester's own timers resend to the controller it learns of.
+                    }
+                    VoterOut::Applied { .. } | VoterOut::SnapshotApplied { .. } => {
+                        self.image_changed = true;
+                    }
+                    VoterOut::BecameLeader { term, .. } => {
+                        tracing::info!(term = term.0, "elected leader of the metadata quorum");
+                    }
+                    VoterOut::Active(active) => {
+                        if active {
+                            tracing::info!("this node is the active controller");
+                        } else {
+                            tracing::info!("this node is no longer the active controller");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
