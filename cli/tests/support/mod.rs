@@ -47,6 +47,12 @@ impl Broker {
     }
 
     fn spawn(&mut self, listener: String) {
+        let stderr = self.launch(listener);
+        self.wait_listening(stderr);
+    }
+
+    /// Starts the process; [`Broker::wait_listening`] waits for it to serve.
+    fn launch(&mut self, listener: String) -> BufReader<std::process::ChildStderr> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_eddy"));
         cmd.arg("broker")
             .arg("--override")
@@ -61,13 +67,22 @@ impl Broker {
             .stderr(Stdio::piped())
             .spawn()
             .expect("eddy broker starts");
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+        let stderr = BufReader::new(child.stderr.take().expect("piped"));
+        self.child = Some(child);
+        stderr
+    }
+
+    /// Reads the broker's log until it says it listens (it has caught up with the
+    /// metadata quorum), then keeps draining it in the background.
+    fn wait_listening(&mut self, mut stderr: BufReader<std::process::ChildStderr>) {
         let mut line = String::new();
+        let mut said = String::new();
         loop {
             line.clear();
             if stderr.read_line(&mut line).expect("reads stderr") == 0 {
-                panic!("eddy broker exited before listening");
+                panic!("eddy broker exited before listening:\n{said}");
             }
+            said.push_str(&line);
             if let Some(rest) = line.split(" listening on ").nth(1) {
                 self.addr = rest.split(',').next().expect("address").to_string();
                 break;
@@ -76,6 +91,7 @@ impl Broker {
         // Keep draining stderr so the broker never blocks on a full pipe, and keep what it
         // says: a panic in any of its tasks is a bug even when the broker survives it.
         let log = self.log.clone();
+        log.lock().expect("log lock").push_str(&said);
         std::thread::spawn(move || {
             let mut line = String::new();
             while stderr.read_line(&mut line).unwrap_or(0) > 0 {
@@ -83,7 +99,6 @@ impl Broker {
                 line.clear();
             }
         });
-        self.child = Some(child);
     }
 
     /// kill -9, as a crash.
@@ -115,7 +130,106 @@ impl Broker {
     }
 }
 
+/// A free port on loopback (the OS's pick, released for the broker to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Brokers 1..=n on loopback, each a controller voter too (KRaft combined mode), as
+/// `config/` sets up a cluster on one machine.
+pub(crate) struct Cluster {
+    pub(crate) brokers: Vec<Broker>,
+}
+
+impl Cluster {
+    /// Starts `n` brokers with `overrides` and waits until each serves clients (which
+    /// needs a majority of them up: they are started together).
+    pub(crate) fn start(name: &str, n: u32, overrides: &[&str]) -> Cluster {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let voters = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("{}@127.0.0.1:{peer}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut brokers: Vec<Broker> = (1..=n)
+            .map(|id| {
+                let mut extra: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+                extra.push(format!("node.id={id}"));
+                extra.push("process.roles=broker,controller".to_string());
+                extra.push(format!("controller.quorum.voters={voters}"));
+                Broker {
+                    child: None,
+                    addr: format!("127.0.0.1:{}", ports[id as usize - 1].0),
+                    data: fresh_dir(&format!("{name}-{id}")),
+                    extra,
+                    log: Default::default(),
+                }
+            })
+            .collect();
+        let mut cluster = Cluster {
+            brokers: Vec::new(),
+        };
+        let launched: Vec<_> = brokers
+            .iter_mut()
+            .map(|b| {
+                let listener = format!("PLAINTEXT://{}", b.addr);
+                b.launch(listener)
+            })
+            .collect();
+        for (b, stderr) in brokers.iter_mut().zip(launched) {
+            b.wait_listening(stderr);
+        }
+        cluster.brokers = brokers;
+        cluster
+    }
+
+    /// Every broker's address, for a client's bootstrap list.
+    pub(crate) fn bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .map(|b| b.addr.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The broker with node id `id` (1-based).
+    pub(crate) fn broker(&mut self, id: u32) -> &mut Broker {
+        &mut self.brokers[id as usize - 1]
+    }
+
+    /// Starts every stopped broker again, together, and waits until each serves.
+    pub(crate) fn restart_stopped(&mut self) {
+        let launched: Vec<_> = self
+            .brokers
+            .iter_mut()
+            .filter(|b| b.child.is_none())
+            .map(|b| {
+                let listener = format!("PLAINTEXT://{}", b.addr);
+                let stderr = b.launch(listener);
+                (b.addr.clone(), stderr)
+            })
+            .collect();
+        for (addr, stderr) in launched {
+            let b = self
+                .brokers
+                .iter_mut()
+                .find(|b| b.addr == addr)
+                .expect("launched above");
+            b.wait_listening(stderr);
+        }
+    }
+}
+
 impl Broker {
+    /// Everything the broker has logged so far.
+    pub(crate) fn log_text(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
     /// Panics if the broker reported a panic in any of its tasks.
     pub(crate) fn assert_no_panic(&self) {
         let log = self.log.lock().expect("log lock");

@@ -33,6 +33,11 @@ pub(crate) struct Session {
 pub struct Controller {
     pub(crate) config: ControllerConfig,
     pub(crate) sessions: BTreeMap<NodeId, Session>,
+    /// Brokers (at an incarnation) that asked for a controlled shutdown: their
+    /// heartbeats keep their session but never unfence them. Kept by this controller
+    /// only: a successor may unfence one that still heartbeats, which a broker in
+    /// shutdown stops doing.
+    pub(crate) shutting_down: std::collections::BTreeSet<(NodeId, u64)>,
     /// Whether the first input has been seen: the one that starts sessions and repairs
     /// what a predecessor left half done.
     activated: bool,
@@ -79,6 +84,7 @@ impl Controller {
         Controller {
             config,
             sessions: BTreeMap::new(),
+            shutting_down: Default::default(),
             activated: false,
         }
     }
@@ -110,6 +116,10 @@ impl Controller {
                 caught_up,
             } => self.heartbeat(now_ms, &mut step, broker, incarnation, caught_up),
             ControllerInput::UnregisterBroker { broker } => self.unregister(&mut step, broker),
+            ControllerInput::ControlledShutdown {
+                broker,
+                incarnation,
+            } => self.controlled_shutdown(&mut step, broker, incarnation),
             ControllerInput::AlterPartition(request) => self.alter_partition(&mut step, request),
             ControllerInput::CreateTopic {
                 name,

@@ -93,7 +93,8 @@ impl Controller {
                         last_heartbeat_ms: now_ms,
                     },
                 );
-                if fenced && caught_up {
+                let shutting_down = self.shutting_down.contains(&(broker, incarnation));
+                if fenced && caught_up && !shutting_down {
                     step.emit(MetadataRecord::UnfenceBroker {
                         broker,
                         incarnation,
@@ -103,11 +104,41 @@ impl Controller {
                     self.reconcile_hosted_by(step, broker);
                 }
                 Ok(HeartbeatState {
-                    fenced: fenced && !caught_up,
+                    fenced: fenced && (!caught_up || shutting_down),
                 })
             }
         };
         step.replies.push(ControllerReply::BrokerHeartbeat {
+            broker,
+            incarnation,
+            result,
+        });
+    }
+
+    /// Fences a broker that is stopping on purpose, so leadership moves before it goes.
+    pub(crate) fn controlled_shutdown(
+        &mut self,
+        step: &mut Step<'_>,
+        broker: NodeId,
+        incarnation: u64,
+    ) {
+        let result = match step.image().broker(broker) {
+            None => Err(ErrorCode::BrokerIdNotRegistered),
+            Some(b) if b.incarnation != incarnation => Err(ErrorCode::StaleBrokerEpoch),
+            Some(b) => {
+                self.shutting_down.retain(|(id, _)| *id != broker);
+                self.shutting_down.insert((broker, incarnation));
+                if !b.fenced {
+                    step.emit(MetadataRecord::FenceBroker {
+                        broker,
+                        incarnation,
+                    });
+                    self.reconcile_hosted_by(step, broker);
+                }
+                Ok(())
+            }
+        };
+        step.replies.push(ControllerReply::ControlledShutdown {
             broker,
             incarnation,
             result,

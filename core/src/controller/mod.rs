@@ -143,6 +143,11 @@ pub enum ControllerInput {
     },
     /// An operator decommissions a broker (KIP-631's UnregisterBroker).
     UnregisterBroker { broker: NodeId },
+    /// A broker stopping on purpose (SIGTERM) asks to be shut down in a controlled way
+    /// (KIP-631's `wantShutDown`): it is fenced at once, so its leaderships move to
+    /// other ISR members and it leaves the ISRs, before it goes; its heartbeats do not
+    /// unfence it again. Its next start registers a new incarnation as usual.
+    ControlledShutdown { broker: NodeId, incarnation: u64 },
     /// A partition leader's ISR change (KIP-497).
     AlterPartition(AlterPartition),
     /// CreateTopics for one topic. `None` takes `num.partitions` /
@@ -195,6 +200,11 @@ pub enum ControllerReply {
     },
     UnregisterBroker {
         broker: NodeId,
+        result: Result<(), ErrorCode>,
+    },
+    ControlledShutdown {
+        broker: NodeId,
+        incarnation: u64,
         result: Result<(), ErrorCode>,
     },
     /// The request, echoed, and the partition's new state (what the leader must adopt).

@@ -221,6 +221,10 @@ enum Op {
         caught_up: bool,
         stale: bool,
     },
+    /// Broker `b` asks for a controlled shutdown (it keeps heartbeating until it goes).
+    Shutdown {
+        b: u32,
+    },
     Create {
         topic: u8,
         partitions: u32,
@@ -284,7 +288,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(pick, member, stale)| Op::Alter { pick, member, stale }),
         1 => any::<prop::sample::Index>().prop_map(|pick| Op::Elect { pick }),
         1 => (0..4u8, any::<bool>()).prop_map(|(topic, on)| Op::Unclean { topic, on }),
-        1 => b.prop_map(|b| Op::Unregister { b }),
+        1 => b.clone().prop_map(|b| Op::Unregister { b }),
+        1 => b.prop_map(|b| Op::Shutdown { b }),
         1 => Just(Op::Failover),
         3 => (1..4usize).prop_map(|count| Op::Commit { count }),
         1 => (0..12_000u64, proptest::option::of(0..BROKERS), any::<prop::sample::Index>())
@@ -565,6 +570,26 @@ impl World {
                         on.then(|| "true".to_string()),
                     )],
                 });
+            }
+            Op::Shutdown { b } => {
+                let incarnation = self.incarnations[b as usize];
+                let reply = c.handle(ControllerInput::ControlledShutdown {
+                    broker: NodeId(b),
+                    incarnation,
+                });
+                if matches!(
+                    reply,
+                    ControllerReply::ControlledShutdown { result: Ok(()), .. }
+                ) {
+                    // Leadership moved away before the broker goes.
+                    for (tp, s) in c.image.partitions() {
+                        assert_ne!(
+                            s.leader,
+                            Some(NodeId(b)),
+                            "{tp:?} still led by {b} after its controlled shutdown"
+                        );
+                    }
+                }
             }
             Op::Unregister { b } => {
                 c.handle(ControllerInput::UnregisterBroker { broker: NodeId(b) });

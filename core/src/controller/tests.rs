@@ -573,3 +573,48 @@ fn isr_members_fenced_together_leave_the_leader_as_last_member() {
         "the leader holds everything either had"
     );
 }
+
+#[test]
+fn a_controlled_shutdown_moves_leadership_away_and_keeps_the_broker_fenced() {
+    let mut c = three_brokers();
+    c.create("t", 6, 3).unwrap();
+    let led_by_1: Vec<u32> = (0..6)
+        .filter(|&p| c.state("t", p).leader == Some(NodeId(1)))
+        .collect();
+    assert!(!led_by_1.is_empty());
+    let reply = c.handle(ControllerInput::ControlledShutdown {
+        broker: NodeId(1),
+        incarnation: 1,
+    });
+    assert!(
+        matches!(
+            reply,
+            ControllerReply::ControlledShutdown { result: Ok(()), .. }
+        ),
+        "{reply:?}"
+    );
+    assert!(c.committed.broker(NodeId(1)).unwrap().fenced);
+    for p in 0..6 {
+        let s = c.state("t", p);
+        assert_ne!(s.leader, Some(NodeId(1)), "partition {p}: {s:?}");
+        assert!(s.leader.is_some(), "partition {p} has a leader: {s:?}");
+        assert!(!s.isr.contains(&NodeId(1)), "partition {p}: {s:?}");
+    }
+    // Still heartbeating while it flushes: stays fenced.
+    assert_eq!(c.heartbeat(1, 1), Ok(HeartbeatState { fenced: true }));
+    assert!(c.image.broker(NodeId(1)).unwrap().fenced);
+    // A stale incarnation's request is refused; the next start comes back as usual.
+    let stale = c.handle(ControllerInput::ControlledShutdown {
+        broker: NodeId(2),
+        incarnation: 0,
+    });
+    assert!(matches!(
+        stale,
+        ControllerReply::ControlledShutdown {
+            result: Err(ErrorCode::StaleBrokerEpoch),
+            ..
+        }
+    ));
+    c.register(1, 2);
+    assert!(!c.image.broker(NodeId(1)).unwrap().fenced);
+}

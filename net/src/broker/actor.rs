@@ -80,6 +80,9 @@ pub(crate) type AdminResult = Result<(), (ResponseError, String)>;
 
 /// How long an admin request may wait for its effect to reach this broker's image.
 const ADMIN_TIMEOUT_MS: u64 = 30_000;
+/// How long a controlled shutdown waits for leadership to move before stopping anyway.
+const CONTROLLED_SHUTDOWN_MS: u64 = 10_000;
+
 /// How often an admin request not yet visible is sent again (the controller may have
 /// moved, or the forwarded request was lost).
 const ADMIN_RESEND_MS: u64 = 1_000;
@@ -139,6 +142,11 @@ pub(crate) enum Command {
         key: String,
         reply: oneshot::Sender<Result<BrokerView, (ResponseError, String)>>,
     },
+    /// SIGTERM: move leadership away (a controlled shutdown), flush every log, answer,
+    /// and stop.
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
     NewProducerId {
         reply: oneshot::Sender<i64>,
     },
@@ -175,6 +183,10 @@ pub(crate) struct Actor {
     image_pending: bool,
     /// Told once this broker's image has caught up with the metadata log.
     ready: Option<oneshot::Sender<()>>,
+    incarnation: u64,
+    /// A controlled shutdown under way: who to tell when done, and when to give up
+    /// waiting for leadership to move.
+    stopping: Option<(oneshot::Sender<()>, u64)>,
 }
 
 impl Actor {
@@ -240,6 +252,8 @@ impl Actor {
             advertised,
             image_pending: false,
             ready: Some(ready),
+            incarnation,
+            stopping: None,
         };
         actor.follow_image();
         Ok(actor)
@@ -289,6 +303,9 @@ impl Actor {
                     let local = self.quorum.tick(now);
                     self.take_from_quorum(local);
                     self.check_admin();
+                    if self.shutdown_done() {
+                        break;
+                    }
                 }
                 Some((from, frame)) = peers.recv() => self.on_peer(from, frame),
                 Some((tp, sync_id, ok)) = synced.recv() => self.on_synced(tp, sync_id, ok),
@@ -296,6 +313,58 @@ impl Actor {
             }
         }
         self.shutdown();
+        if let Some((reply, _)) = self.stopping.take() {
+            let _ = reply.send(());
+        }
+    }
+
+    /// Asks the controller to move leadership away from this broker (KIP-631's
+    /// controlled shutdown); the loop goes on serving until the image shows it done.
+    fn begin_shutdown(&mut self, reply: oneshot::Sender<()>) {
+        let now = self.now_ms();
+        tracing::info!("controlled shutdown: moving partition leadership to other brokers");
+        self.stopping = Some((reply, now + CONTROLLED_SHUTDOWN_MS));
+        self.quorum.admin(
+            now,
+            ControllerInput::ControlledShutdown {
+                broker: self.id,
+                incarnation: self.incarnation,
+            },
+        );
+        self.take_from_quorum(Vec::new());
+    }
+
+    /// Whether a controlled shutdown may finish: this broker leads nothing (or is
+    /// fenced, or it is the last broker and nothing can move), or it waited long enough.
+    fn shutdown_done(&mut self) -> bool {
+        let Some((_, deadline)) = &self.stopping else {
+            return false;
+        };
+        let image = self.quorum.image();
+        let fenced = image.broker(self.id).is_none_or(|b| b.fenced);
+        let leads = image.partitions().any(|(_, s)| s.leader == Some(self.id));
+        if fenced || !leads {
+            tracing::info!(leads_partitions = leads, "controlled shutdown done");
+            return true;
+        }
+        let now = self.now_ms();
+        if now >= *deadline {
+            tracing::warn!(
+                "controlled shutdown timed out: stopping while still leading partitions"
+            );
+            return true;
+        }
+        // The request may have been lost, or the controller moved: ask again.
+        if now % 1_000 < TICK_MS {
+            self.quorum.admin(
+                now,
+                ControllerInput::ControlledShutdown {
+                    broker: self.id,
+                    incarnation: self.incarnation,
+                },
+            );
+        }
+        false
     }
 
     /// A frame from another broker or voter.
@@ -558,6 +627,7 @@ impl Actor {
                 }
                 let _ = reply.send((self.cluster_view(), out));
             }
+            Command::Shutdown { reply } => self.begin_shutdown(reply),
             Command::Cluster { reply } => {
                 let _ = reply.send(self.cluster_view());
             }
@@ -778,6 +848,9 @@ impl Actor {
                     // here is resent by the core's timers.
                     self.quorum.links().send(to, &PeerFrame::Replication(msg));
                 }
+                // A broker in controlled shutdown stops heartbeating: its heartbeats
+                // must not look like a broker that came back.
+                Effect::Controller(_) if self.stopping.is_some() => {}
                 Effect::Controller(req) => {
                     let now = self.now_ms();
                     let local = self.quorum.controller_request(now, self.id, req);

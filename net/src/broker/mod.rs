@@ -235,8 +235,13 @@ impl Broker {
                 },
             }
         }
-        tracing::info!("shutting down: no new connections; flushing logs");
+        tracing::info!("shutting down: no new connections");
         drop(listener);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if shared.send(Command::Shutdown { reply: tx }).await {
+            // The actor moves leadership away and flushes; bounded by its own deadline.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), rx).await;
+        }
         drop(shared);
         // Connections still open hold the command queue; give them a moment, then the
         // process exit closes them. The actor flushes when the last sender is gone.

@@ -39,7 +39,7 @@ pub enum PeerFrame {
     FromController(ControllerMessage),
     /// A broker forwards a client's admin request (CreateTopics, DeleteTopics,
     /// CreatePartitions, IncrementalAlterConfigs) to the active controller, as KRaft
-    /// brokers forward them (KIP-590). The client learns the outcome from the metadata
+    /// brokers forward them (KIP-590), or asks for its own controlled shutdown. The client learns the outcome from the metadata
     /// log; a request lost on the way times out and the client retries.
     Admin(ControllerInput),
 }
@@ -147,6 +147,14 @@ fn put_admin(b: &mut BytesMut, m: &ControllerInput) {
                     }
                 }
             }
+        }
+        ControllerInput::ControlledShutdown {
+            broker,
+            incarnation,
+        } => {
+            b.put_u8(5);
+            b.put_u32(broker.0);
+            b.put_u64(*incarnation);
         }
         other => panic!("{other:?} is not forwarded between brokers"),
     }
@@ -711,6 +719,10 @@ impl Reader<'_> {
                     .collect::<Result<_, DecodeError>>()?;
                 ControllerInput::AlterConfigs { topic, configs }
             }
+            5 => ControllerInput::ControlledShutdown {
+                broker: NodeId(self.u32("broker")?),
+                incarnation: self.u64("incarnation")?,
+            },
             tag => {
                 return Err(DecodeError::Tag {
                     what: "admin request",

@@ -236,6 +236,10 @@ fn admin() -> impl Strategy<Value = ControllerInput> {
             proptest::collection::vec((name(), proptest::option::of(name())), 0..3)
         )
             .prop_map(|(topic, configs)| ControllerInput::AlterConfigs { topic, configs }),
+        (0u32..8, any::<u64>()).prop_map(|(b, incarnation)| ControllerInput::ControlledShutdown {
+            broker: NodeId(b),
+            incarnation
+        }),
     ]
 }
 
