@@ -93,6 +93,26 @@ impl StandInController {
     ) -> Outbox {
         let mut out = Vec::new();
         match req {
+            ControllerRequest::Register {
+                broker,
+                incarnation,
+                ..
+            } => {
+                // The stand-in registers a broker as it takes its heartbeat.
+                let heartbeat = ControllerRequest::Heartbeat {
+                    broker,
+                    incarnation,
+                };
+                let mut out = self.handle(now_ms, from, heartbeat);
+                out.push((
+                    broker,
+                    ControllerMessage::RegistrationResponse {
+                        incarnation,
+                        result: Ok(()),
+                    },
+                ));
+                return out;
+            }
             ControllerRequest::Heartbeat {
                 broker,
                 incarnation,

@@ -41,10 +41,32 @@ impl MetadataImage {
 
 impl ControllerReply {
     /// The reply as the core's message to a broker, for the replies a broker's node
-    /// awaits (AlterPartition's, to the leader that asked). Registration and heartbeat
-    /// replies have no such message yet.
+    /// awaits: AlterPartition's (to the leader that asked), registration and heartbeat
+    /// answers (to the broker). Admin replies have none.
     pub fn to_broker_message(&self) -> Option<(NodeId, ControllerMessage)> {
         match self {
+            ControllerReply::BrokerRegistration {
+                broker,
+                incarnation,
+                result,
+            } => Some((
+                *broker,
+                ControllerMessage::RegistrationResponse {
+                    incarnation: *incarnation,
+                    result: *result,
+                },
+            )),
+            ControllerReply::BrokerHeartbeat {
+                broker,
+                incarnation,
+                result,
+            } => Some((
+                *broker,
+                ControllerMessage::HeartbeatResponse {
+                    incarnation: *incarnation,
+                    result: *result,
+                },
+            )),
             ControllerReply::AlterPartition { request, result } => Some((
                 request.leader,
                 ControllerMessage::AlterPartitionResponse {

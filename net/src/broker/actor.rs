@@ -666,7 +666,9 @@ impl Actor {
                 Effect::Send { to, .. } => {
                     tracing::debug!(to = to.0, "no peer to send to in a single-node cluster");
                 }
-                Effect::Controller(ControllerRequest::Heartbeat { .. }) => {}
+                Effect::Controller(
+                    ControllerRequest::Register { .. } | ControllerRequest::Heartbeat { .. },
+                ) => {}
                 Effect::Controller(ControllerRequest::AlterPartition(req)) => {
                     let result = self.alter_partition(&req);
                     let now = self.now_ms();
