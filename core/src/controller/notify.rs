@@ -3,8 +3,8 @@
 //!
 //! In KRaft, brokers follow the metadata log themselves and derive their partitions from
 //! their own image. Until Eddy's brokers do, the shell sends each replica of a partition
-//! that a committed record created or changed its new state, as the simulator's stand-in
-//! controller does, and turns AlterPartition replies into the response the leader awaits.
+//! that a committed record created or changed its new state, as the simulator's former stand-in
+//! controller did, and turns AlterPartition replies into the response the leader awaits.
 
 use std::collections::BTreeSet;
 
