@@ -16,6 +16,7 @@
 
 use bytes::Bytes;
 
+use crate::controller::HeartbeatState;
 use crate::error::ErrorCode;
 use crate::metadata::{AlterPartition, PartitionState};
 use crate::types::{Epoch, NodeId, Offset, TopicPartition};
@@ -185,8 +186,17 @@ pub enum ClientResponse {
 /// Requests from a broker to the controller.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ControllerRequest {
-    /// Liveness, sent every `broker.heartbeat.interval.ms`. A new `incarnation` tells the
-    /// controller the broker restarted and may have lost unsynced data.
+    /// KIP-631's BrokerRegistration: sent on every start (a new `incarnation` tells the
+    /// controller the broker restarted and may have lost unsynced data), and again
+    /// whenever a heartbeat is answered that this incarnation is not registered. The
+    /// broker heartbeats only once the controller answered it registered.
+    Register {
+        broker: NodeId,
+        incarnation: u64,
+        listeners: Vec<String>,
+        rack: Option<String>,
+    },
+    /// Liveness, sent every `broker.heartbeat.interval.ms` by a registered incarnation.
     Heartbeat {
         broker: NodeId,
         incarnation: u64,
@@ -199,6 +209,19 @@ pub enum ControllerRequest {
 pub enum ControllerMessage {
     /// The current state of partitions this broker hosts.
     PartitionStates(Vec<(TopicPartition, PartitionState)>),
+    /// The answer to a [`ControllerRequest::Register`] of `incarnation`, once the
+    /// registration committed (or why it was refused).
+    RegistrationResponse {
+        incarnation: u64,
+        result: Result<(), ErrorCode>,
+    },
+    /// The answer to a [`ControllerRequest::Heartbeat`] of `incarnation`: whether the
+    /// broker is fenced, or BROKER_ID_NOT_REGISTERED / STALE_BROKER_EPOCH when the
+    /// controller does not know this incarnation (the broker registers again).
+    HeartbeatResponse {
+        incarnation: u64,
+        result: Result<HeartbeatState, ErrorCode>,
+    },
     /// The answer to an AlterPartition (echoed back): the new state, or why it was
     /// refused.
     AlterPartitionResponse {

@@ -1,9 +1,8 @@
 //! What a broker is told about a partition by the controller: its replicas, its leader
 //! and leader epoch, and its ISR with the partition epoch that versions it.
 //!
-//! This is the seam where the controller plugs in. Today the simulator's stand-in
-//! controller produces these; `crate::controller` (issue 3) produces them from its
-//! committed log (`MetadataImage::partitions_hosted_by`) once it is wired in. A broker
+//! This is the seam where the controller plugs in: `crate::controller` produces them
+//! from the committed metadata log (`MetadataImage::partitions_hosted_by`). A broker
 //! applies a state only if it is newer than the one it holds.
 
 use crate::types::{Epoch, NodeId, TopicPartition};

@@ -108,7 +108,15 @@ pub struct Node {
     incarnation: u64,
     cfg: NodeConfig,
     replicas: BTreeMap<TopicPartition, Replica>,
+    /// When the next Register (while unregistered) or Heartbeat goes out.
     next_heartbeat_ms: TimeMs,
+    /// Whether the controller answered this incarnation registered (KIP-631): until it
+    /// does, the node sends Register instead of Heartbeat; a heartbeat answered
+    /// BROKER_ID_NOT_REGISTERED or STALE_BROKER_EPOCH makes it register again.
+    registered: bool,
+    /// What the registration tells the controller (KIP-631's listeners and rack).
+    listeners: Vec<String>,
+    rack: Option<String>,
     /// Cuts recovery found necessary, handed to the shell with the first effects.
     startup: Vec<Effect>,
     /// The coordinator of the groups in the `__consumer_offsets` partitions led here.
@@ -155,6 +163,9 @@ impl Node {
             cfg,
             replicas,
             next_heartbeat_ms: 0,
+            registered: false,
+            listeners: Vec::new(),
+            rack: None,
             startup,
             group: GroupCoordinator::on_broker(cfg.group, id, incarnation),
             group_partitions: BTreeMap::new(),
@@ -166,6 +177,19 @@ impl Node {
 
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// The listeners and rack this node registers with (none unless set: the
+    /// simulator's brokers have no addresses).
+    pub fn set_registration(&mut self, listeners: Vec<String>, rack: Option<String>) {
+        self.listeners = listeners;
+        self.rack = rack;
+    }
+
+    /// Whether the controller answered this incarnation's registration (and has not
+    /// since answered a heartbeat that it does not know it).
+    pub fn is_registered(&self) -> bool {
+        self.registered
     }
 
     pub fn replica(&self, tp: &TopicPartition) -> Option<&Replica> {
@@ -254,11 +278,22 @@ impl Node {
 
     fn on_tick(&mut self, now_ms: TimeMs, out: &mut Vec<Effect>) {
         if now_ms >= self.next_heartbeat_ms {
+            // Unanswered registrations are retried at the heartbeat interval.
             self.next_heartbeat_ms = now_ms + self.cfg.heartbeat_interval_ms;
-            out.push(Effect::Controller(ControllerRequest::Heartbeat {
-                broker: self.id,
-                incarnation: self.incarnation,
-            }));
+            let req = if self.registered {
+                ControllerRequest::Heartbeat {
+                    broker: self.id,
+                    incarnation: self.incarnation,
+                }
+            } else {
+                ControllerRequest::Register {
+                    broker: self.id,
+                    incarnation: self.incarnation,
+                    listeners: self.listeners.clone(),
+                    rack: self.rack.clone(),
+                }
+            };
+            out.push(Effect::Controller(req));
         }
         for replica in self.replicas.values_mut() {
             replica.on_tick(now_ms, out);
@@ -273,6 +308,28 @@ impl Node {
                     self.apply_partition_state(now_ms, tp, state, out);
                 }
             }
+            // Answers to an earlier incarnation's requests are not ours.
+            ControllerMessage::RegistrationResponse {
+                incarnation,
+                result,
+            } if incarnation == self.incarnation => {
+                if result.is_ok() && !self.registered {
+                    self.registered = true;
+                    // Heartbeat at the next tick: the first one unfences the broker.
+                    self.next_heartbeat_ms = now_ms;
+                }
+            }
+            ControllerMessage::HeartbeatResponse {
+                incarnation,
+                result: Err(ErrorCode::BrokerIdNotRegistered | ErrorCode::StaleBrokerEpoch),
+            } if incarnation == self.incarnation => {
+                // The controller does not know this incarnation (its registration was
+                // never committed, or the broker was unregistered): register again.
+                self.registered = false;
+                self.next_heartbeat_ms = now_ms;
+            }
+            ControllerMessage::RegistrationResponse { .. }
+            | ControllerMessage::HeartbeatResponse { .. } => {}
             ControllerMessage::AlterPartitionResponse {
                 partition,
                 request,
@@ -720,3 +777,7 @@ impl Node {
         *out = kept;
     }
 }
+
+#[cfg(test)]
+#[path = "node_registration_tests.rs"]
+mod registration_tests;

@@ -208,7 +208,9 @@ impl Cluster {
                     self.syncs.entry(id).or_default().push((partition, sync_id))
                 }
                 Effect::Storage(op) => self.disks.get_mut(&id).expect("a disk").apply(op),
-                Effect::Controller(ControllerRequest::Heartbeat { .. }) => {}
+                Effect::Controller(
+                    ControllerRequest::Register { .. } | ControllerRequest::Heartbeat { .. },
+                ) => {}
                 Effect::Controller(ControllerRequest::AlterPartition(req)) => {
                     self.queue.push(Envelope::Alter { from: id, req })
                 }

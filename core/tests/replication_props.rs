@@ -452,7 +452,9 @@ impl World {
                     }
                     self.disks.get_mut(&id).expect("a disk").apply(op)
                 }
-                Effect::Controller(ControllerRequest::Heartbeat { .. }) => {}
+                Effect::Controller(
+                    ControllerRequest::Register { .. } | ControllerRequest::Heartbeat { .. },
+                ) => {}
                 Effect::Controller(ControllerRequest::AlterPartition(req)) => {
                     self.queue.push(Envelope {
                         from: Some(id),

@@ -1,11 +1,10 @@
-//! Eddy's seeded simulator: a deterministic world of brokers running the core, a
-//! stand-in controller, producers and readers, a network, disks and faults, with
+//! Eddy's seeded simulator: a deterministic world of brokers running the core, the
+//! metadata quorum's controller voters beside them, producers and readers, a network, disks and faults, with
 //! checkers that name the invariant a run broke.
 //!
 //! One u64 seed decides everything in a run; the same seed always gives the same trace
 //! hash. A scenario (`scenarios/*.toml`) says what the world looks like.
 
-mod controller;
 mod disk;
 pub mod history;
 pub mod invariants;

@@ -9,10 +9,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::scenario::NetworkSpec;
 
-/// Who sits at the end of a link: the controller, a broker, or a client.
+/// Who sits at the end of a link: a broker (and the controller voter beside it), or a
+/// client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Endpoint {
-    Controller,
     Broker(u32),
     Producer(u32),
     Reader(u32),

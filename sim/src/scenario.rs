@@ -46,14 +46,8 @@ pub struct Scenario {
     pub random_faults: Option<RandomFaults>,
     #[serde(default)]
     pub expect: Expect,
-    /// Which controller runs the cluster's metadata: the real metadata quorum
-    /// (`"quorum"`, the default: Raft voters co-located with the first `voters` brokers,
-    /// KRaft's combined mode) or the stand-in (`"stand-in"`: one process outside the
-    /// brokers, as before the quorum).
-    #[serde(default)]
-    pub controller: ControllerKind,
-    /// How many brokers are also controller voters (`process.roles=broker,controller`),
-    /// with `controller = "quorum"`: the first `voters` brokers (all of them if fewer).
+    /// How many brokers are also controller voters (`process.roles=broker,controller`,
+    /// KRaft's combined mode): the first `voters` brokers.
     #[serde(default = "defaults::voters")]
     pub voters: u32,
     /// What the broker configuration check had to say (keys Kafka knows that Eddy
@@ -71,23 +65,9 @@ pub struct TopicSpec {
     #[serde(default = "defaults::one")]
     pub replication_factor: u32,
     /// When an admin client asks the controller to create the topic (CreateTopics);
-    /// 0 = at startup. The stand-in has every topic from the start.
+    /// 0 = at startup.
     #[serde(default)]
     pub create_at_ms: u64,
-}
-
-/// Which controller a scenario runs.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum ControllerKind {
-    /// The core's Raft quorum and controller, run by voters co-located with brokers
-    /// (the default).
-    #[default]
-    Quorum,
-    /// `sim/src/controller.rs`: the small deterministic controller outside the brokers
-    /// that stood in before the quorum, kept for scenarios (and regression seeds) that
-    /// opt into it.
-    StandIn,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
@@ -194,9 +174,9 @@ impl Default for DiskSpec {
 pub enum Target {
     /// The current leader of the first partition of the first topic.
     Leader,
-    /// The broker whose voter leads the metadata quorum (with `controller = "quorum"`).
+    /// The broker whose voter leads the metadata quorum.
     ControllerLeader,
-    /// A voter that does not lead the metadata quorum (with `controller = "quorum"`).
+    /// A voter that does not lead the metadata quorum.
     ControllerFollower,
     /// A broker drawn from the seed.
     #[default]
@@ -423,9 +403,7 @@ impl Scenario {
                 self.brokers
             )));
         }
-        if self.controller == ControllerKind::Quorum
-            && (self.voters == 0 || self.voters > self.brokers)
-        {
+        if self.voters == 0 || self.voters > self.brokers {
             return Err(invalid(format!(
                 "voters = {}: must be between 1 and brokers = {}",
                 self.voters, self.brokers

@@ -4,7 +4,7 @@ use eddy_core::controller::voter::{Voter, VoterOut};
 use eddy_core::controller::{ControllerConfig, ControllerInput};
 use eddy_core::message::{ControllerMessage, ControllerRequest};
 use eddy_core::quorum::{DurableState, RaftConfig};
-use eddy_core::{NodeId, TimeMs};
+use eddy_core::{ErrorCode, NodeId, TimeMs};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -59,15 +59,54 @@ fn single_voter_until_active() -> (Voter, RaftDisk, TimeMs) {
 }
 
 #[test]
-fn a_heartbeat_from_an_unknown_incarnation_registers_and_is_answered_with_its_partitions() {
+fn a_heartbeat_from_an_unknown_incarnation_is_refused_and_a_registration_is_answered_once_committed(
+) {
     let (mut voter, mut disk, now) = single_voter_until_active();
     let heartbeat = ControllerRequest::Heartbeat {
         broker: NodeId(1),
         incarnation: 0,
     };
-    voter.request(now, NodeId(1), heartbeat);
+    voter.request(now, NodeId(1), heartbeat.clone());
+    let outs = step(&mut voter, &mut disk, now);
+    assert!(voter.committed().broker(NodeId(1)).is_none());
+    assert!(
+        outs.iter().any(|o| matches!(
+            o,
+            VoterOut::ToBroker {
+                to: NodeId(1),
+                msg: ControllerMessage::HeartbeatResponse {
+                    incarnation: 0,
+                    result: Err(ErrorCode::BrokerIdNotRegistered)
+                }
+            }
+        )),
+        "{outs:?}"
+    );
+    let register = ControllerRequest::Register {
+        broker: NodeId(1),
+        incarnation: 0,
+        listeners: vec!["PLAINTEXT://b1:9092".into()],
+        rack: None,
+    };
+    voter.request(now, NodeId(1), register);
     let outs = step(&mut voter, &mut disk, now);
     assert!(voter.committed().broker(NodeId(1)).is_some());
+    assert!(
+        outs.iter().any(|o| matches!(
+            o,
+            VoterOut::ToBroker {
+                to: NodeId(1),
+                msg: ControllerMessage::RegistrationResponse {
+                    incarnation: 0,
+                    result: Ok(())
+                }
+            }
+        )),
+        "{outs:?}"
+    );
+    // Registered, its heartbeat unfences it and carries its partitions.
+    voter.request(now, NodeId(1), heartbeat);
+    let outs = step(&mut voter, &mut disk, now);
     assert!(
         outs.iter().any(|o| matches!(
             o,
@@ -78,6 +117,7 @@ fn a_heartbeat_from_an_unknown_incarnation_registers_and_is_answered_with_its_pa
         )),
         "{outs:?}"
     );
+    assert!(voter.committed().unfenced_brokers().contains(&NodeId(1)));
     let created = voter.admin(
         now,
         ControllerInput::CreateTopic {

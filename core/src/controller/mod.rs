@@ -25,8 +25,8 @@
 //! - the translation into the core's `ControllerMessage`s for brokers that do not follow
 //!   the log themselves yet (`notify.rs`).
 //!
-//! The rules the simulator's stand-in controller (`sim/src/controller.rs`) established,
-//! and the simulator checks, hold here:
+//! The rules the simulator's former stand-in controller established, and the simulator
+//! checks, hold here:
 //! - a broker whose session expires (`broker.session.timeout.ms` without a heartbeat), or
 //!   that registers a new incarnation (it restarted and may have lost unsynced data), is
 //!   fenced: it loses leadership, and leaves every ISR where it is not the last member

@@ -3,8 +3,8 @@
 //!
 //! In KRaft, brokers follow the metadata log themselves and derive their partitions from
 //! their own image. Until Eddy's brokers do, the shell sends each replica of a partition
-//! that a committed record created or changed its new state, as the simulator's stand-in
-//! controller does, and turns AlterPartition replies into the response the leader awaits.
+//! that a committed record created or changed its new state, as the simulator's former stand-in
+//! controller did, and turns AlterPartition replies into the response the leader awaits.
 
 use std::collections::BTreeSet;
 
@@ -41,10 +41,32 @@ impl MetadataImage {
 
 impl ControllerReply {
     /// The reply as the core's message to a broker, for the replies a broker's node
-    /// awaits (AlterPartition's, to the leader that asked). Registration and heartbeat
-    /// replies have no such message yet.
+    /// awaits: AlterPartition's (to the leader that asked), registration and heartbeat
+    /// answers (to the broker). Admin replies have none.
     pub fn to_broker_message(&self) -> Option<(NodeId, ControllerMessage)> {
         match self {
+            ControllerReply::BrokerRegistration {
+                broker,
+                incarnation,
+                result,
+            } => Some((
+                *broker,
+                ControllerMessage::RegistrationResponse {
+                    incarnation: *incarnation,
+                    result: *result,
+                },
+            )),
+            ControllerReply::BrokerHeartbeat {
+                broker,
+                incarnation,
+                result,
+            } => Some((
+                *broker,
+                ControllerMessage::HeartbeatResponse {
+                    incarnation: *incarnation,
+                    result: *result,
+                },
+            )),
             ControllerReply::AlterPartition { request, result } => Some((
                 request.leader,
                 ControllerMessage::AlterPartitionResponse {

@@ -110,7 +110,7 @@ impl Controller {
             })
     }
 
-    /// A leader's ISR change (KIP-497), under the stand-in's rules (see `sim/src/controller.rs`).
+    /// A leader's ISR change (KIP-497), under the rules in this module's parent (`controller/mod.rs`).
     pub(crate) fn alter_partition(&self, step: &mut Step<'_>, request: AlterPartition) {
         let result = check_alter_partition(step.image(), &request).map(|change| {
             if let Some(change) = change {

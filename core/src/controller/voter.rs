@@ -187,9 +187,10 @@ impl Voter {
         self.pump(now_ms);
     }
 
-    /// A broker's request. A broker that the image does not know at this incarnation
-    /// registers first (KIP-631: a broker registers on every start, and the controller
-    /// takes heartbeats only from a registered incarnation).
+    /// A broker's request. A broker registers on every start (KIP-631); the controller
+    /// takes heartbeats only from the registered incarnation and answers others
+    /// BROKER_ID_NOT_REGISTERED or STALE_BROKER_EPOCH, upon which the broker registers
+    /// again.
     pub fn request(&mut self, now_ms: TimeMs, from: NodeId, req: ControllerRequest) {
         let Some(active) = self.active.as_mut() else {
             self.out.push(VoterOut::NotController {
@@ -199,27 +200,25 @@ impl Voter {
             return;
         };
         match req {
+            ControllerRequest::Register {
+                broker,
+                incarnation,
+                listeners,
+                rack,
+            } => {
+                let input = ControllerInput::BrokerRegistration {
+                    broker,
+                    incarnation,
+                    listeners,
+                    rack,
+                };
+                let output = active.controller.handle(now_ms, &active.pending, input);
+                self.propose(now_ms, Some(from), output);
+            }
             ControllerRequest::Heartbeat {
                 broker,
                 incarnation,
             } => {
-                let registered = active
-                    .pending
-                    .broker(broker)
-                    .is_some_and(|b| b.incarnation == incarnation);
-                if !registered {
-                    let input = ControllerInput::BrokerRegistration {
-                        broker,
-                        incarnation,
-                        listeners: Vec::new(),
-                        rack: None,
-                    };
-                    let output = active.controller.handle(now_ms, &active.pending, input);
-                    self.propose(now_ms, None, output);
-                }
-                let Some(active) = self.active.as_mut() else {
-                    return;
-                };
                 let input = ControllerInput::BrokerHeartbeat {
                     broker,
                     incarnation,
@@ -312,6 +311,9 @@ impl Voter {
                         to: *broker,
                         msg: ControllerMessage::PartitionStates(states),
                     });
+                    if let Some((to, msg)) = reply.to_broker_message() {
+                        self.out.push(VoterOut::ToBroker { to, msg });
+                    }
                 }
                 _ => {
                     if let Some((to, msg)) = reply.to_broker_message() {

@@ -222,8 +222,13 @@ impl Actor {
             dirs.insert(tp, dir);
         }
         let node_config = NodeConfig::from_broker_config(&cfg);
-        // TODO(register): listeners
         let mut node = Node::new(id, incarnation, node_config, recovered);
+        // What the controller records for clients to reach this broker by (Metadata
+        // responses list every broker from the image).
+        node.set_registration(
+            vec![format!("PLAINTEXT://{}:{}", advertised.host, advertised.port)],
+            None,
+        );
         for (tp, start) in empty_starts {
             node.recovered_empty_log_starts_at(&tp, start);
         }

@@ -16,6 +16,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use eddy_core::controller::ControllerInput;
+use eddy_core::controller::HeartbeatState;
 use eddy_core::message::{ControllerMessage, ControllerRequest, PeerMessage};
 use eddy_core::metadata::{AlterPartition, PartitionState};
 use eddy_core::quorum::{
@@ -402,11 +403,59 @@ fn put_to_controller(b: &mut BytesMut, m: &ControllerRequest) {
             b.put_u8(2);
             put_alter(b, a);
         }
+        ControllerRequest::Register {
+            broker,
+            incarnation,
+            listeners,
+            rack,
+        } => {
+            b.put_u8(3);
+            b.put_u32(broker.0);
+            b.put_u64(*incarnation);
+            b.put_u32(listeners.len() as u32);
+            for l in listeners {
+                put_str(b, l);
+            }
+            match rack {
+                Some(r) => {
+                    b.put_u8(1);
+                    put_str(b, r);
+                }
+                None => b.put_u8(0),
+            }
+        }
+    }
+}
+
+fn put_result_code(b: &mut BytesMut, result: Result<(), ErrorCode>) {
+    match result {
+        Ok(()) => b.put_u8(1),
+        Err(e) => {
+            b.put_u8(0);
+            b.put_i16(e.code());
+        }
     }
 }
 
 fn put_from_controller(b: &mut BytesMut, m: &ControllerMessage) {
     match m {
+        ControllerMessage::RegistrationResponse {
+            incarnation,
+            result,
+        } => {
+            b.put_u8(3);
+            b.put_u64(*incarnation);
+            put_result_code(b, *result);
+        }
+        ControllerMessage::HeartbeatResponse {
+            incarnation,
+            result,
+        } => {
+            b.put_u8(4);
+            b.put_u64(*incarnation);
+            put_result_code(b, result.map(|_| ()));
+            b.put_u8(u8::from(result.is_ok_and(|s| s.fenced)));
+        }
         ControllerMessage::PartitionStates(states) => {
             b.put_u8(1);
             b.put_u32(states.len() as u32);
@@ -825,6 +874,25 @@ impl Reader<'_> {
                 incarnation: self.u64("incarnation")?,
             },
             2 => ControllerRequest::AlterPartition(self.alter()?),
+            3 => {
+                let broker = NodeId(self.u32("broker")?);
+                let incarnation = self.u64("incarnation")?;
+                let n = self.count("listeners")?;
+                let listeners = (0..n)
+                    .map(|_| self.string("listener"))
+                    .collect::<Result<_, DecodeError>>()?;
+                let rack = if self.bool("rack")? {
+                    Some(self.string("rack")?)
+                } else {
+                    None
+                };
+                ControllerRequest::Register {
+                    broker,
+                    incarnation,
+                    listeners,
+                    rack,
+                }
+            }
             tag => {
                 return Err(DecodeError::Tag {
                     what: "controller request",
@@ -854,6 +922,32 @@ impl Reader<'_> {
                 ControllerMessage::AlterPartitionResponse {
                     partition,
                     request,
+                    result,
+                }
+            }
+            3 => {
+                let incarnation = self.u64("incarnation")?;
+                let result = if self.bool("result")? {
+                    Ok(())
+                } else {
+                    Err(self.error()?)
+                };
+                ControllerMessage::RegistrationResponse {
+                    incarnation,
+                    result,
+                }
+            }
+            4 => {
+                let incarnation = self.u64("incarnation")?;
+                let ok = self.bool("result")?;
+                let error = if ok { None } else { Some(self.error()?) };
+                let fenced = self.bool("fenced")?;
+                let result = match error {
+                    None => Ok(HeartbeatState { fenced }),
+                    Some(e) => Err(e),
+                };
+                ControllerMessage::HeartbeatResponse {
+                    incarnation,
                     result,
                 }
             }

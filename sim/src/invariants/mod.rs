@@ -70,7 +70,9 @@ pub struct CheckContext {
     pub liveness_bound_ms: u64,
     /// Partition names, indexed by `Part`.
     pub partition_names: Vec<String>,
-    /// Whether the run has the metadata quorum (its liveness is then checked).
+    /// Whether the controller's liveness is checked: always in a run (every run has the
+    /// metadata quorum); off in the tests of other checkers, whose histories have no
+    /// controller.
     pub quorum: bool,
     /// See `Expect::max_controller_elections`.
     pub max_controller_elections: Option<u32>,

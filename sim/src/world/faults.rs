@@ -86,16 +86,9 @@ impl World<'_> {
                 None => self.rng.random_range(1..=self.scenario.brokers),
             },
             Target::Leader => {
-                let first = match &self.controller {
-                    Some(controller) => controller
-                        .partitions()
-                        .values()
-                        .next()
-                        .and_then(|s| s.leader),
-                    None => self
-                        .active_image()
-                        .and_then(|image| image.partitions().next().and_then(|(_, s)| s.leader)),
-                };
+                let first = self
+                    .active_image()
+                    .and_then(|image| image.partitions().next().and_then(|(_, s)| s.leader));
                 match first {
                     Some(l) => l.0,
                     None => self.rng.random_range(1..=self.scenario.brokers),
@@ -151,7 +144,6 @@ impl World<'_> {
                 let others: Vec<Endpoint> = (1..=n)
                     .filter(|b| !side.contains(b))
                     .map(Endpoint::Broker)
-                    .chain([Endpoint::Controller])
                     .collect();
                 for &s in &side {
                     for &o in &others {
@@ -179,7 +171,6 @@ impl World<'_> {
             .filter(|&b| b != broker)
             .map(Endpoint::Broker)
             .collect();
-        out.push(Endpoint::Controller);
         out.extend((0..self.producers.len() as u32).map(Endpoint::Producer));
         out.extend((0..self.readers.len() as u32).map(Endpoint::Reader));
         out

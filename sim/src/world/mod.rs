@@ -1,6 +1,5 @@
 //! The simulated world: brokers running the core, the metadata quorum's voters beside
-//! them (or the stand-in controller, for scenarios that ask for it), clients, the
-//! network, the disks and the faults, all driven by one event queue ordered by
+//! them, clients, the network, the disks and the faults, all driven by one event queue ordered by
 //! (time, sequence number) and one RNG seeded from the run's seed.
 //!
 //! Each event is hashed into the trace; the effects a broker returns become network
@@ -30,13 +29,12 @@ use eddy_core::{ErrorCode, NodeId, Offset, TimeMs, TopicPartition};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::controller::StandInController;
 use crate::disk::SimDisk;
 use crate::history::{AcksMode, BatchId, BatchRef, Observation, Part};
 use crate::invariants::{CheckContext, CheckerSet};
 use crate::network::{Endpoint, Network};
 use crate::raft_disk::RaftDisk;
-use crate::scenario::{AcksSpec, ControllerKind, FaultAction, Scenario, Target};
+use crate::scenario::{AcksSpec, FaultAction, Scenario, Target};
 use crate::trace::TraceHasher;
 use crate::workload::{ClientAction, ClientEnv, Producer, Reader};
 use crate::{Failover, RunReport};
@@ -223,9 +221,6 @@ pub(crate) struct World<'a> {
     rng: ChaCha8Rng,
     node_cfg: NodeConfig,
     brokers: Vec<Broker>,
-    /// The stand-in controller, unless the scenario runs the quorum.
-    controller: Option<StandInController>,
-    quorum: bool,
     raft_cfg: RaftConfig,
     controller_cfg: ControllerConfig,
     /// The highest index any voter applied: the committed image the model follows.
@@ -291,10 +286,6 @@ impl<'a> World<'a> {
             .iter()
             .map(|t| (t.name.clone(), t.partitions, t.replication_factor))
             .collect();
-        let quorum = scenario.controller == ControllerKind::Quorum;
-        let controller = (!quorum).then(|| {
-            StandInController::new(broker_cfg.broker_session_timeout_ms, &broker_ids, &topics)
-        });
         let all_tps: BTreeSet<TopicPartition> = topics
             .iter()
             .flat_map(|(name, count, _)| (0..*count).map(|p| TopicPartition::new(name.clone(), p)))
@@ -307,7 +298,7 @@ impl<'a> World<'a> {
             readers: scenario.readers.count,
             liveness_bound_ms: scenario.liveness_bound_ms,
             partition_names: parts.keys().map(|tp| tp.to_string()).collect(),
-            quorum,
+            quorum: true,
             max_controller_elections: scenario.expect.max_controller_elections,
             isrs_complete_at_end: scenario.expect.isrs_complete_at_end,
         };
@@ -380,8 +371,6 @@ impl<'a> World<'a> {
             rng: ChaCha8Rng::seed_from_u64(seed),
             node_cfg,
             brokers,
-            controller,
-            quorum,
             raft_cfg: RaftConfig::default(),
             controller_cfg: ControllerConfig::from_broker_config(&broker_cfg),
             commit_frontier: 0,
@@ -407,7 +396,6 @@ impl<'a> World<'a> {
             stats: Stats::default(),
             healed: false,
         };
-        world.observe_isr_changes();
         for b in 0..world.brokers.len() {
             world.start_voter(b);
         }
@@ -425,28 +413,8 @@ impl<'a> World<'a> {
     }
 
     fn schedule_start(&mut self) {
-        // The controller tells every broker the initial partition states, as it would
-        // when they register.
         for b in 0..self.brokers.len() as u32 {
             let id = NodeId(b + 1);
-            if let Some(controller) = &self.controller {
-                let states = controller
-                    .partitions()
-                    .iter()
-                    .filter(|(_, s)| s.replicas.contains(&id))
-                    .map(|(tp, s)| (tp.clone(), s.clone()))
-                    .collect();
-                self.schedule(
-                    0,
-                    Event::Deliver {
-                        from: Endpoint::Controller,
-                        to: Endpoint::Broker(id.0),
-                        payload: Payload::FromController(ControllerMessage::PartitionStates(
-                            states,
-                        )),
-                    },
-                );
-            }
             let jitter = self.rng.random_range(0..BROKER_TICK_MS);
             self.schedule(
                 jitter,
@@ -457,9 +425,7 @@ impl<'a> World<'a> {
             );
         }
         self.schedule(CONTROLLER_TICK_MS, Event::ControllerTick);
-        if self.quorum {
-            self.schedule(0, Event::AdminTick);
-        }
+        self.schedule(0, Event::AdminTick);
         for i in 0..self.producers.len() as u32 {
             let at = self.rng.random_range(50..150);
             self.schedule(
@@ -500,9 +466,7 @@ impl<'a> World<'a> {
             self.dispatch(*next.event);
         }
         self.now = end;
-        if self.quorum {
-            self.observe_fenced_leaders();
-        }
+        self.observe_fenced_leaders();
         self.checkers.finish(end);
         RunReport {
             scenario: self.scenario.name.clone(),
@@ -611,13 +575,7 @@ impl<'a> World<'a> {
             }
             Event::ControllerTick => {
                 self.schedule(self.now + CONTROLLER_TICK_MS, Event::ControllerTick);
-                match self.controller.as_mut() {
-                    Some(controller) => {
-                        let out = controller.tick(self.now);
-                        self.send_from_controller(out);
-                    }
-                    None => self.controller_ticks(),
-                }
+                self.controller_ticks();
             }
             Event::RaftSyncDone {
                 broker,
@@ -674,21 +632,9 @@ impl<'a> World<'a> {
                         msg,
                     },
                     (_, Payload::Request { token, req }) => Input::Client { token, req },
-                    (_, Payload::FromController(msg)) => Input::Controller(msg),
                     (from, payload) => unreachable!("{from:?} cannot send {payload:?} to a broker"),
                 };
                 self.feed(b, input);
-            }
-            (Endpoint::Controller, Payload::ToController(req)) => {
-                let Endpoint::Broker(from) = from else {
-                    unreachable!("only brokers talk to the controller")
-                };
-                let controller = self
-                    .controller
-                    .as_mut()
-                    .expect("only the stand-in listens at Endpoint::Controller");
-                let out = controller.handle(self.now, NodeId(from), req);
-                self.send_from_controller(out);
             }
             (Endpoint::Producer(i), Payload::Response { corr, resp }) => {
                 self.client_step(Client::Producer(i), Reply::Response(corr, resp))
@@ -744,17 +690,6 @@ impl<'a> World<'a> {
                     );
                 }
             }
-        }
-    }
-
-    fn send_from_controller(&mut self, out: Vec<(NodeId, ControllerMessage)>) {
-        self.observe_isr_changes();
-        for (to, msg) in out {
-            self.send(
-                Endpoint::Controller,
-                Endpoint::Broker(to.0),
-                Payload::FromController(msg),
-            );
         }
     }
 
@@ -830,12 +765,7 @@ impl<'a> World<'a> {
                 );
             }
             Effect::Storage(op) => self.storage(b, id, op),
-            Effect::Controller(req) if self.quorum => self.send_to_controller(b, req),
-            Effect::Controller(req) => self.send(
-                Endpoint::Broker(id.0),
-                Endpoint::Controller,
-                Payload::ToController(req),
-            ),
+            Effect::Controller(req) => self.send_to_controller(b, req),
         }
     }
 
@@ -890,28 +820,6 @@ impl<'a> World<'a> {
                     },
                 );
             }
-        }
-    }
-
-    /// Reports every ISR the controller changed since the last look.
-    fn observe_isr_changes(&mut self) {
-        let Some(controller) = &self.controller else {
-            return;
-        };
-        let mut changed = Vec::new();
-        for (tp, state) in controller.partitions() {
-            let part = self.parts[tp];
-            if self.last_isr.get(&part) != Some(&state.isr) {
-                changed.push((part, state.isr.clone()));
-            }
-        }
-        for (part, isr) in changed {
-            self.last_isr.insert(part, isr.clone());
-            self.observe(Observation::IsrChanged {
-                at: self.now,
-                part,
-                isr,
-            });
         }
     }
 

@@ -1,4 +1,4 @@
-//! The metadata quorum in the world (`controller = "quorum"`): the controller voters
+//! The metadata quorum in the world: the controller voters
 //! co-located with the first brokers (KRaft combined mode), their Raft messages over
 //! the simulated network, their durable state on a simulated disk, the brokers' side of
 //! talking to the active controller (finding it, retrying elsewhere), and the admin
@@ -20,7 +20,7 @@ const CONTROLLER_SILENCE_MS: u64 = 1_500;
 
 impl World<'_> {
     pub(super) fn is_voter(&self, broker: u32) -> bool {
-        self.quorum && broker <= self.scenario.voter_count()
+        broker <= self.scenario.voter_count()
     }
 
     pub(super) fn voter_ids(&self) -> Vec<NodeId> {

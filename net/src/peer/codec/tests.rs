@@ -255,6 +255,43 @@ fn frame() -> impl Strategy<Value = PeerFrame> {
             }
         )),
         alter().prop_map(|a| PeerFrame::ToController(ControllerRequest::AlterPartition(a))),
+        (
+            0u32..8,
+            any::<u64>(),
+            proptest::collection::vec("[a-z:/0-9]{0,12}", 0..3),
+            proptest::option::of("[a-z0-9]{0,6}")
+        )
+            .prop_map(|(b, incarnation, listeners, rack)| PeerFrame::ToController(
+                ControllerRequest::Register {
+                    broker: NodeId(b),
+                    incarnation,
+                    listeners,
+                    rack,
+                }
+            )),
+        (
+            any::<u64>(),
+            prop_oneof![Just(Ok(())), error().prop_map(Err)]
+        )
+            .prop_map(|(incarnation, result)| PeerFrame::FromController(
+                ControllerMessage::RegistrationResponse {
+                    incarnation,
+                    result
+                }
+            )),
+        (
+            any::<u64>(),
+            prop_oneof![
+                any::<bool>().prop_map(|fenced| Ok(HeartbeatState { fenced })),
+                error().prop_map(Err)
+            ]
+        )
+            .prop_map(|(incarnation, result)| PeerFrame::FromController(
+                ControllerMessage::HeartbeatResponse {
+                    incarnation,
+                    result
+                }
+            )),
         proptest::collection::vec((tp(), state()), 0..3)
             .prop_map(|s| PeerFrame::FromController(ControllerMessage::PartitionStates(s))),
         (
