@@ -83,6 +83,10 @@ const ADMIN_TIMEOUT_MS: u64 = 30_000;
 /// How long a controlled shutdown waits for leadership to move before stopping anyway.
 const CONTROLLED_SHUTDOWN_MS: u64 = 10_000;
 
+/// How long the active controller keeps running after its controlled shutdown is done:
+/// a few Raft heartbeats (200 ms apart), for the others to learn the commit.
+const CONTROLLER_LINGER_MS: u64 = 600;
+
 /// How often an admin request not yet visible is sent again (the controller may have
 /// moved, or the forwarded request was lost).
 const ADMIN_RESEND_MS: u64 = 1_000;
@@ -187,6 +191,8 @@ pub(crate) struct Actor {
     /// A controlled shutdown under way: who to tell when done, and when to give up
     /// waiting for leadership to move.
     stopping: Option<(oneshot::Sender<()>, u64)>,
+    /// When a controlled shutdown that is done may stop (see `shutdown_done`).
+    done_at: Option<u64>,
 }
 
 impl Actor {
@@ -226,7 +232,10 @@ impl Actor {
         // What the controller records for clients to reach this broker by (Metadata
         // responses list every broker from the image).
         node.set_registration(
-            vec![format!("PLAINTEXT://{}:{}", advertised.host, advertised.port)],
+            vec![format!(
+                "PLAINTEXT://{}:{}",
+                advertised.host, advertised.port
+            )],
             None,
         );
         for (tp, start) in empty_starts {
@@ -259,6 +268,7 @@ impl Actor {
             ready: Some(ready),
             incarnation,
             stopping: None,
+            done_at: None,
         };
         actor.follow_image();
         Ok(actor)
@@ -349,7 +359,26 @@ impl Actor {
         let fenced = image.broker(self.id).is_none_or(|b| b.fenced);
         let leads = image.partitions().any(|(_, s)| s.leader == Some(self.id));
         if fenced || !leads {
+            // The active controller lingers for a few heartbeats so the other voters
+            // learn that the shutdown's records committed before it goes (a new
+            // controller would commit them too, but only after an election).
+            let linger = if self.quorum.is_active() {
+                CONTROLLER_LINGER_MS
+            } else {
+                0
+            };
+            let now = self.now_ms();
+            let until = *self.done_at.get_or_insert(now + linger);
+            if now < until {
+                return false;
+            }
             tracing::info!(leads_partitions = leads, "controlled shutdown done");
+            return true;
+        }
+        if self.quorum.controller().is_none() {
+            // No majority of voters is up (the rest of the cluster stopped first):
+            // nothing can move, and nobody is left to serve.
+            tracing::info!("controlled shutdown: no active controller, stopping");
             return true;
         }
         let now = self.now_ms();

@@ -132,6 +132,10 @@ impl Quorum {
         self.voter.caught_up()
     }
 
+    pub(crate) fn is_active(&self) -> bool {
+        self.voter.is_active()
+    }
+
     pub(crate) fn take_image_changed(&mut self) -> bool {
         std::mem::take(&mut self.image_changed)
     }
