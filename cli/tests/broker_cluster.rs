@@ -238,7 +238,9 @@ def member(n):
                 pass  # a rebalance fenced the commit: the next owner reads again
     c.close()
 threads = [threading.Thread(target=member, args=(n,)) for n in range(3)]
-for t in threads: t.start()
+for t in threads:
+    t.start()
+    time.sleep(0.3)  # see broker_groups.rs: kafka-python and simultaneous joins
 pt = threading.Thread(target=produce); pt.start()
 print("started", flush=True)
 deadline = time.time() + seconds + 120
@@ -398,6 +400,55 @@ fn kill_9_of_a_leader_loses_no_acknowledged_record_and_the_cluster_restarts_whol
         lost.len(),
         &lost[..lost.len().min(20)]
     );
+    for b in &cluster.brokers {
+        b.assert_no_panic();
+    }
+}
+
+/// The three files under `config/cluster/` (the README's cluster on one machine) start a
+/// cluster that lists all three brokers and replicates a topic to them.
+#[test]
+fn the_three_config_files_start_a_working_cluster() {
+    if !have_kcat() {
+        return;
+    }
+    let cluster = Cluster::from_configs(
+        "config-files",
+        &[
+            ("config/cluster/broker-1.properties", "127.0.0.1:19092"),
+            ("config/cluster/broker-2.properties", "127.0.0.1:29092"),
+            ("config/cluster/broker-3.properties", "127.0.0.1:39092"),
+        ],
+    );
+    let bootstrap = cluster.bootstrap();
+    let input: String = (0..1_000).map(|i| format!("r{i}\n")).collect();
+    // Auto-created with the files' num.partitions = 6 and replication factor 3.
+    kcat(
+        &["-b", &bootstrap, "-t", "from-files", "-P", "-X", "acks=all"],
+        input.as_bytes(),
+    );
+    let parts = wait_for(
+        &bootstrap,
+        "from-files",
+        "6 partitions on 3 replicas",
+        |p| p.len() == 6 && p.values().all(|i| i.isrs.len() == 3 && i.leader > 0),
+    );
+    assert!(parts.values().all(|i| i.replicas.len() == 3), "{parts:?}");
+    let out = kcat(
+        &[
+            "-b",
+            &bootstrap,
+            "-t",
+            "from-files",
+            "-C",
+            "-e",
+            "-q",
+            "-o",
+            "beginning",
+        ],
+        b"",
+    );
+    assert_eq!(String::from_utf8_lossy(&out).lines().count(), 1_000);
     for b in &cluster.brokers {
         b.assert_no_panic();
     }

@@ -21,6 +21,8 @@ pub(crate) struct Broker {
     pub(crate) addr: String,
     pub(crate) data: PathBuf,
     extra: Vec<String>,
+    /// A `--config` file, read before the overrides.
+    config: Option<PathBuf>,
     /// Everything the broker wrote to stderr.
     log: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -40,6 +42,7 @@ impl Broker {
             addr: String::new(),
             data,
             extra: overrides.iter().map(|s| s.to_string()).collect(),
+            config: None,
             log: Default::default(),
         };
         b.spawn("PLAINTEXT://127.0.0.1:0".to_string());
@@ -54,8 +57,11 @@ impl Broker {
     /// Starts the process; [`Broker::wait_listening`] waits for it to serve.
     fn launch(&mut self, listener: String) -> BufReader<std::process::ChildStderr> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_eddy"));
-        cmd.arg("broker")
-            .arg("--override")
+        cmd.arg("broker");
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.arg("--override")
             .arg(format!("log.dirs={}", self.data.display()))
             .arg("--override")
             .arg(format!("listeners={listener}"));
@@ -166,13 +172,37 @@ impl Cluster {
                     addr: format!("127.0.0.1:{}", ports[id as usize - 1].0),
                     data: fresh_dir(&format!("{name}-{id}")),
                     extra,
+                    config: None,
                     log: Default::default(),
                 }
             })
             .collect();
-        let mut cluster = Cluster {
-            brokers: Vec::new(),
-        };
+        Cluster::launch_all(&mut brokers);
+        Cluster { brokers }
+    }
+
+    /// Starts one broker per config file (listeners and quorum as the files say, data
+    /// in a fresh directory each), and waits until each serves. `addrs` are the client
+    /// addresses the files give.
+    pub(crate) fn from_configs(name: &str, configs: &[(&str, &str)]) -> Cluster {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut brokers: Vec<Broker> = configs
+            .iter()
+            .enumerate()
+            .map(|(i, (file, addr))| Broker {
+                child: None,
+                addr: addr.to_string(),
+                data: fresh_dir(&format!("{name}-{i}")),
+                extra: Vec::new(),
+                config: Some(root.join(file)),
+                log: Default::default(),
+            })
+            .collect();
+        Cluster::launch_all(&mut brokers);
+        Cluster { brokers }
+    }
+
+    fn launch_all(brokers: &mut [Broker]) {
         let launched: Vec<_> = brokers
             .iter_mut()
             .map(|b| {
@@ -183,8 +213,6 @@ impl Cluster {
         for (b, stderr) in brokers.iter_mut().zip(launched) {
             b.wait_listening(stderr);
         }
-        cluster.brokers = brokers;
-        cluster
     }
 
     /// Every broker's address, for a client's bootstrap list.

@@ -80,6 +80,12 @@ pub(crate) type AdminResult = Result<(), (ResponseError, String)>;
 
 /// How long an admin request may wait for its effect to reach this broker's image.
 const ADMIN_TIMEOUT_MS: u64 = 30_000;
+/// How long FindCoordinator waits for the offsets topic to be created and its partition
+/// to get a leader before answering COORDINATOR_NOT_AVAILABLE: on a healthy cluster
+/// this takes milliseconds, and answering at once would send every consumer of a new
+/// cluster into retries at the same moment.
+const COORDINATOR_WAIT_MS: u64 = 3_000;
+
 /// How long a controlled shutdown waits for leadership to move before stopping anyway.
 const CONTROLLED_SHUTDOWN_MS: u64 = 10_000;
 
@@ -193,7 +199,17 @@ pub(crate) struct Actor {
     stopping: Option<(oneshot::Sender<()>, u64)>,
     /// When a controlled shutdown that is done may stop (see `shutdown_done`).
     done_at: Option<u64>,
+    /// FindCoordinator requests waiting for the offsets topic (key, deadline, reply).
+    coordinator_waits: Vec<CoordinatorWait>,
+    /// When this broker last asked for `__consumer_offsets` to be created.
+    offsets_requested_at: Option<u64>,
 }
+
+type CoordinatorWait = (
+    String,
+    u64,
+    oneshot::Sender<Result<BrokerView, (ResponseError, String)>>,
+);
 
 impl Actor {
     /// Opens every partition found under `log.dirs`, recovering (and cutting torn tails
@@ -269,6 +285,8 @@ impl Actor {
             incarnation,
             stopping: None,
             done_at: None,
+            coordinator_waits: Vec::new(),
+            offsets_requested_at: None,
         };
         actor.follow_image();
         Ok(actor)
@@ -444,8 +462,15 @@ impl Actor {
             self.follow_image();
             self.check_admin();
         }
-        if self.ready.is_some() && self.quorum.caught_up() {
-            tracing::info!("caught up with the metadata log");
+        // Ready as a KRaft broker is: caught up with the metadata log, and registered
+        // and unfenced at this incarnation (so it may lead and join ISRs).
+        let unfenced = self
+            .quorum
+            .image()
+            .broker(self.id)
+            .is_some_and(|b| b.incarnation == self.incarnation && !b.fenced);
+        if self.ready.is_some() && unfenced && self.quorum.caught_up() {
+            tracing::info!("caught up with the metadata log and unfenced");
             let _ = self.ready.take().map(|r| r.send(()));
         }
     }
@@ -510,6 +535,7 @@ impl Actor {
     /// Answers the admin requests the image now shows done, times out the ones waited
     /// on too long, and resends the rest now and then.
     fn check_admin(&mut self) {
+        self.check_coordinators();
         if self.admin.is_empty() {
             return;
         }
@@ -730,7 +756,10 @@ impl Actor {
                 self.submit_admin(input, partitions_added, reply);
             }
             Command::Coordinator { key, reply } => {
-                let _ = reply.send(self.coordinator(&key));
+                let now = self.now_ms();
+                self.coordinator_waits
+                    .push((key, now + COORDINATOR_WAIT_MS, reply));
+                self.check_coordinators();
             }
             Command::NewProducerId { reply } => {
                 let id = self.next_producer_id;
@@ -1064,6 +1093,25 @@ impl Actor {
         Ok(())
     }
 
+    /// Answers the FindCoordinator requests whose coordinator is known, and those that
+    /// waited long enough with why it is not.
+    fn check_coordinators(&mut self) {
+        if self.coordinator_waits.is_empty() {
+            return;
+        }
+        let now = self.now_ms();
+        for (key, deadline, reply) in std::mem::take(&mut self.coordinator_waits) {
+            match self.coordinator(&key) {
+                Err(_) if now < deadline && !reply.is_closed() => {
+                    self.coordinator_waits.push((key, deadline, reply));
+                }
+                answer => {
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
+
     /// The broker leading group `key`'s `__consumer_offsets` partition. The topic is
     /// created on first use with `offsets.topic.num.partitions` partitions and
     /// `offsets.topic.replication.factor` replicas — fewer when the whole quorum has
@@ -1082,8 +1130,15 @@ impl Actor {
             if let Err((_, msg)) = self.check_new_topic(name, partitions, rf) {
                 return Err(not_available(&msg));
             }
-            tracing::info!(partitions, replication_factor = rf, "creating {name}");
             let now = self.now_ms();
+            if self
+                .offsets_requested_at
+                .is_some_and(|at| now < at + ADMIN_RESEND_MS)
+            {
+                return Err(not_available("the offsets topic is being created"));
+            }
+            self.offsets_requested_at = Some(now);
+            tracing::info!(partitions, replication_factor = rf, "creating {name}");
             self.quorum.admin(
                 now,
                 ControllerInput::CreateTopic {

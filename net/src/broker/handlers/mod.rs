@@ -153,8 +153,12 @@ pub(crate) async fn ask_core(shared: &Shared, req: ClientRequest) -> Option<Clie
 /// Sends a group request to the coordinator in the core. `Err` when the broker is
 /// shutting down and nothing answered.
 pub(crate) async fn ask_group(shared: &Shared, req: GroupRequest) -> Result<GroupResponse, ()> {
+    tracing::debug!(request = ?req, "group request");
     match ask_core(shared, ClientRequest::Group(req)).await {
-        Some(ClientResponse::Group(resp)) => Ok(resp),
+        Some(ClientResponse::Group(resp)) => {
+            tracing::debug!(response = ?resp, "group response");
+            Ok(resp)
+        }
         _ => Err(()),
     }
 }
