@@ -295,7 +295,15 @@ impl Model {
             | Observation::RaftSnapshotApplied { .. }
             | Observation::ControllerActive { .. }
             | Observation::PartitionView { .. }
-            | Observation::FencedLeadersAtEnd { .. } => {}
+            | Observation::FencedLeadersAtEnd { .. }
+            | Observation::GroupJoining { .. }
+            | Observation::GroupAssigned { .. }
+            | Observation::GroupRevoked { .. }
+            | Observation::GroupStopped { .. }
+            | Observation::GroupResumed { .. }
+            | Observation::GroupProcessed { .. }
+            | Observation::GroupCommitSent { .. }
+            | Observation::GroupCommitAcked { .. } => {}
         }
     }
 
