@@ -489,7 +489,16 @@ impl Member {
             .keys()
             .map(|&p| self.tp(p).partition.to_string())
             .collect();
-        let generation = self.owned_generation.unwrap_or(UNKNOWN_GENERATION_ID);
+        // As Java's ConsumerCoordinator does: the generation the member last joined, even
+        // if it never learned that generation's assignment (a SyncGroup lost with its
+        // coordinator). KIP-792's assignor drops the claims of members reporting an older
+        // generation than others, so reporting the older generation of the assignment
+        // would let the leader hand these partitions to another member at once.
+        let generation = if self.generation != UNKNOWN_GENERATION_ID {
+            self.generation
+        } else {
+            self.owned_generation.unwrap_or(UNKNOWN_GENERATION_ID)
+        };
         Bytes::from(format!(
             "{};{};{}",
             self.cfg.topic,
