@@ -19,11 +19,14 @@ use eddy_core::{Offset, TimeMs};
 use super::{CheckContext, Checker, Model, Violation};
 use crate::history::{MemberRef, Observation, Part};
 
+/// An acknowledged commit: when the member was told, the offset, and the member.
+type AckedCommit = (TimeMs, Offset, MemberRef);
+
 pub struct GroupCommitsMonotonic {
     ctx: CheckContext,
     /// Per (group, partition): every acknowledged commit (when, offset, by whom), in
     /// the order acknowledged.
-    acked: BTreeMap<(u32, Part), Vec<(TimeMs, Offset, MemberRef)>>,
+    acked: BTreeMap<(u32, Part), Vec<AckedCommit>>,
 }
 
 impl GroupCommitsMonotonic {

@@ -246,20 +246,19 @@ impl World<'_> {
                     });
                 }
             }
-            Observation::GroupStopped { member, .. } => {
-                // The measured join was overtaken by a failure: record it unfinished.
+            // The measured join was overtaken by a failure: record it unfinished.
+            Observation::GroupStopped { member, .. }
                 if self
                     .probes
                     .get(&member.group)
-                    .is_some_and(|p| p.joiner == *member)
-                {
-                    let p = self.probes.remove(&member.group).expect("found");
-                    self.rebalances.push(Rebalance {
-                        group_size_before: p.before,
-                        joined_at_ms: p.started_at,
-                        completed_after_ms: None,
-                    });
-                }
+                    .is_some_and(|p| p.joiner == *member) =>
+            {
+                let p = self.probes.remove(&member.group).expect("found");
+                self.rebalances.push(Rebalance {
+                    group_size_before: p.before,
+                    joined_at_ms: p.started_at,
+                    completed_after_ms: None,
+                });
             }
             _ => {}
         }
