@@ -11,12 +11,19 @@
 //! partition up only after its last commit's outcome, so a correct cluster never
 //! acknowledges a lower offset after a higher one. An explicit reset (a member's
 //! `auto.offset.reset` after OFFSET_OUT_OF_RANGE) is not a commit and is not judged.
+//!
+//! Commits are acks=all appends to `__consumer_offsets`, so they are as durable as any
+//! acks=all write: when the model finds that committed data of the group's offsets
+//! partition was lost where the configuration allowed it (every in-sync copy crashed
+//! before it was synced; Kafka docs, "Replication"), a commit that went back is excused
+//! and counted in the losses report, as `acked-durability` and `liveness` excuse such
+//! losses for records.
 
 use std::collections::BTreeMap;
 
 use eddy_core::{Offset, TimeMs};
 
-use super::{CheckContext, Checker, Model, Violation};
+use super::{CheckContext, Checker, LossReport, Model, Violation};
 use crate::history::{MemberRef, Observation, Part};
 
 /// An acknowledged commit: when the member was told, the offset, and the member.
@@ -24,6 +31,8 @@ type AckedCommit = (TimeMs, Offset, MemberRef);
 
 pub struct GroupCommitsMonotonic {
     ctx: CheckContext,
+    /// Commits that went back because the offsets partition lost unsynced data.
+    excused: u64,
     /// Per (group, partition): every acknowledged commit (when, offset, by whom), in
     /// the order acknowledged.
     acked: BTreeMap<(u32, Part), Vec<AckedCommit>>,
@@ -33,8 +42,19 @@ impl GroupCommitsMonotonic {
     pub fn new(ctx: CheckContext) -> GroupCommitsMonotonic {
         GroupCommitsMonotonic {
             ctx,
+            excused: 0,
             acked: BTreeMap::new(),
         }
+    }
+
+    /// Whether the group's offsets partition lost committed data the configuration
+    /// allowed it to lose.
+    fn offsets_lost(&self, group: u32, model: &Model) -> bool {
+        self.ctx
+            .groups
+            .get(group as usize)
+            .and_then(|g| g.offsets_part)
+            .is_some_and(|p| model.had_allowed_loss(p))
     }
 
     fn group_name(&self, group: u32) -> &str {
@@ -54,7 +74,14 @@ impl Checker for GroupCommitsMonotonic {
         "a group's committed offsets never go backwards except by an explicit reset (Kafka docs: Offset management)"
     }
 
-    fn observe(&mut self, obs: &Observation, _model: &Model, out: &mut Vec<Violation>) {
+    fn losses(&self) -> LossReport {
+        LossReport {
+            unsynced_all_crashed: self.excused,
+            ..LossReport::default()
+        }
+    }
+
+    fn observe(&mut self, obs: &Observation, model: &Model, out: &mut Vec<Violation>) {
         match obs {
             Observation::GroupCommitAcked {
                 at,
@@ -68,7 +95,9 @@ impl Checker for GroupCommitsMonotonic {
                     .get(&(member.group, *part))
                     .and_then(|list| list.iter().max_by_key(|(_, o, _)| *o).copied());
                 if let Some((when, highest, by)) = highest {
-                    if *offset < highest {
+                    if *offset < highest && self.offsets_lost(member.group, model) {
+                        self.excused += 1;
+                    } else if *offset < highest {
                         let message = format!(
                             "group {}: {member} was told its commit of offset {offset} for {} succeeded at {at} ms, after {by} was told offset {highest} was committed at {when} ms",
                             self.group_name(member.group),
@@ -105,7 +134,10 @@ impl Checker for GroupCommitsMonotonic {
                 else {
                     return;
                 };
-                if !committed || *offset < highest {
+                let went_back = !committed || *offset < highest;
+                if went_back && self.offsets_lost(member.group, model) {
+                    self.excused += 1;
+                } else if went_back {
                     let found = if *committed {
                         format!("offset {offset}")
                     } else {
@@ -180,6 +212,36 @@ mod tests {
         set.observe(&acked(20, 1, 5));
         set.finish(100);
         assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+    }
+
+    #[test]
+    fn a_commit_lost_with_every_unsynced_copy_is_excused() {
+        let mut set = CheckerSet::only(&ctx(), "group-commits-monotonic");
+        // The offsets partition (part 1) commits a batch; its only holder crashes
+        // without having synced it.
+        set.observe(&Observation::Appended {
+            at: 1,
+            node: N1,
+            part: 1,
+            batch: b(0, 0, u32::MAX, 0),
+        });
+        set.observe(&Observation::HighWatermark {
+            at: 2,
+            node: N1,
+            part: 1,
+            hw: Offset(1),
+            leader: true,
+        });
+        set.observe(&acked(10, 0, 9));
+        set.observe(&Observation::Crashed {
+            at: 20,
+            node: N1,
+            surviving: Vec::new(),
+        });
+        set.observe(&resumed(35, 30, None, false));
+        set.finish(100);
+        assert!(set.violations().is_empty(), "{:?}", set.violations());
+        assert_eq!(set.losses().unsynced_all_crashed, 1);
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct GroupCheck {
     pub name: String,
     /// The partitions of the topic it subscribes to.
     pub parts: Vec<u32>,
+    /// The `__consumer_offsets` partition that holds the group.
+    pub offsets_part: Option<u32>,
 }
 
 impl CheckContext {
@@ -244,6 +246,7 @@ pub(crate) mod test_support {
             groups: vec![super::GroupCheck {
                 name: "g".into(),
                 parts: vec![0],
+                offsets_part: Some(1),
             }],
         }
     }

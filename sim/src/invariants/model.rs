@@ -151,6 +151,14 @@ impl Model {
             .is_some_and(|r| r.iter().any(|&(from, to)| offset >= from && offset < to))
     }
 
+    /// Whether committed data of `part` may have been lost, or was lost, where the
+    /// configuration allowed it (every in-sync copy crashed before it was synced).
+    pub fn had_allowed_loss(&self, part: Part) -> bool {
+        self.lost_from.contains_key(&part)
+            || self.rewritten.contains_key(&part)
+            || self.lost.iter().any(|&(p, _)| p == part)
+    }
+
     /// Whether a committed batch was lost where the model allowed loss.
     pub fn lost_with_all_copies(&self, part: Part, id: BatchId) -> bool {
         self.lost.contains(&(part, id))

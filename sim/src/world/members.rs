@@ -80,6 +80,7 @@ pub(super) fn make_members(
 /// What the group checkers need to know of each group.
 pub(super) fn group_checks(
     scenario: &Scenario,
+    broker_cfg: &BrokerConfig,
     parts: &BTreeMap<TopicPartition, Part>,
 ) -> Vec<GroupCheck> {
     scenario
@@ -92,6 +93,15 @@ pub(super) fn group_checks(
                 .filter(|(tp, _)| tp.topic == g.topic)
                 .map(|(_, &p)| p)
                 .collect(),
+            offsets_part: parts
+                .get(&TopicPartition::new(
+                    OFFSETS_TOPIC,
+                    eddy_core::group::offsets_partition_for(
+                        &g.name,
+                        broker_cfg.offsets_topic_num_partitions,
+                    ),
+                ))
+                .copied(),
         })
         .collect()
 }

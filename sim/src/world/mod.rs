@@ -335,7 +335,7 @@ impl<'a> World<'a> {
             quorum,
             max_controller_elections: scenario.expect.max_controller_elections,
             isrs_complete_at_end: scenario.expect.isrs_complete_at_end,
-            groups: members::group_checks(scenario, &parts),
+            groups: members::group_checks(scenario, &broker_cfg, &parts),
         };
         let mut producers = Vec::new();
         for spec in &scenario.producers {
