@@ -116,6 +116,15 @@ impl Checker for GroupCommitsMonotonic {
                     .push((*at, *offset, *member));
             }
             Observation::GroupResumed {
+                member,
+                part,
+                reset: true,
+                ..
+            } => {
+                // An explicit reset: commits start over from it.
+                self.acked.remove(&(member.group, *part));
+            }
+            Observation::GroupResumed {
                 at,
                 member,
                 part,
@@ -199,8 +208,9 @@ mod tests {
         set.observe(&acked(10, 0, 5));
         set.observe(&acked(20, 0, 9));
         set.observe(&resumed(35, 30, Some(9), false));
-        // A reset is not a commit.
+        // A reset is not a commit, and commits may start over below it.
         set.observe(&resumed(40, 40, None, true));
+        set.observe(&acked(50, 1, 2));
         set.finish(100);
         assert!(set.violations().is_empty(), "{:?}", set.violations());
     }

@@ -18,6 +18,16 @@
 //! Two incarnations of the same group owning one partition over overlapping intervals
 //! — in one generation or across generations — is a violation, and so is a member
 //! processing a partition outside its own ownership intervals.
+//!
+//! One excuse: the coordinator keeps a group's generations and assignments in
+//! `__consumer_offsets`, written with acks=all. When the model finds that the group's
+//! offsets partition lost committed data where the configuration allowed it (every
+//! in-sync copy crashed before syncing), the coordinator that loads what survived may
+//! bring the group back at an older generation — a static member rejoining then gets
+//! that generation's assignment while others still own their partitions. Once a member
+//! of such a group takes an assignment of a generation older than one already seen,
+//! overlaps that begin from then on are not counted; Kafka promises nothing more without
+//! sync-before-ack.
 
 use std::collections::BTreeMap;
 
@@ -97,6 +107,12 @@ impl Ownership {
 
 pub struct GroupExclusiveOwnership {
     ctx: CheckContext,
+    /// Per group: since when its offsets partition may have lost committed data.
+    offsets_lost_since: BTreeMap<u32, TimeMs>,
+    /// Per group: the highest generation assigned so far.
+    max_generation: BTreeMap<u32, i32>,
+    /// Per group: when, after such a loss, a member took an older generation.
+    rolled_back_since: BTreeMap<u32, TimeMs>,
     ownership: Ownership,
     /// Every processing: when, by whom, which partition.
     processed: Vec<(TimeMs, MemberRef, Part, i32)>,
@@ -106,6 +122,9 @@ impl GroupExclusiveOwnership {
     pub fn new(ctx: CheckContext) -> GroupExclusiveOwnership {
         GroupExclusiveOwnership {
             ctx,
+            offsets_lost_since: BTreeMap::new(),
+            max_generation: BTreeMap::new(),
+            rolled_back_since: BTreeMap::new(),
             ownership: Ownership::default(),
             processed: Vec::new(),
         }
@@ -128,8 +147,40 @@ impl Checker for GroupExclusiveOwnership {
         "no two members of a group own (or process) one partition at once, revocation counted (Kafka docs: Consumers; KIP-429)"
     }
 
-    fn observe(&mut self, obs: &Observation, _model: &Model, _out: &mut Vec<Violation>) {
+    fn observe(&mut self, obs: &Observation, model: &Model, _out: &mut Vec<Violation>) {
         self.ownership.observe(obs);
+        // Only these change what the model says was lost.
+        if matches!(
+            obs,
+            Observation::Crashed { .. }
+                | Observation::HighWatermark { leader: true, .. }
+                | Observation::IsrChanged { .. }
+        ) {
+            for (g, group) in self.ctx.groups.iter().enumerate() {
+                let lost = group
+                    .offsets_part
+                    .is_some_and(|p| model.had_allowed_loss(p));
+                if lost {
+                    self.offsets_lost_since.entry(g as u32).or_insert(obs.at());
+                }
+            }
+        }
+        if let Observation::GroupAssigned {
+            at,
+            member,
+            generation,
+            ..
+        } = obs
+        {
+            let max = self
+                .max_generation
+                .entry(member.group)
+                .or_insert(*generation);
+            if *generation < *max && self.offsets_lost_since.contains_key(&member.group) {
+                self.rolled_back_since.entry(member.group).or_insert(*at);
+            }
+            *max = (*max).max(*generation);
+        }
         if let Observation::GroupProcessed {
             at,
             member,
@@ -150,7 +201,11 @@ impl Checker for GroupExclusiveOwnership {
                         continue;
                     }
                     let (a_end, b_end) = (a.end.unwrap_or(end_ms), b.end.unwrap_or(end_ms));
-                    if a.start < b_end && b.start < a_end {
+                    let excused = self
+                        .rolled_back_since
+                        .get(&group)
+                        .is_some_and(|&since| since <= a.start.max(b.start));
+                    if a.start < b_end && b.start < a_end && !excused {
                         out.push(Violation {
                             checker: self.name(),
                             at_ms: a.start.max(b.start),
@@ -272,6 +327,37 @@ pub(super) mod tests {
         set.observe(&assigned(40, 1, 2));
         // Paused past its session: it reports at 60 that its ownership ended at 35.
         set.observe(&revoked(60, 0, 35));
+        set.finish(100);
+        assert!(set.violations().is_empty(), "{:?}", set.violations());
+    }
+
+    #[test]
+    fn an_overlap_after_the_offsets_partition_lost_unsynced_data_is_excused() {
+        let mut set = CheckerSet::only(&ctx(), "group-exclusive-ownership");
+        set.observe(&assigned(10, 0, 2));
+        // The group's offsets partition (part 1) commits a batch; its only holder
+        // crashes before syncing it.
+        set.observe(&Observation::Appended {
+            at: 11,
+            node: N1,
+            part: 1,
+            batch: b(0, 0, u32::MAX, 0),
+        });
+        set.observe(&Observation::HighWatermark {
+            at: 12,
+            node: N1,
+            part: 1,
+            hw: Offset(1),
+            leader: true,
+        });
+        set.observe(&Observation::Crashed {
+            at: 20,
+            node: N1,
+            surviving: Vec::new(),
+        });
+        // The coordinator came back at generation 1.
+        set.observe(&assigned(40, 1, 1));
+        set.observe(&revoked(50, 0, 50));
         set.finish(100);
         assert!(set.violations().is_empty(), "{:?}", set.violations());
     }

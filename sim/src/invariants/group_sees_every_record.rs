@@ -6,8 +6,8 @@
 //! every acknowledged, committed record of a group's topic acknowledged before the end
 //! minus the liveness bound must have been processed by some member of every group that
 //! still has a running member. As for readers (`liveness.rs`), committed data the
-//! configuration allowed to be lost (every copy crashed before it was synced, and the
-//! offsets were written anew) is excused.
+//! configuration allowed to be lost (every in-sync copy crashed before it was synced:
+//! the offsets were written anew, or no leader has held them since) is excused.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -90,7 +90,10 @@ impl Checker for GroupSeesEveryRecord {
                     model
                         .committed(part)
                         .iter()
-                        .filter(move |b| !model.was_rewritten(part, b.base_offset))
+                        .filter(move |b| {
+                            !model.was_rewritten(part, b.base_offset)
+                                && !model.may_be_lost(part, b.base_offset)
+                        })
                         .map(move |b| (part, b.id))
                 })
                 .collect();

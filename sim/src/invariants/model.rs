@@ -156,7 +156,19 @@ impl Model {
     pub fn had_allowed_loss(&self, part: Part) -> bool {
         self.lost_from.contains_key(&part)
             || self.rewritten.contains_key(&part)
-            || self.lost.iter().any(|&(p, _)| p == part)
+            || self
+                .lost
+                .range(
+                    (
+                        part,
+                        BatchId {
+                            producer: 0,
+                            number: 0,
+                        },
+                    )..,
+                )
+                .next()
+                .is_some_and(|&(p, _)| p == part)
     }
 
     /// Whether a committed batch was lost where the model allowed loss.
@@ -188,6 +200,12 @@ impl Model {
         self.logs
             .get(&(node, part))
             .map_or(&[], |l| l.batches.as_slice())
+    }
+
+    /// Whether committed data at `offset` may be gone: every in-sync copy crashed
+    /// before syncing it, and no leader has confirmed it (or written over it) since.
+    pub fn may_be_lost(&self, part: Part, offset: Offset) -> bool {
+        self.in_lost_region(part, offset)
     }
 
     fn in_lost_region(&self, part: Part, offset: Offset) -> bool {
