@@ -174,3 +174,31 @@ fn group_coordinator_crash_during_rebalance_488_offsets_lost_with_every_unsynced
 fn group_coordinator_crash_during_rebalance_652_older_offset_after_unsynced_loss() {
     assert_group_passes("group-coordinator-crash-during-rebalance", 652);
 }
+
+/// A data partition lost its committed tail with every unsynced copy; a member's
+/// position was past the new log end, it reset to the earliest offset (OFFSET_OUT_OF_RANGE,
+/// `auto.offset.reset`) and committed lower offsets from there. The checker called that
+/// a commit going backwards. Fix (the checker): commits start over after an explicit
+/// reset.
+#[test]
+fn group_coordinator_faults_44_commits_start_over_after_a_reset() {
+    assert_group_passes("group-coordinator-faults", 44);
+}
+
+/// A partition's committed tail was lost with every unsynced copy and no leader wrote
+/// over those offsets before the end; the checker still expected the group to process
+/// the lost batches. Fix (the checker): data the model says may be lost is excused.
+#[test]
+fn group_coordinator_faults_259_lost_tail_never_rewritten() {
+    assert_group_passes("group-coordinator-faults", 259);
+}
+
+/// `__consumer_offsets-0` lost its tail with every unsynced copy; the new coordinator
+/// loaded the group at generation 1, where one static member owned every partition,
+/// and that member, rejoining under its instance id, got them all while another member
+/// still owned one. Fix (the checker): an overlap after such a loss and a generation
+/// going back is Kafka's promise without sync-before-ack, not a coordinator bug.
+#[test]
+fn group_coordinator_faults_315_group_loaded_at_an_older_generation() {
+    assert_group_passes("group-coordinator-faults", 315);
+}
