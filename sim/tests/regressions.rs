@@ -175,6 +175,10 @@ fn group_coordinator_crash_during_rebalance_652_older_offset_after_unsynced_loss
     assert_group_passes("group-coordinator-crash-during-rebalance", 652);
 }
 
+// The group-coordinator-faults seeds below were found while the scenario ran at
+// network loss 0.01; it now runs at 0.003 (more records get through), so they replay
+// other paths and stay as runs that must pass.
+
 /// A data partition lost its committed tail with every unsynced copy; a member's
 /// position was past the new log end, it reset to the earliest offset (OFFSET_OUT_OF_RANGE,
 /// `auto.offset.reset`) and committed lower offsets from there. The checker called that
