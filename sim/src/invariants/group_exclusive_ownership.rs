@@ -363,6 +363,34 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn an_overlap_after_an_offsets_loss_without_an_older_generation_still_fails() {
+        let mut set = CheckerSet::only(&ctx(), "group-exclusive-ownership");
+        set.observe(&assigned(10, 0, 2));
+        set.observe(&Observation::Appended {
+            at: 11,
+            node: N1,
+            part: 1,
+            batch: b(0, 0, u32::MAX, 0),
+        });
+        set.observe(&Observation::HighWatermark {
+            at: 12,
+            node: N1,
+            part: 1,
+            hw: Offset(1),
+            leader: true,
+        });
+        set.observe(&Observation::Crashed {
+            at: 20,
+            node: N1,
+            surviving: Vec::new(),
+        });
+        set.observe(&assigned(40, 1, 3));
+        set.observe(&revoked(50, 0, 50));
+        set.finish(100);
+        assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+    }
+
+    #[test]
     fn flags_processing_after_ownership_ended() {
         let mut set = CheckerSet::only(&ctx(), "group-exclusive-ownership");
         set.observe(&assigned(10, 0, 1));
