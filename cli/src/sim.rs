@@ -235,6 +235,19 @@ fn run_many(args: &SimArgs, scenario: &Scenario) -> ExitCode {
             median_max(moved)
         );
     }
+    let joins: Vec<eddy_sim::Rebalance> = results
+        .iter()
+        .flat_map(|r| r.rebalances.iter().copied())
+        .filter(|r| r.group_size_before == 5)
+        .collect();
+    if !joins.is_empty() {
+        let done: Vec<u64> = joins.iter().filter_map(|r| r.completed_after_ms).collect();
+        println!(
+            "  group rebalances: {} members joined a 5-member group; every member held its new assignment after {} (from the joiner's first JoinGroup)",
+            joins.len(),
+            median_max(done)
+        );
+    }
     println!("  failures:       {}", failed.len());
     for r in &failed {
         println!("    seed {}: {}", r.seed, r.violations[0]);

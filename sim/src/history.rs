@@ -62,6 +62,26 @@ pub enum AcksMode {
     All,
 }
 
+/// One incarnation of a consumer-group member: the member's slot (numbered across all
+/// groups) and how many times that slot started before. A restarted member is a new
+/// incarnation, whatever its `group.instance.id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MemberRef {
+    pub group: u32,
+    pub slot: u32,
+    pub incarnation: u32,
+}
+
+impl std::fmt::Display for MemberRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "member {}.{} of group {}",
+            self.slot, self.incarnation, self.group
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observation {
     /// A broker appended a batch to its log (leader or follower).
@@ -144,6 +164,73 @@ pub enum Observation {
         part: Part,
         batch: BatchRef,
     },
+    /// A group member sent its first JoinGroup (a new incarnation joins).
+    GroupJoining {
+        at: TimeMs,
+        member: MemberRef,
+    },
+    /// A member took its assignment of `generation`: it now owns `owned` (for
+    /// cooperative-sticky, what it kept plus what it was given; what it must give up
+    /// follows as `GroupRevoked`).
+    GroupAssigned {
+        at: TimeMs,
+        member: MemberRef,
+        generation: i32,
+        owned: Vec<Part>,
+    },
+    /// A member stopped owning `parts`: its ownership ended at `until` (at or before
+    /// `at`: a member that finds its session over reports when it ended).
+    GroupRevoked {
+        at: TimeMs,
+        member: MemberRef,
+        parts: Vec<Part>,
+        until: TimeMs,
+    },
+    /// A member's process ended: crashed (nothing more from it) or closed after leaving.
+    GroupStopped {
+        at: TimeMs,
+        member: MemberRef,
+        crashed: bool,
+    },
+    /// A member starts consuming a partition it owns at `offset`: the committed offset
+    /// its OffsetFetch (sent at `fetch_sent_at`) returned, or 0 when none was committed.
+    GroupResumed {
+        at: TimeMs,
+        member: MemberRef,
+        part: Part,
+        offset: Offset,
+        committed: bool,
+        fetch_sent_at: TimeMs,
+        /// An explicit reset (`auto.offset.reset` after OFFSET_OUT_OF_RANGE), not a
+        /// committed offset.
+        reset: bool,
+    },
+    /// A member processed the records of `batch` from `from` on (it skips those below
+    /// its position).
+    GroupProcessed {
+        at: TimeMs,
+        member: MemberRef,
+        part: Part,
+        generation: i32,
+        from: Offset,
+        batch: BatchRef,
+    },
+    /// A member asked to commit `offset` (the next record it will process).
+    GroupCommitSent {
+        at: TimeMs,
+        member: MemberRef,
+        part: Part,
+        offset: Offset,
+        generation: i32,
+    },
+    /// The coordinator acknowledged a member's commit.
+    GroupCommitAcked {
+        at: TimeMs,
+        member: MemberRef,
+        part: Part,
+        offset: Offset,
+        generation: i32,
+    },
     /// The controller changed a partition's ISR.
     IsrChanged {
         at: TimeMs,
@@ -223,7 +310,15 @@ impl Observation {
             | Observation::RaftSnapshotApplied { at, .. }
             | Observation::ControllerActive { at, .. }
             | Observation::PartitionView { at, .. }
-            | Observation::FencedLeadersAtEnd { at, .. } => *at,
+            | Observation::FencedLeadersAtEnd { at, .. }
+            | Observation::GroupJoining { at, .. }
+            | Observation::GroupAssigned { at, .. }
+            | Observation::GroupRevoked { at, .. }
+            | Observation::GroupStopped { at, .. }
+            | Observation::GroupResumed { at, .. }
+            | Observation::GroupProcessed { at, .. }
+            | Observation::GroupCommitSent { at, .. }
+            | Observation::GroupCommitAcked { at, .. } => *at,
         }
     }
 }

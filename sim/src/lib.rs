@@ -5,6 +5,7 @@
 //! One u64 seed decides everything in a run; the same seed always gives the same trace
 //! hash. A scenario (`scenarios/*.toml`) says what the world looks like.
 
+mod consumer;
 mod disk;
 pub mod history;
 pub mod invariants;
@@ -36,6 +37,18 @@ pub struct RunReport {
     /// With the quorum: each crash of the active controller and how the cluster got
     /// over it.
     pub failovers: Vec<Failover>,
+    /// Each member that joined a group of five stable members, and how long until every
+    /// member held its assignment of the generation that included it.
+    pub rebalances: Vec<Rebalance>,
+}
+
+/// One measured rebalance, in simulated time from the joiner's first JoinGroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rebalance {
+    pub group_size_before: u32,
+    pub joined_at_ms: u64,
+    /// `None` when the joiner stopped before the rebalance completed.
+    pub completed_after_ms: Option<u64>,
 }
 
 /// One crash of the active controller, measured in simulated time from the crash.

@@ -16,6 +16,8 @@ pub(crate) enum Endpoint {
     Broker(u32),
     Producer(u32),
     Reader(u32),
+    /// A consumer-group member (its slot).
+    Member(u32),
 }
 
 #[derive(Debug)]

@@ -36,6 +36,9 @@ pub struct Scenario {
     pub producers: Vec<ProducerSpec>,
     #[serde(default)]
     pub readers: ReaderSpec,
+    /// Consumer groups: members that join, process, commit and fail (`sim/src/consumer.rs`).
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
     #[serde(default)]
     pub network: NetworkSpec,
     #[serde(default)]
@@ -99,6 +102,73 @@ pub struct ProducerSpec {
     /// Bytes per record value, at least enough for the record's identity.
     #[serde(default = "defaults::value_bytes")]
     pub value_bytes: u32,
+}
+
+/// One consumer group and what happens to its members.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// The group id.
+    pub name: String,
+    /// The topic every member subscribes to.
+    pub topic: String,
+    /// How many members (each a slot that can crash and restart).
+    #[serde(default = "defaults::one")]
+    pub members: u32,
+    /// `range`, `roundrobin` or `cooperative-sticky` (KIP-429).
+    #[serde(default = "defaults::assignor")]
+    pub assignor: String,
+    /// Whether members carry `group.instance.id` (KIP-345 static membership); a restarted
+    /// static member comes back under the same instance id, a dynamic one as a new member.
+    #[serde(default)]
+    pub static_members: bool,
+    #[serde(default = "defaults::session_timeout_ms")]
+    pub session_timeout_ms: u64,
+    /// At least `session_timeout_ms` (as Kafka's `max.poll.interval.ms` defaults are).
+    #[serde(default = "defaults::rebalance_timeout_ms")]
+    pub rebalance_timeout_ms: u64,
+    #[serde(default = "defaults::heartbeat_interval_ms")]
+    pub heartbeat_interval_ms: u64,
+    /// How often a member commits what it processed (`auto.commit.interval.ms`).
+    #[serde(default = "defaults::commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// When the first member starts ...
+    #[serde(default = "defaults::start_ms")]
+    pub start_ms: u64,
+    /// ... and the time between one member's start and the next's.
+    #[serde(default)]
+    pub join_every_ms: u64,
+    /// What happens to members, and when.
+    #[serde(default)]
+    pub events: Vec<MemberEventSpec>,
+}
+
+/// Something that happens to one member of a group.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberEventSpec {
+    pub at_ms: u64,
+    /// The member's number in its group (0-based).
+    pub member: u32,
+    pub action: MemberAction,
+    /// For `crash` and `leave`: when it starts again (never, if absent); for `pause` and
+    /// `isolate`: how long.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemberAction {
+    /// The process dies: no LeaveGroup, no last commit.
+    Crash,
+    /// Graceful close: revoke, commit, LeaveGroup (a static member leaves none, as the
+    /// Java client does on close).
+    Leave,
+    /// The process stops (a long GC pause) for `duration_ms`.
+    Pause,
+    /// The member is cut off from every broker for `duration_ms`.
+    Isolate,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -305,6 +375,24 @@ mod defaults {
     pub(super) fn liveness_bound_ms() -> u64 {
         20_000
     }
+    pub(super) fn assignor() -> String {
+        "range".into()
+    }
+    pub(super) fn session_timeout_ms() -> u64 {
+        6_000
+    }
+    pub(super) fn rebalance_timeout_ms() -> u64 {
+        10_000
+    }
+    pub(super) fn heartbeat_interval_ms() -> u64 {
+        1_000
+    }
+    pub(super) fn commit_interval_ms() -> u64 {
+        500
+    }
+    pub(super) fn start_ms() -> u64 {
+        1_000
+    }
     pub(super) fn voters() -> u32 {
         3
     }
@@ -374,6 +462,7 @@ impl Scenario {
             message: e.to_string(),
         })?;
         scenario.validate()?;
+        scenario.add_offsets_topic()?;
         let pairs = scenario
             .broker_config
             .iter()
@@ -390,6 +479,43 @@ impl Scenario {
             }
         }
         Ok(scenario)
+    }
+
+    /// With groups, the cluster needs `__consumer_offsets`: created by the admin path like
+    /// any topic, with `offsets.topic.num.partitions` partitions and
+    /// `offsets.topic.replication.factor` replicas, unless the scenario lists it.
+    fn add_offsets_topic(&mut self) -> Result<(), ScenarioError> {
+        let offsets = eddy_core::group::OFFSETS_TOPIC;
+        if self.groups.is_empty() || self.topics.iter().any(|t| t.name == offsets) {
+            return Ok(());
+        }
+        let pairs = self
+            .broker_config
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        let (cfg, _) = eddy_core::config::BrokerConfig::from_pairs(pairs).map_err(|e| {
+            ScenarioError::Invalid {
+                name: self.name.clone(),
+                message: format!("broker_config: {e}"),
+            }
+        })?;
+        let replication_factor = u32::from(cfg.offsets_topic_replication_factor);
+        if replication_factor > self.brokers {
+            return Err(ScenarioError::Invalid {
+                name: self.name.clone(),
+                message: format!(
+                    "offsets.topic.replication.factor = {replication_factor} exceeds brokers = {}: set it in broker_config",
+                    self.brokers
+                ),
+            });
+        }
+        self.topics.push(TopicSpec {
+            name: offsets.to_string(),
+            partitions: cfg.offsets_topic_num_partitions,
+            replication_factor,
+            create_at_ms: 0,
+        });
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ScenarioError> {
@@ -434,6 +560,49 @@ impl Scenario {
                 return Err(invalid(format!(
                     "records_per_batch = {:?}: must be [min, max] with 1 <= min <= max",
                     p.records_per_batch
+                )));
+            }
+        }
+        for g in &self.groups {
+            if !self.topics.iter().any(|t| t.name == g.topic) {
+                return Err(invalid(format!(
+                    "group {} subscribes to topic {}, which is not in [[topics]]",
+                    g.name, g.topic
+                )));
+            }
+            if eddy_core::group::Assignor::from_name(&g.assignor).is_none() {
+                return Err(invalid(format!(
+                    "group {}: assignor = {:?}: use range, roundrobin or cooperative-sticky",
+                    g.name, g.assignor
+                )));
+            }
+            if g.members == 0 || g.rebalance_timeout_ms < g.session_timeout_ms {
+                return Err(invalid(format!(
+                    "group {}: members = {} must be at least 1 and rebalance_timeout_ms = {} at least session_timeout_ms = {} (a member's own view of its session then ends before the coordinator can give its partitions away)",
+                    g.name, g.members, g.rebalance_timeout_ms, g.session_timeout_ms
+                )));
+            }
+            if g.heartbeat_interval_ms == 0 || g.heartbeat_interval_ms * 3 > g.session_timeout_ms {
+                return Err(invalid(format!(
+                    "group {}: heartbeat_interval_ms = {} must be positive and at most a third of session_timeout_ms = {}",
+                    g.name, g.heartbeat_interval_ms, g.session_timeout_ms
+                )));
+            }
+            let last_start = g.start_ms + g.join_every_ms * u64::from(g.members - 1);
+            let late = g
+                .events
+                .iter()
+                .find(|e| e.at_ms + e.duration_ms.unwrap_or(0) > self.faults_until_ms);
+            if last_start > self.faults_until_ms || late.is_some() {
+                return Err(invalid(format!(
+                    "group {}: every member start and member event must be over by faults_until_ms = {} (membership is stable in the liveness phase)",
+                    g.name, self.faults_until_ms
+                )));
+            }
+            if let Some(e) = g.events.iter().find(|e| e.member >= g.members) {
+                return Err(invalid(format!(
+                    "group {}: an event names member {}, but the group has {} (numbered from 0)",
+                    g.name, e.member, g.members
                 )));
             }
         }

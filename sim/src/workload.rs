@@ -56,23 +56,23 @@ pub(crate) struct ClientEnv<'a> {
 
 /// Leaders as a client's metadata knows them, and the metadata request in flight.
 #[derive(Debug, Default)]
-struct Metadata {
+pub(crate) struct Metadata {
     leaders: BTreeMap<TopicPartition, (NodeId, u32)>,
     in_flight: Option<(u64, TimeMs)>,
     next_broker: u32,
 }
 
 impl Metadata {
-    fn leader(&self, tp: &TopicPartition) -> Option<NodeId> {
+    pub(crate) fn leader(&self, tp: &TopicPartition) -> Option<NodeId> {
         self.leaders.get(tp).map(|&(n, _)| n)
     }
 
-    fn forget(&mut self, tp: &TopicPartition) {
+    pub(crate) fn forget(&mut self, tp: &TopicPartition) {
         self.leaders.remove(tp);
     }
 
     /// Sends a metadata request to the next broker, unless one is in flight.
-    fn refresh(&mut self, env: &mut ClientEnv<'_>, corr: u64) {
+    pub(crate) fn refresh(&mut self, env: &mut ClientEnv<'_>, corr: u64) {
         if let Some((_, sent)) = self.in_flight {
             if env.now < sent + METADATA_TIMEOUT_MS {
                 return;
@@ -90,7 +90,7 @@ impl Metadata {
     }
 
     /// The connection carrying request `corr` broke. Returns whether it was ours.
-    fn on_disconnect(&mut self, corr: u64) -> bool {
+    pub(crate) fn on_disconnect(&mut self, corr: u64) -> bool {
         if self.in_flight.map(|(c, _)| c) == Some(corr) {
             self.in_flight = None;
             return true;
@@ -98,7 +98,7 @@ impl Metadata {
         false
     }
 
-    fn on_response(&mut self, corr: u64, resp: &ClientResponse) -> bool {
+    pub(crate) fn on_response(&mut self, corr: u64, resp: &ClientResponse) -> bool {
         let ClientResponse::Metadata { partitions } = resp else {
             return false;
         };

@@ -15,7 +15,12 @@ fn scenario(name: &str) -> Scenario {
 
 #[test]
 fn same_seed_gives_the_same_trace_hash_twice() {
-    for name in ["steady-state", "chaos"] {
+    for name in [
+        "steady-state",
+        "chaos",
+        "group-coordinator-crash-during-rebalance",
+        "group-static-rolling-restart",
+    ] {
         let s = scenario(name);
         let a = run(&s, 42, None).expect("runs");
         let b = run(&s, 42, None).expect("runs");

@@ -9,6 +9,11 @@ mod acked_durability;
 mod agreement;
 mod controller_liveness;
 mod election_safety;
+mod group_commits_monotonic;
+mod group_exclusive_ownership;
+mod group_liveness;
+mod group_no_gaps;
+mod group_sees_every_record;
 mod idempotence;
 mod leader_completeness;
 mod liveness;
@@ -27,6 +32,11 @@ pub use acked_durability::AckedDurability;
 pub use agreement::ReplicaAgreement;
 pub use controller_liveness::ControllerLiveness;
 pub use election_safety::ElectionSafety;
+pub use group_commits_monotonic::GroupCommitsMonotonic;
+pub use group_exclusive_ownership::GroupExclusiveOwnership;
+pub use group_liveness::GroupLiveness;
+pub use group_no_gaps::GroupNoGaps;
+pub use group_sees_every_record::GroupSeesEveryRecord;
 pub use idempotence::IdempotentProducers;
 pub use leader_completeness::LeaderCompleteness;
 pub use liveness::Liveness;
@@ -78,6 +88,18 @@ pub struct CheckContext {
     pub max_controller_elections: Option<u32>,
     /// See `Expect::isrs_complete_at_end`.
     pub isrs_complete_at_end: bool,
+    /// The consumer groups, indexed by the group number in observations.
+    pub groups: Vec<GroupCheck>,
+}
+
+/// What the group checkers know of one group.
+#[derive(Clone, Debug)]
+pub struct GroupCheck {
+    pub name: String,
+    /// The partitions of the topic it subscribes to.
+    pub parts: Vec<u32>,
+    /// The `__consumer_offsets` partition that holds the group.
+    pub offsets_part: Option<u32>,
 }
 
 impl CheckContext {
@@ -109,7 +131,7 @@ pub trait Checker {
 }
 
 /// The names of every checker, in the order they run.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 17] = [
     "acked-durability",
     "dense-stable-offsets",
     "replica-agreement",
@@ -122,6 +144,11 @@ pub const ALL: [&str; 12] = [
     "one-leader-per-epoch",
     "metadata-monotonic",
     "controller-liveness",
+    "group-exclusive-ownership",
+    "group-commits-monotonic",
+    "group-no-gaps-after-resume",
+    "group-liveness",
+    "group-sees-every-record",
 ];
 
 /// The model and every checker, fed together.
@@ -149,6 +176,11 @@ impl CheckerSet {
                 Box::new(PartitionLeadership::new(ctx.clone())),
                 Box::new(MetadataMonotonic::new(ctx.clone())),
                 Box::new(ControllerLiveness::new(ctx.clone())),
+                Box::new(GroupExclusiveOwnership::new(ctx.clone())),
+                Box::new(GroupCommitsMonotonic::new(ctx.clone())),
+                Box::new(GroupNoGaps::new(ctx.clone())),
+                Box::new(GroupLiveness::new(ctx.clone())),
+                Box::new(GroupSeesEveryRecord::new(ctx.clone())),
             ],
             violations: Vec::new(),
         }
@@ -213,6 +245,11 @@ pub(crate) mod test_support {
             quorum: false,
             max_controller_elections: None,
             isrs_complete_at_end: false,
+            groups: vec![super::GroupCheck {
+                name: "g".into(),
+                parts: vec![0],
+                offsets_part: Some(1),
+            }],
         }
     }
 

@@ -151,6 +151,26 @@ impl Model {
             .is_some_and(|r| r.iter().any(|&(from, to)| offset >= from && offset < to))
     }
 
+    /// Whether committed data of `part` may have been lost, or was lost, where the
+    /// configuration allowed it (every in-sync copy crashed before it was synced).
+    pub fn had_allowed_loss(&self, part: Part) -> bool {
+        self.lost_from.contains_key(&part)
+            || self.rewritten.contains_key(&part)
+            || self
+                .lost
+                .range(
+                    (
+                        part,
+                        BatchId {
+                            producer: 0,
+                            number: 0,
+                        },
+                    )..,
+                )
+                .next()
+                .is_some_and(|&(p, _)| p == part)
+    }
+
     /// Whether a committed batch was lost where the model allowed loss.
     pub fn lost_with_all_copies(&self, part: Part, id: BatchId) -> bool {
         self.lost.contains(&(part, id))
@@ -180,6 +200,12 @@ impl Model {
         self.logs
             .get(&(node, part))
             .map_or(&[], |l| l.batches.as_slice())
+    }
+
+    /// Whether committed data at `offset` may be gone: every in-sync copy crashed
+    /// before syncing it, and no leader has confirmed it (or written over it) since.
+    pub fn may_be_lost(&self, part: Part, offset: Offset) -> bool {
+        self.in_lost_region(part, offset)
     }
 
     fn in_lost_region(&self, part: Part, offset: Offset) -> bool {
@@ -295,7 +321,15 @@ impl Model {
             | Observation::RaftSnapshotApplied { .. }
             | Observation::ControllerActive { .. }
             | Observation::PartitionView { .. }
-            | Observation::FencedLeadersAtEnd { .. } => {}
+            | Observation::FencedLeadersAtEnd { .. }
+            | Observation::GroupJoining { .. }
+            | Observation::GroupAssigned { .. }
+            | Observation::GroupRevoked { .. }
+            | Observation::GroupStopped { .. }
+            | Observation::GroupResumed { .. }
+            | Observation::GroupProcessed { .. }
+            | Observation::GroupCommitSent { .. }
+            | Observation::GroupCommitAcked { .. } => {}
         }
     }
 

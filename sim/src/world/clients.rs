@@ -11,10 +11,7 @@ impl World<'_> {
         let Some(t) = self.tokens.remove(&token) else {
             return;
         };
-        let to = match t.client {
-            Client::Producer(i) => Endpoint::Producer(i),
-            Client::Reader(i) => Endpoint::Reader(i),
-        };
+        let to = t.client.endpoint();
         self.schedule(
             self.now + 1,
             Event::Deliver {
@@ -48,12 +45,22 @@ impl World<'_> {
             (Client::Reader(i), Reply::Disconnected(corr)) => {
                 self.readers[i as usize].on_disconnect(&mut env, corr)
             }
+            (Client::Member(i), Reply::None) => self.members[i as usize].wake(&mut env),
+            (Client::Member(i), Reply::Response(corr, resp)) => {
+                self.members[i as usize].on_response(&mut env, corr, resp)
+            }
+            (Client::Member(i), Reply::Disconnected(corr)) => {
+                self.members[i as usize].on_disconnect(&mut env, corr)
+            }
         }
-        let from = match client {
-            Client::Producer(i) => Endpoint::Producer(i),
-            Client::Reader(i) => Endpoint::Reader(i),
-        };
-        for action in env.out {
+        let out = env.out;
+        self.client_actions(client, out);
+    }
+
+    /// Carries out what a client asked for.
+    pub(super) fn client_actions(&mut self, client: Client, out: Vec<ClientAction>) {
+        let from = client.endpoint();
+        for action in out {
             match action {
                 ClientAction::Send { to, corr, req } => {
                     self.next_token += 1;
@@ -95,7 +102,12 @@ impl World<'_> {
                         Payload::Request { token, req },
                     );
                 }
-                ClientAction::Observe(obs) => self.observe(obs),
+                ClientAction::Observe(obs) => {
+                    if matches!(client, Client::Member(_)) {
+                        self.probe_rebalance(&obs);
+                    }
+                    self.observe(obs)
+                }
                 ClientAction::WakeAt(at) => {
                     self.schedule(at.max(self.now), Event::ClientWake { client })
                 }

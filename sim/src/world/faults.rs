@@ -173,6 +173,7 @@ impl World<'_> {
             .collect();
         out.extend((0..self.producers.len() as u32).map(Endpoint::Producer));
         out.extend((0..self.readers.len() as u32).map(Endpoint::Reader));
+        out.extend((0..self.members.len() as u32).map(Endpoint::Member));
         out
     }
 

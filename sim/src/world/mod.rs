@@ -8,6 +8,7 @@
 
 mod clients;
 mod faults;
+mod members;
 mod voters;
 
 use std::cmp::Reverse;
@@ -29,6 +30,7 @@ use eddy_core::{ErrorCode, NodeId, Offset, TimeMs, TopicPartition};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::consumer::Member;
 use crate::disk::SimDisk;
 use crate::history::{AcksMode, BatchId, BatchRef, Observation, Part};
 use crate::invariants::{CheckContext, CheckerSet};
@@ -37,7 +39,7 @@ use crate::raft_disk::RaftDisk;
 use crate::scenario::{AcksSpec, FaultAction, Scenario, Target};
 use crate::trace::TraceHasher;
 use crate::workload::{ClientAction, ClientEnv, Producer, Reader};
-use crate::{Failover, RunReport};
+use crate::{Failover, Rebalance, RunReport};
 use eddy_core::controller::voter::Voter;
 
 /// How often each broker's timers are checked.
@@ -49,6 +51,17 @@ const CONTROLLER_TICK_MS: u64 = 100;
 enum Client {
     Producer(u32),
     Reader(u32),
+    Member(u32),
+}
+
+impl Client {
+    fn endpoint(self) -> Endpoint {
+        match self {
+            Client::Producer(i) => Endpoint::Producer(i),
+            Client::Reader(i) => Endpoint::Reader(i),
+            Client::Member(i) => Endpoint::Member(i),
+        }
+    }
 }
 
 #[derive(Debug, Hash)]
@@ -113,6 +126,11 @@ enum Event {
         fault: u64,
     },
     HealAll,
+    /// Something happens to a consumer-group member (`world/members.rs`).
+    Member {
+        slot: u32,
+        op: members::MemberOp,
+    },
 }
 
 /// An event in the queue. Boxed: the heap moves entries on every push and pop, and an
@@ -232,6 +250,13 @@ pub(crate) struct World<'a> {
     network: Network,
     producers: Vec<Producer>,
     readers: Vec<Reader>,
+    /// Consumer-group members, every group's slots in one list.
+    members: Vec<Member>,
+    /// The rebalance being measured, per group, and those measured.
+    probes: BTreeMap<u32, members::Probe>,
+    rebalances: Vec<Rebalance>,
+    /// The next id for a member's network cut (beside the faults' ids).
+    next_member_cut: u64,
     tokens: BTreeMap<u64, Token>,
     next_token: u64,
     parts: BTreeMap<TopicPartition, Part>,
@@ -301,6 +326,7 @@ impl<'a> World<'a> {
             quorum: true,
             max_controller_elections: scenario.expect.max_controller_elections,
             isrs_complete_at_end: scenario.expect.isrs_complete_at_end,
+            groups: members::group_checks(scenario, &broker_cfg, &parts),
         };
         let mut producers = Vec::new();
         for spec in &scenario.producers {
@@ -335,9 +361,17 @@ impl<'a> World<'a> {
         }
         let all_parts: Vec<(Part, TopicPartition)> =
             parts.iter().map(|(tp, &p)| (p, tp.clone())).collect();
-        let readers = (0..scenario.readers.count)
-            .map(|i| Reader::new(i, all_parts.clone()))
+        // Readers read what producers wrote; `__consumer_offsets` holds the coordinator's
+        // batches, which no simulated producer made.
+        let data_parts: Vec<(Part, TopicPartition)> = all_parts
+            .iter()
+            .filter(|(_, tp)| tp.topic != eddy_core::group::OFFSETS_TOPIC)
+            .cloned()
             .collect();
+        let readers = (0..scenario.readers.count)
+            .map(|i| Reader::new(i, data_parts.clone()))
+            .collect();
+        let members = members::make_members(scenario, &broker_cfg, &parts);
         let brokers = broker_ids
             .iter()
             .map(|&id| Broker {
@@ -380,6 +414,10 @@ impl<'a> World<'a> {
             network: Network::new(scenario.network.clone()),
             producers,
             readers,
+            members,
+            probes: BTreeMap::new(),
+            rebalances: Vec::new(),
+            next_member_cut: 0,
             tokens: BTreeMap::new(),
             next_token: 0,
             parts,
@@ -444,6 +482,7 @@ impl<'a> World<'a> {
                 },
             );
         }
+        self.schedule_member_events();
         self.schedule_faults();
         self.schedule(self.scenario.faults_until_ms, Event::HealAll);
     }
@@ -477,6 +516,7 @@ impl<'a> World<'a> {
             losses: self.checkers.losses(),
             stats: self.stats,
             failovers: self.failovers,
+            rebalances: self.rebalances,
         }
     }
 
@@ -590,6 +630,7 @@ impl<'a> World<'a> {
             }
             Event::FaultEnd { fault } => self.fault_end(fault),
             Event::HealAll => self.heal_all(),
+            Event::Member { slot, op } => self.member_op(slot, op),
         }
     }
 
@@ -647,6 +688,12 @@ impl<'a> World<'a> {
             }
             (Endpoint::Reader(i), Payload::Disconnected { corr }) => {
                 self.client_step(Client::Reader(i), Reply::Disconnected(corr))
+            }
+            (Endpoint::Member(i), Payload::Response { corr, resp }) => {
+                self.client_step(Client::Member(i), Reply::Response(corr, resp))
+            }
+            (Endpoint::Member(i), Payload::Disconnected { corr }) => {
+                self.client_step(Client::Member(i), Reply::Disconnected(corr))
             }
             (to, payload) => unreachable!("{payload:?} cannot go to {to:?}"),
         }
@@ -754,10 +801,7 @@ impl<'a> World<'a> {
                         acks,
                     });
                 }
-                let to = match t.client {
-                    Client::Producer(i) => Endpoint::Producer(i),
-                    Client::Reader(i) => Endpoint::Reader(i),
-                };
+                let to = t.client.endpoint();
                 self.send(
                     Endpoint::Broker(id.0),
                     to,
@@ -775,6 +819,7 @@ impl<'a> World<'a> {
                 partition, batch, ..
             } => {
                 let part = self.part_of(&partition);
+                self.name_coordinator_batch(&partition, &batch);
                 let batch_ref = self.batch_ref(&batch);
                 self.brokers[b].disk.append(&partition, batch);
                 self.observe(Observation::Appended {
