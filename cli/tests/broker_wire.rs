@@ -612,6 +612,9 @@ fn request_default(key: ApiKey) -> RequestKind {
         ApiKey::DescribeCluster => {
             RequestKind::DescribeCluster(m::DescribeClusterRequest::default())
         }
+        ApiKey::IncrementalAlterConfigs => {
+            RequestKind::IncrementalAlterConfigs(m::IncrementalAlterConfigsRequest::default())
+        }
         ApiKey::FindCoordinator => {
             RequestKind::FindCoordinator(m::FindCoordinatorRequest::default())
         }

@@ -135,6 +135,13 @@ pub struct Recovered {
 }
 
 impl PartitionDir {
+    /// Rolls segments at `segment_bytes` / `roll_ms` from now on (a topic's own
+    /// `segment.bytes` / `segment.ms`).
+    pub fn set_roll(&mut self, segment_bytes: u64, roll_ms: u64) {
+        self.segment_bytes = segment_bytes;
+        self.roll_ms = roll_ms;
+    }
+
     /// Opens (creating if needed) a partition directory and reads its segments back.
     /// A torn or corrupt tail is cut from the files before this returns, so the files
     /// and the returned batches agree.

@@ -82,7 +82,7 @@ pub use brokers::{MAX_LISTENERS, MAX_REGISTRATION_STRING_BYTES};
 pub use codec::{decode_records, encode_records, DecodeError};
 pub use image::{BrokerRegistration, MetadataImage, TopicImage};
 pub use record::{LeaderChange, MetadataRecord, PartitionChange, TopicId};
-pub use topics::{validate_topic_name, MAX_NEW_PARTITIONS};
+pub use topics::{config_valid, validate_topic_name, MAX_NEW_PARTITIONS};
 
 use crate::config::BrokerConfig;
 use crate::error::ErrorCode;

@@ -79,8 +79,9 @@ const TOPIC_CONFIGS: &[(&str, ConfigType)] = &[
     ),
 ];
 
-/// Whether `key = value` is a per-topic config Eddy accepts (INVALID_CONFIG if not).
-fn config_valid(key: &str, value: &str) -> bool {
+/// Whether `key = value` is a per-topic config the controller accepts (INVALID_CONFIG
+/// if not).
+pub fn config_valid(key: &str, value: &str) -> bool {
     let Some((_, kind)) = TOPIC_CONFIGS.iter().find(|(k, _)| *k == key) else {
         return false;
     };

@@ -132,12 +132,25 @@ pub(crate) enum Command {
         name: String,
         partitions: u32,
         replication_factor: u16,
+        configs: Vec<(String, String)>,
         validate_only: bool,
         reply: oneshot::Sender<AdminResult>,
     },
     DeleteTopic {
         name: String,
         reply: oneshot::Sender<AdminResult>,
+    },
+    /// IncrementalAlterConfigs on one topic: set (`Some`) or delete (`None`) each key.
+    AlterTopicConfigs {
+        topic: String,
+        configs: Vec<(String, Option<String>)>,
+        validate_only: bool,
+        reply: oneshot::Sender<AdminResult>,
+    },
+    /// A topic's own configs (`None`: no such topic).
+    TopicConfigs {
+        topic: String,
+        reply: oneshot::Sender<Option<BTreeMap<String, String>>>,
     },
     /// Grows a topic to `count` partitions.
     CreatePartitions {
@@ -307,6 +320,20 @@ impl Actor {
         )?;
         self.dirs.insert(tp.clone(), dir);
         Ok(())
+    }
+
+    /// Applies the topics' own `segment.bytes` / `segment.ms` (or the broker's) to their
+    /// partitions' directories.
+    fn apply_roll_settings(&mut self) {
+        let image = self.quorum.image();
+        for (tp, dir) in &mut self.dirs {
+            let own = image.topic(&tp.topic).map(|t| &t.configs);
+            let get = |key: &str| own.and_then(|c| c.get(key)).and_then(|v| v.parse().ok());
+            dir.set_roll(
+                get("segment.bytes").unwrap_or(self.cfg.log_segment_bytes.into()),
+                get("segment.ms").unwrap_or(self.cfg.log_roll_ms),
+            );
+        }
     }
 
     /// Runs until every command sender is gone.
@@ -522,6 +549,7 @@ impl Actor {
             self.given.insert(tp.clone(), state.clone());
             states.push((tp, state));
         }
+        self.apply_roll_settings();
         if !states.is_empty() {
             let now = self.now_ms();
             let effects = self.node.handle(
@@ -695,10 +723,18 @@ impl Actor {
                 name,
                 partitions,
                 replication_factor,
+                configs,
                 validate_only,
                 reply,
             } => {
-                if let Err(e) = self.check_new_topic(&name, partitions, replication_factor) {
+                let checked = self
+                    .check_new_topic(&name, partitions, replication_factor)
+                    .and_then(|()| {
+                        configs
+                            .iter()
+                            .try_for_each(|(k, v)| check_topic_config(k, Some(v)))
+                    });
+                if let Err(e) = checked {
                     let _ = reply.send(Err(e));
                     return;
                 }
@@ -711,9 +747,37 @@ impl Actor {
                     name,
                     num_partitions: Some(partitions),
                     replication_factor: Some(replication_factor),
-                    configs: Vec::new(),
+                    configs,
                 };
                 self.submit_admin(input, topic_created, reply);
+            }
+            Command::AlterTopicConfigs {
+                topic,
+                configs,
+                validate_only,
+                reply,
+            } => {
+                let checked = if self.quorum.image().topic(&topic).is_none() {
+                    Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("Topic '{topic}' does not exist."),
+                    ))
+                } else {
+                    configs
+                        .iter()
+                        .try_for_each(|(k, v)| check_topic_config(k, v.as_deref()))
+                };
+                if checked.is_err() || validate_only {
+                    let _ = reply.send(checked);
+                    return;
+                }
+                tracing::info!(topic = %topic, ?configs, "altering topic configs");
+                let input = ControllerInput::AlterConfigs { topic, configs };
+                self.submit_admin(input, configs_altered, reply);
+            }
+            Command::TopicConfigs { topic, reply } => {
+                let configs = self.quorum.image().topic(&topic).map(|t| t.configs.clone());
+                let _ = reply.send(configs);
             }
             Command::DeleteTopic { name, reply } => {
                 if self.quorum.image().topic(&name).is_none() {
@@ -829,16 +893,15 @@ impl Actor {
     /// read is served from a file about to go.
     fn enforce_retention(&mut self) {
         let now = wall_clock_ms();
+        let image = self.quorum.image();
         for (tp, dir) in &mut self.dirs {
             let Some(hw) = self.node.replica(tp).map(|r| r.high_watermark()) else {
                 continue;
             };
-            let Some(start) = dir.retention_point(
-                now,
-                self.cfg.log_retention_ms,
-                self.cfg.log_retention_bytes,
-                hw.0,
-            ) else {
+            let own = image.topic(&tp.topic).map(|t| &t.configs);
+            let retention_ms = topic_limit(own, "retention.ms", self.cfg.log_retention_ms);
+            let retention_bytes = topic_limit(own, "retention.bytes", self.cfg.log_retention_bytes);
+            let Some(start) = dir.retention_point(now, retention_ms, retention_bytes, hw.0) else {
                 continue;
             };
             if self.node.advance_log_start(tp, Offset(start)).is_err() {
@@ -1171,6 +1234,61 @@ fn topic_created(image: &MetadataImage, input: &ControllerInput) -> bool {
 
 fn topic_deleted(image: &MetadataImage, input: &ControllerInput) -> bool {
     matches!(input, ControllerInput::DeleteTopic { name } if image.topic(name).is_none())
+}
+
+/// A topic's own limit for `key` if it set one (-1: none), else the broker's.
+fn topic_limit(
+    own: Option<&BTreeMap<String, String>>,
+    key: &str,
+    broker: Option<u64>,
+) -> Option<u64> {
+    match own
+        .and_then(|c| c.get(key))
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        Some(v) if v < 0 => None,
+        Some(v) => Some(v as u64),
+        None => broker,
+    }
+}
+
+fn configs_altered(image: &MetadataImage, input: &ControllerInput) -> bool {
+    matches!(input, ControllerInput::AlterConfigs { topic, configs }
+    if image.topic(topic).is_some_and(|t| {
+        configs.iter().all(|(k, v)| t.configs.get(k) == v.as_ref())
+    }))
+}
+
+/// The per-topic configs the broker honours: retention and segment rolling (by the
+/// storage here), unclean leader election (by the controller), and the only cleanup
+/// policy there is. Others are refused rather than stored and ignored.
+pub(crate) const HONOURED_TOPIC_CONFIGS: &[&str] = &[
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "unclean.leader.election.enable",
+    "cleanup.policy",
+];
+
+/// Whether a topic config may be set (`Some`) or deleted (`None`) here.
+fn check_topic_config(key: &str, value: Option<&str>) -> Result<(), (ResponseError, String)> {
+    if !HONOURED_TOPIC_CONFIGS.contains(&key) {
+        return Err((
+            ResponseError::InvalidConfig,
+            format!(
+                "{key} cannot be set per topic on Eddy (it applies the broker's value); per-topic keys: {}",
+                HONOURED_TOPIC_CONFIGS.join(", ")
+            ),
+        ));
+    }
+    match value {
+        Some(v) if !eddy_core::controller::config_valid(key, v) => Err((
+            ResponseError::InvalidConfig,
+            format!("Invalid value {v} for configuration {key}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn partitions_added(image: &MetadataImage, input: &ControllerInput) -> bool {

@@ -43,6 +43,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 0, 7),
@@ -225,6 +226,11 @@ fn decode_body(key: ApiKey, body: &Bytes, version: i16) -> Result<RequestKind, S
         ApiKey::CreatePartitions => RequestKind::CreatePartitions(guard::decode::<
             m::CreatePartitionsRequest,
         >(body, version)?),
+        ApiKey::IncrementalAlterConfigs => {
+            RequestKind::IncrementalAlterConfigs(
+                guard::decode::<m::IncrementalAlterConfigsRequest>(body, version)?,
+            )
+        }
         ApiKey::DescribeConfigs => {
             RequestKind::DescribeConfigs(guard::decode::<m::DescribeConfigsRequest>(body, version)?)
         }

@@ -44,10 +44,18 @@ pub(super) async fn handle(shared: &Shared, req: CreateTopicsRequest) -> CreateT
             ));
             continue;
         }
-        if !topic.configs.is_empty() {
+        let mut configs = Vec::with_capacity(topic.configs.len());
+        let mut missing = None;
+        for c in &topic.configs {
+            match &c.value {
+                Some(v) => configs.push((c.name.to_string(), v.to_string())),
+                None => missing = Some(c.name.to_string()),
+            }
+        }
+        if let Some(key) = missing {
             results.push(refuse(
                 ResponseError::InvalidConfig,
-                "per-topic configs are not supported yet; create the topic without them".into(),
+                format!("config {key} has no value"),
             ));
             continue;
         }
@@ -71,6 +79,7 @@ pub(super) async fn handle(shared: &Shared, req: CreateTopicsRequest) -> CreateT
                 name,
                 partitions: partitions as u32,
                 replication_factor: replication_factor_u16,
+                configs,
                 validate_only: req.validate_only,
                 reply: tx,
             })

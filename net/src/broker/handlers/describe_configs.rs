@@ -1,7 +1,7 @@
 //! DescribeConfigs: a broker's effective configuration (every `server.properties` key
-//! Eddy knows, as the broker runs with it), and a topic's, which today is the broker's
-//! defaults under the topic-level names (per-topic overrides arrive with the controller,
-//! issue 3). Every resource asked about gets an answer (KAFKA-COMPAT item 10).
+//! Eddy knows, as the broker runs with it), and a topic's: its own configs from the
+//! metadata image (source TOPIC_CONFIG), the broker's defaults under the topic-level
+//! names for the rest. Every resource asked about gets an answer (KAFKA-COMPAT item 10).
 
 use eddy_core::config::BrokerConfig;
 use kafka_protocol::error::ResponseError;
@@ -17,6 +17,7 @@ use super::super::{Command, Shared};
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 /// Kafka's ConfigSource values.
+const TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
@@ -95,22 +96,22 @@ pub(super) async fn handle(
             TOPIC => {
                 let (tx, rx) = oneshot::channel();
                 let sent = shared
-                    .send(Command::Metadata {
-                        names: Some(vec![name.to_string()]),
-                        auto_create: false,
+                    .send(Command::TopicConfigs {
+                        topic: name.to_string(),
                         reply: tx,
                     })
                     .await;
-                let exists = sent
-                    && rx
-                        .await
-                        .is_ok_and(|(_, topics)| topics.iter().any(|(_, r)| r.is_ok()));
-                if exists {
+                let own = if sent { rx.await.ok().flatten() } else { None };
+                if let Some(own) = own {
+                    // The topic's own value where it has one, else the broker's.
                     result.with_configs(
                         topic_configs(&shared.cfg)
                             .into_iter()
                             .filter(|(k, _)| wanted(k))
-                            .map(|(k, v)| entry(k, v, DEFAULT_CONFIG))
+                            .map(|(k, v)| match own.get(k) {
+                                Some(set) => entry(k, Some(set.clone()), TOPIC_CONFIG),
+                                None => entry(k, v, DEFAULT_CONFIG),
+                            })
                             .collect(),
                     )
                 } else {
