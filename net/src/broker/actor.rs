@@ -7,14 +7,15 @@
 //! tick every [`TICK_MS`].
 //!
 //! Metadata comes from the metadata quorum ([`Quorum`]): this process is a voter, and
-//! its committed image says which topics exist and which partitions this broker hosts,
-//! as leader or follower. Whenever the image changes the actor creates the directories
-//! of partitions newly hosted here, hands the node their new states, and removes the
-//! partitions of deleted topics. Admin requests go to the active controller (this
+//! its committed image says which topics exist (Metadata responses, admin checks). The
+//! partitions this broker hosts, as leader or follower, get their states from the active
+//! controller (its pushes of committed changes and heartbeat answers, as the simulator
+//! runs it); the actor creates their directories first, and removes the partitions of
+//! topics the image no longer has. Admin requests go to the active controller (this
 //! process's voter, or forwarded over the peer links) and are answered once the image
 //! shows their effect.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -185,8 +186,9 @@ pub(crate) struct Actor {
     node: Node,
     dirs: BTreeMap<TopicPartition, PartitionDir>,
     quorum: Quorum,
-    /// The partition states last handed to the node, from the image.
-    given: BTreeMap<TopicPartition, PartitionState>,
+    /// Topics this process's image has had: only their partitions are removed when a
+    /// topic leaves the image.
+    seen_topics: BTreeSet<String>,
     admin: Vec<AdminWait>,
     pending: BTreeMap<u64, ReplyTo>,
     next_token: u64,
@@ -278,7 +280,7 @@ impl Actor {
             node,
             dirs,
             quorum,
-            given: BTreeMap::new(),
+            seen_topics: BTreeSet::new(),
             admin: Vec::new(),
             pending: BTreeMap::new(),
             next_token: 0,
@@ -463,7 +465,7 @@ impl Actor {
                 self.take_from_quorum(local);
             }
             PeerFrame::FromController(msg) => {
-                let effects = self.node.handle(now, Input::Controller(msg));
+                let effects = self.controller_message(msg);
                 self.carry_out(effects);
             }
             PeerFrame::Admin(input) => {
@@ -479,10 +481,10 @@ impl Actor {
     }
 
     /// Hands the node what the quorum had for it, then follows the image if it changed.
-    fn take_from_quorum(&mut self, local: Vec<ForBroker>) {
+    fn take_from_quorum(&mut self, mut local: Vec<ForBroker>) {
+        local.extend(self.quorum.take_held());
         for ForBroker::Message(msg) in local {
-            let now = self.now_ms();
-            let effects = self.node.handle(now, Input::Controller(msg));
+            let effects = self.controller_message(msg);
             self.carry_out(effects);
         }
         if self.quorum.take_image_changed() {
@@ -502,27 +504,42 @@ impl Actor {
         }
     }
 
-    /// Brings the partitions in line with the committed image: directories for the
-    /// partitions newly hosted here, their states to the node, and the partitions of
-    /// topics the image no longer has removed (only topics it had: a directory the image
-    /// never named stays, in case this voter is behind).
+    /// The controller's word for the node. Partition states come from the active
+    /// controller (its pushes of committed changes and its heartbeat answers: what the
+    /// simulator verifies); the directories of partitions newly hosted here are created
+    /// first.
+    fn controller_message(&mut self, msg: ControllerMessage) -> Vec<Effect> {
+        if let ControllerMessage::PartitionStates(states) = &msg {
+            for (tp, _) in states {
+                if self.dirs.contains_key(tp) {
+                    continue;
+                }
+                if let Err(e) = self.create_partition_dir(tp) {
+                    tracing::error!(partition = %storage::partition_dir_name(tp), error = %e, "cannot create the partition's directory; it stays offline here");
+                    self.failed.insert(tp.clone());
+                }
+            }
+            self.apply_roll_settings();
+        }
+        let now = self.now_ms();
+        self.node.handle(now, Input::Controller(msg))
+    }
+
+    /// Follows the committed image where it is the only word: the partitions of topics
+    /// it had and no longer has are removed (deleted topics; a directory the image never
+    /// named stays, in case this voter is behind), and segment rolling follows the
+    /// topics' configs.
     fn follow_image(&mut self) {
         let image = self.quorum.image();
-        let hosted: BTreeMap<TopicPartition, PartitionState> =
-            image.partitions_hosted_by(self.id).into_iter().collect();
+        let topics: BTreeSet<String> = image.topics().map(|(n, _)| n.to_string()).collect();
         let gone: Vec<TopicPartition> = self
-            .given
+            .dirs
             .keys()
-            .filter(|tp| image.partition(tp).is_none())
+            .filter(|tp| self.seen_topics.contains(&tp.topic) && !topics.contains(&tp.topic))
             .cloned()
             .collect();
-        let changed: Vec<(TopicPartition, PartitionState)> = hosted
-            .iter()
-            .filter(|(tp, state)| self.given.get(*tp) != Some(*state))
-            .map(|(tp, state)| (tp.clone(), state.clone()))
-            .collect();
+        self.seen_topics.extend(topics);
         for tp in gone {
-            self.given.remove(&tp);
             let effects = self.node.remove_partition(&tp);
             self.carry_out(effects);
             if let Some(dir) = self.dirs.remove(&tp) {
@@ -537,27 +554,7 @@ impl Actor {
                 }
             }
         }
-        let mut states = Vec::new();
-        for (tp, state) in changed {
-            if !self.dirs.contains_key(&tp) {
-                if let Err(e) = self.create_partition_dir(&tp) {
-                    tracing::error!(partition = %storage::partition_dir_name(&tp), error = %e, "cannot create the partition's directory; it stays offline here");
-                    self.failed.insert(tp.clone());
-                    continue;
-                }
-            }
-            self.given.insert(tp.clone(), state.clone());
-            states.push((tp, state));
-        }
         self.apply_roll_settings();
-        if !states.is_empty() {
-            let now = self.now_ms();
-            let effects = self.node.handle(
-                now,
-                Input::Controller(ControllerMessage::PartitionStates(states)),
-            );
-            self.carry_out(effects);
-        }
     }
 
     /// Answers the admin requests the image now shows done, times out the ones waited
@@ -981,7 +978,7 @@ impl Actor {
                     let now = self.now_ms();
                     let local = self.quorum.controller_request(now, self.id, req);
                     for ForBroker::Message(msg) in local {
-                        queue.extend(self.node.handle(now, Input::Controller(msg)));
+                        queue.extend(self.controller_message(msg));
                     }
                     if self.quorum.take_image_changed() {
                         // Followed once the queue is done: the image's states may

@@ -60,6 +60,12 @@ pub(crate) struct Quorum {
     image_changed: bool,
     /// A write failed: the voter waits for a completion that will not come. Said once.
     store_failed: bool,
+    /// What an admin request's decision had for the local broker, until
+    /// [`Quorum::take_held`].
+    held: Vec<ForBroker>,
+    /// The latest time the voter was given: the actor's calls may carry a time read
+    /// before a nested call gave a later one, and Raft's time never goes back.
+    last_now_ms: TimeMs,
 }
 
 /// What the quorum has for the local broker.
@@ -108,8 +114,11 @@ impl Quorum {
             rng: ChaCha8Rng::seed_from_u64(incarnation ^ (u64::from(me.0) << 48)),
             image_changed: true,
             store_failed: false,
+            held: Vec::new(),
+            last_now_ms: now_ms,
         };
-        let _ = quorum.drain(now_ms);
+        let local = quorum.drain(now_ms);
+        quorum.held.extend(local);
         Ok(quorum)
     }
 
@@ -136,11 +145,17 @@ impl Quorum {
         self.voter.is_active()
     }
 
+    /// What [`Quorum::admin`] had for the local broker.
+    pub(crate) fn take_held(&mut self) -> Vec<ForBroker> {
+        std::mem::take(&mut self.held)
+    }
+
     pub(crate) fn take_image_changed(&mut self) -> bool {
         std::mem::take(&mut self.image_changed)
     }
 
     pub(crate) fn tick(&mut self, now_ms: TimeMs) -> Vec<ForBroker> {
+        let now_ms = self.clock(now_ms);
         self.voter.tick(now_ms, &mut self.rng);
         self.voter.controller_tick(now_ms);
         self.drain(now_ms)
@@ -152,6 +167,7 @@ impl Quorum {
         from: NodeId,
         msg: RaftMessage,
     ) -> Vec<ForBroker> {
+        let now_ms = self.clock(now_ms);
         self.voter.receive(now_ms, from, msg);
         self.drain(now_ms)
     }
@@ -164,6 +180,7 @@ impl Quorum {
         from: NodeId,
         req: ControllerRequest,
     ) -> Vec<ForBroker> {
+        let now_ms = self.clock(now_ms);
         if from == self.me && !self.voter.is_active() {
             if let Some(leader) = self.voter.leader().filter(|&l| l != self.me) {
                 self.links.send(leader, &PeerFrame::ToController(req));
@@ -177,15 +194,22 @@ impl Quorum {
     /// An admin request: decided here if this voter is the active controller, else
     /// forwarded to the one it knows of. `false` when there is none to ask.
     pub(crate) fn admin(&mut self, now_ms: TimeMs, input: ControllerInput) -> bool {
+        let now_ms = self.clock(now_ms);
         if self.voter.is_active() {
             let taken = self.voter.admin(now_ms, input);
-            let _ = self.drain(now_ms);
+            let local = self.drain(now_ms);
+            self.held.extend(local);
             return taken;
         }
         match self.voter.leader().filter(|&l| l != self.me) {
             Some(leader) => self.links.send(leader, &PeerFrame::Admin(input)),
             None => false,
         }
+    }
+
+    fn clock(&mut self, now_ms: TimeMs) -> TimeMs {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
+        self.last_now_ms
     }
 
     /// Carries out what the voter asked for until it asks nothing more.
@@ -210,12 +234,6 @@ impl Quorum {
                         }
                     },
                     VoterOut::ToBroker { to, msg } => {
-                        // Partition states follow from each broker's own copy of the
-                        // committed log (the node actor diffs the image); only answers
-                        // to a broker's own requests travel.
-                        if matches!(msg, ControllerMessage::PartitionStates(_)) {
-                            continue;
-                        }
                         if to == self.me {
                             local.push(ForBroker::Message(msg));
                         } else {
