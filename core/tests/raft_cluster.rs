@@ -25,8 +25,8 @@ use proptest::prelude::*;
 use rand_core::RngCore;
 
 use eddy_core::quorum::{
-    DurableState, Effect, Entry, LogId, LogIndex, Membership, Payload, RaftConfig, RaftMessage,
-    RaftNode, Role, Snapshot, Term,
+    DurableState, Effect, Entry, LogId, LogIndex, Membership, Payload, Persisted, RaftConfig,
+    RaftMessage, RaftNode, Role, Snapshot, Term,
 };
 use eddy_core::NodeId;
 
@@ -299,11 +299,11 @@ impl World {
             };
             let now = self.now_ms;
             let durable = &mut self.disks.get_mut(&id).unwrap().durable;
-            let done = disk_write(durable, write);
+            let done = durable.apply_write(write);
             self.with_node(id, |n, _| match done {
-                Done::HardState(hs) => n.hard_state_persisted(now, hs),
-                Done::Entries(last) => n.entries_persisted(now, last),
-                Done::Snapshot(last) => n.snapshot_persisted(now, last),
+                Persisted::HardState(hs) => n.hard_state_persisted(now, hs),
+                Persisted::Entries(last) => n.entries_persisted(now, last),
+                Persisted::Snapshot(last) => n.snapshot_persisted(now, last),
             });
         }
     }
@@ -486,61 +486,6 @@ impl World {
             }
         }
         false
-    }
-}
-
-enum Done {
-    HardState(eddy_core::quorum::HardState),
-    Entries(LogId),
-    Snapshot(LogId),
-}
-
-/// Carries out one write on the in-memory disk, as a real shell would (atomically).
-fn disk_write(durable: &mut DurableState, write: Effect) -> Done {
-    match write {
-        Effect::PersistHardState(hs) => {
-            durable.hard_state = hs;
-            Done::HardState(hs)
-        }
-        Effect::PersistEntries {
-            from_index,
-            entries,
-        } => {
-            let snapshot_last = durable
-                .snapshot
-                .as_ref()
-                .map(|s| s.last)
-                .unwrap_or_default();
-            assert!(from_index > snapshot_last.index, "write below the snapshot");
-            let keep = (from_index.0 - snapshot_last.index.0 - 1) as usize;
-            assert!(
-                keep <= durable.entries.len(),
-                "write leaves a gap in the log"
-            );
-            durable.entries.truncate(keep);
-            durable.entries.extend(entries);
-            Done::Entries(durable.entries.last().map_or(snapshot_last, Entry::id))
-        }
-        Effect::PersistSnapshot(snapshot) => {
-            let old = durable
-                .snapshot
-                .as_ref()
-                .map(|s| s.last)
-                .unwrap_or_default();
-            let at = snapshot.last;
-            let pos = at.index.0.checked_sub(old.index.0 + 1);
-            let holds = pos
-                .and_then(|p| durable.entries.get(p as usize))
-                .is_some_and(|e| e.term == at.term);
-            match pos {
-                Some(p) if holds => drop(durable.entries.drain(..=p as usize)),
-                _ if at.index == old.index && at.term == old.term => {}
-                _ => durable.entries.clear(),
-            }
-            durable.snapshot = Some(snapshot);
-            Done::Snapshot(at)
-        }
-        other => unreachable!("not a write: {other:?}"),
     }
 }
 
