@@ -79,6 +79,17 @@ impl MetadataFollower {
         self.raft.leader()
     }
 
+    /// Whether the image has caught up with the metadata log: this observer has
+    /// applied everything a leader announced as committed since it started. A broker publishes
+    /// its image to its partitions only once it has caught up after a start (KRaft's
+    /// initial catch-up): an image replayed from the observer's own disk may be far
+    /// behind.
+    pub fn caught_up(&self) -> bool {
+        self.raft
+            .known_commit()
+            .is_some_and(|commit| self.applied.index >= commit)
+    }
+
     pub fn tick(&mut self, now_ms: TimeMs, rng: &mut impl RngCore) {
         self.raft.tick(now_ms, rng);
         self.pump(now_ms);

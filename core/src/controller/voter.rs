@@ -164,6 +164,17 @@ impl Voter {
         self.applied
     }
 
+    /// Whether the committed image has caught up with the metadata log: this voter
+    /// has applied everything a leader announced as committed since it started. A broker
+    /// publishes its image to its partitions only once it has caught up after a start
+    /// (KRaft's initial catch-up): a restarted voter's image replayed from its own disk
+    /// may be far behind.
+    pub fn caught_up(&self) -> bool {
+        self.raft
+            .known_commit()
+            .is_some_and(|commit| self.applied.index >= commit)
+    }
+
     pub fn take_out(&mut self) -> Vec<VoterOut> {
         std::mem::take(&mut self.out)
     }

@@ -180,6 +180,9 @@ struct Broker {
     /// The partition states this process's node was last given from its broker's
     /// committed image (its voter's or its observer's).
     given: BTreeMap<TopicPartition, PartitionState>,
+    /// Whether this process's image caught up with the metadata log since it started:
+    /// until then its node is given nothing (KRaft's initial catch-up).
+    caught_up: bool,
     raft_disk: RaftDisk,
     /// What recovery will hand the voter on restart.
     recovered_raft: DurableState,
@@ -364,6 +367,7 @@ impl<'a> World<'a> {
                 voter: None,
                 observer: None,
                 given: BTreeMap::new(),
+                caught_up: false,
                 raft_disk: RaftDisk::default(),
                 recovered_raft: DurableState::default(),
                 controller_hint: None,
