@@ -156,6 +156,19 @@ impl Model {
         self.lost.contains(&(part, id))
     }
 
+    /// Whether the committed batch `id` at `base_offset` went with every copy where the
+    /// model allowed the loss: lost and since overwritten ([`Model::lost_with_all_copies`]),
+    /// or still in a lost region (every in-sync copy crashed before syncing and none that
+    /// holds it has come back to lead it).
+    pub fn lost_with_all_copies_or_in_doubt(
+        &self,
+        part: Part,
+        base_offset: Offset,
+        id: BatchId,
+    ) -> bool {
+        self.lost_with_all_copies(part, id) || self.in_lost_region(part, base_offset)
+    }
+
     /// The brokers that took a copy of `id` at `base_offset` and did not truncate it:
     /// those whose log holds it now, up or down, and those that lost it in a crash. (A
     /// copy a follower reported and then lost in a crash still counted when the leader
@@ -295,6 +308,7 @@ impl Model {
             | Observation::RaftSnapshotApplied { .. }
             | Observation::ControllerActive { .. }
             | Observation::PartitionView { .. }
+            | Observation::BrokerMetadata { .. }
             | Observation::FencedLeadersAtEnd { .. } => {}
         }
     }
