@@ -395,8 +395,12 @@ impl Model {
                 }
             }
             self.lost_from.remove(&part);
-        } else if hw >= committed_end {
-            // Everything committed is back on a leader: nothing is in doubt any more.
+        } else if hw >= committed_end && self.isr.get(&part).is_none_or(|isr| isr.contains(&node)) {
+            // Everything committed is back on a leader in the ISR: nothing is in doubt
+            // any more. (A stale leader outside the ISR that still holds it does not
+            // count: the controller will not elect it, and Kafka promises ISR copies
+            // only — found by chaos seed 876, where the last ISR member came back
+            // without the data and a former leader outside the ISR truncated to it.)
             self.lost_from.remove(&part);
         }
         // Extend the committed log with the leader's batches wholly below its HW.
