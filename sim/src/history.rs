@@ -279,6 +279,13 @@ pub enum Observation {
         partition_epoch: u32,
         leader: bool,
     },
+    /// A broker (voter or observer) gave its node the partition states of its committed
+    /// metadata image, which holds the metadata log up to `index`.
+    BrokerMetadata {
+        at: TimeMs,
+        node: NodeId,
+        index: u64,
+    },
     /// At the end of the run, the active controller's committed image: partitions whose
     /// leader is a fenced broker. `None`: no active controller at the end.
     FencedLeadersAtEnd {
@@ -310,6 +317,7 @@ impl Observation {
             | Observation::RaftSnapshotApplied { at, .. }
             | Observation::ControllerActive { at, .. }
             | Observation::PartitionView { at, .. }
+            | Observation::BrokerMetadata { at, .. }
             | Observation::FencedLeadersAtEnd { at, .. }
             | Observation::GroupJoining { at, .. }
             | Observation::GroupAssigned { at, .. }

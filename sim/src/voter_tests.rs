@@ -1,7 +1,7 @@
 //! The core's controller voter driven alone, with the simulator's Raft disk.
 
 use eddy_core::controller::voter::{Voter, VoterOut};
-use eddy_core::controller::{ControllerConfig, ControllerInput};
+use eddy_core::controller::{ControllerConfig, ControllerInput, MetadataFollower};
 use eddy_core::message::{ControllerMessage, ControllerRequest};
 use eddy_core::quorum::{DurableState, RaftConfig};
 use eddy_core::{ErrorCode, NodeId, TimeMs};
@@ -165,5 +165,158 @@ fn a_voter_that_does_not_lead_answers_not_controller() {
             }]
         ),
         "{outs:?}"
+    );
+}
+
+/// Drives a voter (node 1, the only voter) and an observer (node 2) until quiet: every
+/// write synced at once, every Raft message delivered at once.
+fn run_pair(
+    voter: &mut Voter,
+    voter_disk: &mut RaftDisk,
+    observer: &mut MetadataFollower,
+    observer_disk: &mut RaftDisk,
+    now: TimeMs,
+) {
+    loop {
+        let mut moved = false;
+        for out in voter.take_out() {
+            moved = true;
+            match out {
+                VoterOut::Persist(effect) => {
+                    let (write, _) = voter_disk.write(effect, now, 0);
+                    voter_disk.finish(write);
+                    for done in voter_disk.take_unreported() {
+                        voter.persisted(now, done);
+                    }
+                }
+                VoterOut::Raft { to: NodeId(2), msg } => observer.receive(now, NodeId(1), msg),
+                _ => {}
+            }
+        }
+        for out in observer.take_out() {
+            moved = true;
+            match out {
+                VoterOut::Persist(effect) => {
+                    let (write, _) = observer_disk.write(effect, now, 0);
+                    observer_disk.finish(write);
+                    for done in observer_disk.take_unreported() {
+                        observer.persisted(now, done);
+                    }
+                }
+                VoterOut::Raft { to: NodeId(1), msg } => voter.receive(now, NodeId(2), msg),
+                VoterOut::Raft { to, .. } => panic!("an observer wrote to {to}"),
+                VoterOut::Applied { .. } | VoterOut::SnapshotApplied { .. } => {}
+                other => panic!("an observer has no controller output: {other:?}"),
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+#[test]
+fn an_observer_follows_the_committed_log_into_its_own_image_and_recovers_it_from_its_disk() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut voter = Voter::with_observers(
+        NodeId(1),
+        &[NodeId(1)],
+        &[NodeId(2)],
+        RaftConfig::default(),
+        ControllerConfig::default(),
+        0,
+        DurableState::default(),
+    );
+    let mut observer = MetadataFollower::new(
+        NodeId(2),
+        &[NodeId(1)],
+        RaftConfig::default(),
+        0,
+        DurableState::default(),
+    );
+    let (mut voter_disk, mut observer_disk) = (RaftDisk::default(), RaftDisk::default());
+    let mut now = 0;
+    while !voter.is_active() {
+        now += 10;
+        assert!(now < 10_000, "the voter never became active");
+        voter.tick(now, &mut rng);
+        observer.tick(now, &mut rng);
+        run_pair(
+            &mut voter,
+            &mut voter_disk,
+            &mut observer,
+            &mut observer_disk,
+            now,
+        );
+    }
+    // A registered, unfenced broker to place replicas on.
+    let register = ControllerRequest::Register {
+        broker: NodeId(1),
+        incarnation: 0,
+        listeners: Vec::new(),
+        rack: None,
+    };
+    let heartbeat = ControllerRequest::Heartbeat {
+        broker: NodeId(1),
+        incarnation: 0,
+    };
+    for req in [register, heartbeat] {
+        voter.request(now, NodeId(1), req);
+        run_pair(
+            &mut voter,
+            &mut voter_disk,
+            &mut observer,
+            &mut observer_disk,
+            now,
+        );
+    }
+    // Enough topics to pass a snapshot (every 16 entries) on both sides.
+    for i in 0..20 {
+        voter.admin(
+            now,
+            ControllerInput::CreateTopic {
+                name: format!("t{i}"),
+                num_partitions: Some(1),
+                replication_factor: Some(1),
+                configs: Vec::new(),
+            },
+        );
+        now += 10;
+        voter.tick(now, &mut rng);
+        observer.tick(now, &mut rng);
+        run_pair(
+            &mut voter,
+            &mut voter_disk,
+            &mut observer,
+            &mut observer_disk,
+            now,
+        );
+    }
+    // The observer learns the last commit index with the leader's next heartbeat.
+    for _ in 0..100 {
+        now += 10;
+        voter.tick(now, &mut rng);
+        observer.tick(now, &mut rng);
+        run_pair(
+            &mut voter,
+            &mut voter_disk,
+            &mut observer,
+            &mut observer_disk,
+            now,
+        );
+    }
+    assert!(voter.committed().topic("t19").is_some());
+    assert_eq!(observer.image(), voter.committed());
+    assert_eq!(observer.applied(), voter.applied());
+    assert_eq!(observer.leader(), Some(NodeId(1)));
+    // A restart replays the snapshot and log it synced.
+    let durable = observer_disk.crash(&mut rng, 0.0, 0.0);
+    let restarted =
+        MetadataFollower::new(NodeId(2), &[NodeId(1)], RaftConfig::default(), now, durable);
+    assert!(restarted.image().topic("t0").is_some());
+    assert!(
+        restarted.applied().index.0 >= 16,
+        "{:?}",
+        restarted.applied()
     );
 }

@@ -118,9 +118,9 @@ fn chaos_61014_restarted_broker_led_on_its_previous_incarnation() {
 /// replica.socket.timeout.ms (30 s): it never rejoined the ISR in time and acks=all
 /// writes stalled. Found with the metadata quorum, whose notifications reach replicas
 /// at different times. Fix: an answer to the fetch in flight ends it, whatever epoch it
-/// names; the follower retries after replica.fetch.backoff.ms. (The scenario has since
-/// turned on log.flush.interval.messages = 1, so this seed no longer walks that path;
-/// it stays as a run that must pass.)
+/// names; the follower retries after replica.fetch.backoff.ms. (The event stream has
+/// changed since, so this seed no longer walks that path; it stays as a run that must
+/// pass.)
 #[test]
 fn topic_creation_under_faults_745_fetch_answered_at_the_leaders_old_epoch() {
     assert_passes("topic-creation-under-faults", 745);

@@ -22,8 +22,10 @@
 //!   out; it never mutates the image itself, so the shell decides when records are
 //!   applied (on the active controller: at once, to the image of committed and pending
 //!   records, as KRaft does);
-//! - the translation into the core's `ControllerMessage`s for brokers that do not follow
-//!   the log themselves yet (`notify.rs`).
+//! - the translation into the core's `ControllerMessage`s (`notify.rs`): the answers to
+//!   brokers' requests, and the partition states a broker derives from its own image;
+//! - [`MetadataFollower`] (`follower.rs`): a broker that is no voter following the log
+//!   as a Raft observer, with its own committed image.
 //!
 //! The rules the simulator's former stand-in controller established, and the simulator
 //! checks, hold here:
@@ -60,6 +62,7 @@
 mod active;
 mod brokers;
 mod codec;
+pub mod follower;
 mod image;
 mod notify;
 mod partitions;
@@ -80,6 +83,7 @@ mod topic_tests;
 pub use active::Controller;
 pub use brokers::{MAX_LISTENERS, MAX_REGISTRATION_STRING_BYTES};
 pub use codec::{decode_records, encode_records, DecodeError};
+pub use follower::MetadataFollower;
 pub use image::{BrokerRegistration, MetadataImage, TopicImage};
 pub use record::{LeaderChange, MetadataRecord, PartitionChange, TopicId};
 pub use topics::{config_valid, validate_topic_name, MAX_NEW_PARTITIONS};

@@ -1,18 +1,42 @@
-//! What brokers are told once records commit, in the core's [`ControllerMessage`]s: the
-//! seam through which today's brokers (`crate::node`) learn partition states.
+//! What brokers are told, in the core's [`ControllerMessage`]s: the seam through which
+//! a broker's node (`crate::node`) learns partition states and the controller's answers.
 //!
 //! In KRaft, brokers follow the metadata log themselves and derive their partitions from
-//! their own image. Until Eddy's brokers do, the shell sends each replica of a partition
-//! that a committed record created or changed its new state, as the simulator's former stand-in
-//! controller did, and turns AlterPartition replies into the response the leader awaits.
+//! their own image: [`MetadataImage::hosted_partition_changes`] is that derivation, for a
+//! shell whose broker follows the log (from its voter's committed image, or as an
+//! observer with a [`super::MetadataFollower`]). For a shell whose brokers do not, the
+//! active controller sends each replica of a partition that a committed record created or
+//! changed its new state ([`MetadataImage::partition_updates`]). Either way the replies
+//! the node awaits (AlterPartition, registration, heartbeat) come from the controller.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::controller::{ControllerReply, MetadataImage, MetadataRecord};
 use crate::message::ControllerMessage;
+use crate::metadata::PartitionState;
 use crate::types::{NodeId, TopicPartition};
 
 impl MetadataImage {
+    /// The states of the partitions `broker` hosts in this image that differ from
+    /// `given` (what its node was last given), in partition order; `given` is brought up
+    /// to date. Partitions it no longer hosts are forgotten from `given` without a
+    /// message: the core has none for a removal yet.
+    pub fn hosted_partition_changes(
+        &self,
+        broker: NodeId,
+        given: &mut BTreeMap<TopicPartition, PartitionState>,
+    ) -> Vec<(TopicPartition, PartitionState)> {
+        let hosted: BTreeMap<TopicPartition, PartitionState> =
+            self.partitions_hosted_by(broker).into_iter().collect();
+        let changed = hosted
+            .iter()
+            .filter(|(tp, state)| given.get(*tp) != Some(*state))
+            .map(|(tp, state)| (tp.clone(), state.clone()))
+            .collect();
+        *given = hosted;
+        changed
+    }
+
     /// For each partition `records` created or changed, its state (as of this image,
     /// with the records applied) to each of its replicas, one message per replica in
     /// (partition, replica) order. Partitions of deleted topics get none: the core has no

@@ -618,3 +618,33 @@ fn a_controlled_shutdown_moves_leadership_away_and_keeps_the_broker_fenced() {
     c.register(1, 2);
     assert!(!c.image.broker(NodeId(1)).unwrap().fenced);
 }
+
+#[test]
+fn a_broker_following_the_log_is_given_exactly_the_hosted_partitions_that_changed() {
+    let mut c = three_brokers();
+    for b in 1..=3 {
+        c.heartbeat(b, 1).expect("registered");
+    }
+    c.create("t", 3, 2).expect("created");
+    let mut given = std::collections::BTreeMap::new();
+    let first = c.committed.hosted_partition_changes(NodeId(1), &mut given);
+    assert_eq!(first, c.committed.partitions_hosted_by(NodeId(1)));
+    assert!(!first.is_empty());
+    assert!(c
+        .committed
+        .hosted_partition_changes(NodeId(1), &mut given)
+        .is_empty());
+    // Broker 2 restarts: partitions it shared with broker 1 change (ISR or leader).
+    let before = c.committed.partitions_hosted_by(NodeId(1));
+    c.register(2, 2);
+    let changed = c.committed.hosted_partition_changes(NodeId(1), &mut given);
+    let after = c.committed.partitions_hosted_by(NodeId(1));
+    let expected: Vec<_> = after
+        .iter()
+        .filter(|entry| !before.contains(entry))
+        .cloned()
+        .collect();
+    assert!(!changed.is_empty());
+    assert_eq!(changed, expected);
+    assert_eq!(given.into_iter().collect::<Vec<_>>(), after);
+}

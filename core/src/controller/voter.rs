@@ -94,6 +94,9 @@ pub struct Voter {
     active: Option<Active>,
     /// Became active during this pump: tick once before returning.
     fresh: bool,
+    /// Whether the active controller pushes partition states to brokers (see
+    /// [`Voter::set_push_partition_states`]).
+    push_partition_states: bool,
     out: Vec<VoterOut>,
 }
 
@@ -106,7 +109,21 @@ impl Voter {
         now_ms: TimeMs,
         durable: DurableState,
     ) -> Voter {
-        let membership = Membership::new(voters.iter().copied(), std::iter::empty());
+        Voter::with_observers(id, voters, &[], raft_config, config, now_ms, durable)
+    }
+
+    /// A voter of a quorum that `observers` (brokers that are no voters, each running a
+    /// [`super::MetadataFollower`]) follow: the leader replicates the log to them too.
+    pub fn with_observers(
+        id: NodeId,
+        voters: &[NodeId],
+        observers: &[NodeId],
+        raft_config: RaftConfig,
+        config: ControllerConfig,
+        now_ms: TimeMs,
+        durable: DurableState,
+    ) -> Voter {
+        let membership = Membership::new(voters.iter().copied(), observers.iter().copied());
         let raft = RaftNode::new(id, membership, raft_config, now_ms, durable);
         let mut voter = Voter {
             raft,
@@ -116,10 +133,37 @@ impl Voter {
             snapshot_at: LogIndex(0),
             active: None,
             fresh: false,
+            push_partition_states: true,
             out: Vec::new(),
         };
         voter.pump(now_ms);
         voter
+    }
+
+    /// Whether the active controller sends brokers the partition states its committed
+    /// records change, and a registered broker's partitions with each heartbeat answer
+    /// (on by default). A shell whose brokers follow the metadata log themselves (each
+    /// from its voter's [`Voter::committed`] image or a [`super::MetadataFollower`]'s)
+    /// turns it off: brokers then learn partition states only from their own image, as
+    /// KRaft's do.
+    pub fn set_push_partition_states(&mut self, on: bool) {
+        self.push_partition_states = on;
+    }
+
+    /// The last entry applied to the committed image.
+    pub fn applied(&self) -> LogId {
+        self.applied
+    }
+
+    /// Whether the committed image has caught up with the metadata log: this voter
+    /// has applied everything a leader announced as committed since it started. A broker
+    /// publishes its image to its partitions only once it has caught up after a start
+    /// (KRaft's initial catch-up): a restarted voter's image replayed from its own disk
+    /// may be far behind.
+    pub fn caught_up(&self) -> bool {
+        self.raft
+            .known_commit()
+            .is_some_and(|commit| self.applied.index >= commit)
     }
 
     pub fn take_out(&mut self) -> Vec<VoterOut> {
@@ -136,14 +180,6 @@ impl Voter {
 
     pub fn term(&self) -> Term {
         self.raft.term()
-    }
-
-    /// Whether the committed image is known to hold everything committed before the
-    /// current leader's term: this voter has applied an entry of the term it is in (a
-    /// leader's first entry is its `LeaderNoop`). A broker serves clients only from
-    /// then on, as a KRaft broker waits to catch up with the metadata log.
-    pub fn caught_up(&self) -> bool {
-        self.raft.leader().is_some() && self.applied.term == self.raft.term()
     }
 
     pub fn is_active(&self) -> bool {
@@ -304,13 +340,16 @@ impl Voter {
                     result: Ok(_),
                     ..
                 } => {
-                    // The heartbeat's answer carries the broker's partitions as committed:
-                    // how a broker that missed an update (or restarted) catches up.
-                    let states = self.committed.partitions_hosted_by(*broker);
-                    self.out.push(VoterOut::ToBroker {
-                        to: *broker,
-                        msg: ControllerMessage::PartitionStates(states),
-                    });
+                    if self.push_partition_states {
+                        // The heartbeat's answer carries the broker's partitions as
+                        // committed: how a broker that missed an update (or restarted)
+                        // catches up.
+                        let states = self.committed.partitions_hosted_by(*broker);
+                        self.out.push(VoterOut::ToBroker {
+                            to: *broker,
+                            msg: ControllerMessage::PartitionStates(states),
+                        });
+                    }
                     if let Some((to, msg)) = reply.to_broker_message() {
                         self.out.push(VoterOut::ToBroker { to, msg });
                     }
@@ -440,7 +479,7 @@ impl Voter {
                     for record in &records {
                         self.committed.apply(record);
                     }
-                    if self.active.is_some() {
+                    if self.active.is_some() && self.push_partition_states {
                         let updates = self.committed.partition_updates(&records);
                         for (to, msg) in updates {
                             self.out.push(VoterOut::ToBroker { to, msg });

@@ -218,6 +218,9 @@ pub struct RaftNode {
     pub(crate) held_snapshot_ack: Option<(NodeId, LogId)>,
     /// As a follower: the log is known to match the current leader's up to here.
     pub(crate) leader_verified: LogIndex,
+    /// The highest commit index a leader's AppendEntries announced since this node
+    /// started (`None` before the first).
+    pub(crate) leader_commit_seen: Option<LogIndex>,
     now_ms: TimeMs,
     pub(crate) effects: Vec<Effect>,
 }
@@ -263,6 +266,7 @@ impl RaftNode {
             held_vote: None,
             held_snapshot_ack: None,
             leader_verified: LogIndex(0),
+            leader_commit_seen: None,
             now_ms,
             effects,
         }
@@ -305,6 +309,17 @@ impl RaftNode {
     /// Takes the effects produced so far, oldest first.
     pub fn drain_effects(&mut self) -> Vec<Effect> {
         mem::take(&mut self.effects)
+    }
+
+    /// How far the metadata log is committed, as far as this node knows since it
+    /// started: its own commit index while it leads, else the highest a leader announced
+    /// to it (`None` before any did). A node whose applied state reaches it has caught up
+    /// (KRaft's initial catch-up before a broker publishes its metadata).
+    pub fn known_commit(&self) -> Option<LogIndex> {
+        match self.role {
+            RoleState::Leader(_) => Some(self.log.commit_index()),
+            _ => self.leader_commit_seen,
+        }
     }
 
     /// Time passed: fires the election timer, or as leader sends heartbeats and checks it

@@ -266,6 +266,7 @@ impl RaftNode {
         leader_commit: LogIndex,
     ) {
         self.accept_leader(now_ms, from);
+        self.leader_commit_seen = self.leader_commit_seen.max(Some(leader_commit));
         let term = self.hard_state.term;
         match self.log.append_from_leader(prev_log, entries) {
             Err(hint) => self.send(

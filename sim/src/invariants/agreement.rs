@@ -172,4 +172,52 @@ mod tests {
         });
         assert!(violations(&h).is_empty());
     }
+
+    /// The last ISR member (N1) crashes without batch 1; N2, outside the ISR, still has
+    /// it and reports a leader's high watermark over it (a stale leadership); then N2
+    /// truncates it to follow N1 back.
+    fn last_isr_member_lost_it(isr: Vec<eddy_core::NodeId>) -> Vec<Observation> {
+        let mut h = committed_on_leader();
+        for (number, base) in [(0, 0), (1, 1)] {
+            h.push(Observation::Appended {
+                at: 3,
+                node: N2,
+                part: 0,
+                batch: b(base, base, 1, number),
+            });
+        }
+        h.push(Observation::IsrChanged {
+            at: 4,
+            part: 0,
+            isr,
+        });
+        h.push(Observation::Crashed {
+            at: 5,
+            node: N1,
+            surviving: vec![(0, vec![b(0, 0, 1, 0)])],
+        });
+        h.push(Observation::HighWatermark {
+            at: 6,
+            node: N2,
+            part: 0,
+            hw: Offset(2),
+            leader: true,
+        });
+        h.push(Observation::Truncated {
+            at: 7,
+            node: N2,
+            part: 0,
+            offset: Offset(1),
+        });
+        h
+    }
+
+    #[test]
+    fn a_stale_leader_outside_the_isr_does_not_undo_a_loss_kafka_allows() {
+        assert!(violations(&last_isr_member_lost_it(vec![N1])).is_empty());
+        // In the ISR, N2's copy was promised: truncating it is a violation.
+        let v = violations(&last_isr_member_lost_it(vec![N1, N2]));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].message.contains("truncated a committed batch"));
+    }
 }

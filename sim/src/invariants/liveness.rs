@@ -4,7 +4,12 @@
 //! Guarantees"): with a live in-sync replica set of at least `min.insync.replicas`, an
 //! acks=all write completes. After every fault heals, each acks=all write still pending
 //! must be acknowledged within the scenario's liveness bound, and every committed batch
-//! acknowledged before the end minus that bound must have reached every reader.
+//! acknowledged before the end minus that bound must have reached every reader — except
+//! a batch lost with every copy, unsynced, in crashes where the scenario allows it (the
+//! default flush policy: Kafka loses it too; `acked_durability` counts it as an allowed
+//! loss by the same rule, [`Model::lost_with_all_copies`]; here also while the loss is
+//! still in doubt at the end, no replica that kept it having come back to lead it).
+//! Nobody can read it any more.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -97,8 +102,10 @@ impl Checker for Liveness {
             }
         }
         let read_by = end_ms.saturating_sub(bound);
+        let allow_unsynced_loss = self.ctx.allow_unsynced_loss;
         // Committed batches readers must have received: all but those in a range that
-        // lost its committed data and was written anew, which a reader may have passed.
+        // lost its committed data and was written anew, which a reader may have passed,
+        // and those lost with every unsynced copy where the scenario allows that loss.
         let committed: BTreeSet<(Part, BatchId)> = self
             .acked_at
             .keys()
@@ -110,6 +117,10 @@ impl Checker for Liveness {
                     .committed(part)
                     .iter()
                     .filter(move |b| !model.was_rewritten(part, b.base_offset))
+                    .filter(move |b| {
+                        !(allow_unsynced_loss
+                            && model.lost_with_all_copies_or_in_doubt(part, b.base_offset, b.id))
+                    })
                     .map(move |b| (part, b.id))
             })
             .collect();
@@ -208,6 +219,108 @@ mod tests {
         set.finish(5_000);
         assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
         assert!(set.violations()[0].message.contains("never received"));
+    }
+
+    /// x is appended on N1 and N2, committed and acknowledged; then both crash, N2
+    /// keeping it if it had synced it (and then coming back to lead it). Nobody reads it.
+    fn lost_in_crashes(n2_kept_it: bool) -> Vec<Observation> {
+        let x = b(0, 0, 1, 0);
+        let mut history = vec![
+            Observation::Sent {
+                at: 100,
+                producer: 1,
+                part: 0,
+                id: X,
+                acks: AcksMode::All,
+                idempotent: true,
+            },
+            Observation::Appended {
+                at: 150,
+                node: N1,
+                part: 0,
+                batch: x,
+            },
+            Observation::Appended {
+                at: 150,
+                node: N2,
+                part: 0,
+                batch: x,
+            },
+            Observation::HighWatermark {
+                at: 160,
+                node: N1,
+                part: 0,
+                hw: Offset(1),
+                leader: true,
+            },
+            Observation::Acked {
+                at: 200,
+                producer: 1,
+                part: 0,
+                id: X,
+                base_offset: Offset(0),
+                acks: AcksMode::All,
+            },
+            Observation::Crashed {
+                at: 300,
+                node: N1,
+                surviving: vec![],
+            },
+            Observation::Crashed {
+                at: 300,
+                node: N2,
+                surviving: if n2_kept_it {
+                    vec![(0, vec![x])]
+                } else {
+                    vec![]
+                },
+            },
+        ];
+        if n2_kept_it {
+            history.push(Observation::Restarted { at: 400, node: N2 });
+            history.push(Observation::HighWatermark {
+                at: 500,
+                node: N2,
+                part: 0,
+                hw: Offset(1),
+                leader: true,
+            });
+        }
+        history.push(Observation::Healed { at: 2_000 });
+        history
+    }
+
+    #[test]
+    fn a_batch_lost_with_every_unsynced_copy_is_not_asked_of_readers() {
+        let mut set = CheckerSet::only(&ctx(), "liveness");
+        for obs in lost_in_crashes(false) {
+            set.observe(&obs);
+        }
+        set.finish(5_000);
+        assert!(set.violations().is_empty(), "{:?}", set.violations());
+    }
+
+    #[test]
+    fn a_batch_whose_synced_copy_survived_must_still_reach_readers() {
+        let mut set = CheckerSet::only(&ctx(), "liveness");
+        for obs in lost_in_crashes(true) {
+            set.observe(&obs);
+        }
+        set.finish(5_000);
+        assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+        assert!(set.violations()[0].message.contains("never received"));
+    }
+
+    #[test]
+    fn a_batch_lost_with_every_copy_is_asked_of_readers_where_loss_is_not_allowed() {
+        let mut ctx = ctx();
+        ctx.allow_unsynced_loss = false;
+        let mut set = CheckerSet::only(&ctx, "liveness");
+        for obs in lost_in_crashes(false) {
+            set.observe(&obs);
+        }
+        set.finish(5_000);
+        assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! that adopted a partition state with some (leader epoch, partition epoch) must not
 //! later adopt an older one: a stale message (reordered, duplicated, or from a deposed
 //! controller) would otherwise make it follow a leader that was replaced, or lead again.
+//! Likewise the committed metadata image a broker derives its partitions from (its
+//! voter's, or as an observer its own) never goes back to an earlier log index.
 //! A restart starts the broker's memory afresh.
 
 use std::collections::BTreeMap;
@@ -15,6 +17,8 @@ use crate::history::{Observation, Part};
 pub struct MetadataMonotonic {
     ctx: CheckContext,
     seen: BTreeMap<(NodeId, Part), (u32, u32)>,
+    /// The metadata-log index of the image each broker last applied.
+    image_index: BTreeMap<NodeId, u64>,
 }
 
 impl MetadataMonotonic {
@@ -22,6 +26,7 @@ impl MetadataMonotonic {
         MetadataMonotonic {
             ctx,
             seen: BTreeMap::new(),
+            image_index: BTreeMap::new(),
         }
     }
 }
@@ -32,12 +37,27 @@ impl Checker for MetadataMonotonic {
     }
 
     fn rule(&self) -> &'static str {
-        "a broker's leader epoch and partition epoch of a partition never decrease (KIP-497 epochs; KIP-631 metadata applied in order)"
+        "a broker's leader epoch and partition epoch of a partition, and the metadata-log index of its image, never decrease (KIP-497 epochs; KIP-631 metadata applied in order)"
     }
 
     fn observe(&mut self, obs: &Observation, _model: &Model, out: &mut Vec<Violation>) {
         match obs {
-            Observation::Crashed { node, .. } => self.seen.retain(|(n, _), _| n != node),
+            Observation::Crashed { node, .. } => {
+                self.seen.retain(|(n, _), _| n != node);
+                self.image_index.remove(node);
+            }
+            Observation::BrokerMetadata { at, node, index } => {
+                let before = self.image_index.insert(*node, *index);
+                if let Some(before) = before.filter(|b| b > index) {
+                    out.push(Violation {
+                        checker: self.name(),
+                        at_ms: *at,
+                        message: format!(
+                            "{node} applied a metadata image at log index {index} after one at {before}"
+                        ),
+                    });
+                }
+            }
             Observation::PartitionView {
                 at,
                 node,
@@ -98,6 +118,32 @@ mod tests {
         set.observe(&view(4, 1, 2));
         assert!(set.violations().is_empty(), "{:?}", set.violations());
         set.observe(&view(5, 1, 1));
+        assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+    }
+
+    fn image(at: u64, index: u64) -> Observation {
+        Observation::BrokerMetadata {
+            at,
+            node: N1,
+            index,
+        }
+    }
+
+    #[test]
+    fn a_broker_image_at_an_earlier_log_index_fails() {
+        let mut set = CheckerSet::only(&ctx(), "metadata-monotonic");
+        set.observe(&image(1, 5));
+        set.observe(&image(2, 5));
+        set.observe(&image(3, 9));
+        set.observe(&Observation::Crashed {
+            at: 4,
+            node: N1,
+            surviving: Vec::new(),
+        });
+        // A restarted broker replays from its disk: an earlier index is a fresh start.
+        set.observe(&image(5, 2));
+        assert!(set.violations().is_empty(), "{:?}", set.violations());
+        set.observe(&image(6, 1));
         assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
     }
 }

@@ -176,6 +176,19 @@ impl Model {
         self.lost.contains(&(part, id))
     }
 
+    /// Whether the committed batch `id` at `base_offset` went with every copy where the
+    /// model allowed the loss: lost and since overwritten ([`Model::lost_with_all_copies`]),
+    /// or still in a lost region (every in-sync copy crashed before syncing and none that
+    /// holds it has come back to lead it).
+    pub fn lost_with_all_copies_or_in_doubt(
+        &self,
+        part: Part,
+        base_offset: Offset,
+        id: BatchId,
+    ) -> bool {
+        self.lost_with_all_copies(part, id) || self.in_lost_region(part, base_offset)
+    }
+
     /// The brokers that took a copy of `id` at `base_offset` and did not truncate it:
     /// those whose log holds it now, up or down, and those that lost it in a crash. (A
     /// copy a follower reported and then lost in a crash still counted when the leader
@@ -321,6 +334,7 @@ impl Model {
             | Observation::RaftSnapshotApplied { .. }
             | Observation::ControllerActive { .. }
             | Observation::PartitionView { .. }
+            | Observation::BrokerMetadata { .. }
             | Observation::FencedLeadersAtEnd { .. }
             | Observation::GroupJoining { .. }
             | Observation::GroupAssigned { .. }
@@ -415,8 +429,12 @@ impl Model {
                 }
             }
             self.lost_from.remove(&part);
-        } else if hw >= committed_end {
-            // Everything committed is back on a leader: nothing is in doubt any more.
+        } else if hw >= committed_end && self.isr.get(&part).is_none_or(|isr| isr.contains(&node)) {
+            // Everything committed is back on a leader in the ISR: nothing is in doubt
+            // any more. (A stale leader outside the ISR that still holds it does not
+            // count: the controller will not elect it, and Kafka promises ISR copies
+            // only — found by chaos seed 876, where the last ISR member came back
+            // without the data and a former leader outside the ISR truncated to it.)
             self.lost_from.remove(&part);
         }
         // Extend the committed log with the leader's batches wholly below its HW.

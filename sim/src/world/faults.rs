@@ -233,7 +233,9 @@ impl World<'_> {
         slot.paused = false;
         slot.held.clear();
         slot.disk.crash(&mut self.rng, keep, torn);
-        if slot.voter.take().is_some() {
+        slot.given.clear();
+        slot.caught_up = false;
+        if slot.voter.take().is_some() || slot.observer.take().is_some() {
             slot.recovered_raft = slot.raft_disk.crash(&mut self.rng, keep, torn);
         }
         slot.controller_hint = None;

@@ -41,6 +41,8 @@ use crate::trace::TraceHasher;
 use crate::workload::{ClientAction, ClientEnv, Producer, Reader};
 use crate::{Failover, Rebalance, RunReport};
 use eddy_core::controller::voter::Voter;
+use eddy_core::controller::MetadataFollower;
+use eddy_core::metadata::PartitionState;
 
 /// How often each broker's timers are checked.
 const BROKER_TICK_MS: u64 = 10;
@@ -191,6 +193,14 @@ struct Broker {
     slow_disk_factor: u64,
     /// The controller voter in this process (KRaft combined mode), if it is one.
     voter: Option<Voter>,
+    /// A broker that is no voter follows the metadata log as a Raft observer.
+    observer: Option<MetadataFollower>,
+    /// The partition states this process's node was last given from its broker's
+    /// committed image (its voter's or its observer's).
+    given: BTreeMap<TopicPartition, PartitionState>,
+    /// Whether this process's image caught up with the metadata log since it started:
+    /// until then its node is given nothing (KRaft's initial catch-up).
+    caught_up: bool,
     raft_disk: RaftDisk,
     /// What recovery will hand the voter on restart.
     recovered_raft: DurableState,
@@ -389,6 +399,9 @@ impl<'a> World<'a> {
                 },
                 slow_disk_factor: 1,
                 voter: None,
+                observer: None,
+                given: BTreeMap::new(),
+                caught_up: false,
                 raft_disk: RaftDisk::default(),
                 recovered_raft: DurableState::default(),
                 controller_hint: None,
@@ -585,6 +598,7 @@ impl<'a> World<'a> {
                 );
                 self.feed(b, Input::Tick);
                 self.with_voter(b, |v, now, rng| v.tick(now, rng));
+                self.with_observer(b, |o, now, rng| o.tick(now, rng));
             }
             Event::SyncDone {
                 broker,

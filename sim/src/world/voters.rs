@@ -1,15 +1,33 @@
 //! The metadata quorum in the world: the controller voters
-//! co-located with the first brokers (KRaft combined mode), their Raft messages over
-//! the simulated network, their durable state on a simulated disk, the brokers' side of
-//! talking to the active controller (finding it, retrying elsewhere), and the admin
-//! client that creates the scenario's topics through it.
+//! co-located with the first brokers (KRaft combined mode) and the other brokers
+//! following the metadata log as Raft observers, their Raft messages over the simulated
+//! network, their durable state on a simulated disk, the brokers' side of talking to the
+//! active controller (finding it, retrying elsewhere), and the admin client that creates
+//! the scenario's topics through it.
+//!
+//! Every broker keeps its own committed image (its voter's, or its observer's), and the
+//! checkers see it never go back. Whether the node learns partition states from that
+//! image or from the active controller's pushes is [`BROKERS_FOLLOW_THEIR_IMAGE`].
 
 use super::*;
 
-use eddy_core::controller::ControllerInput;
+use eddy_core::controller::{ControllerInput, MetadataImage};
 use eddy_core::quorum::Role;
 
 use eddy_core::controller::voter::{Voter, VoterOut};
+
+/// Whether a broker's node learns partition states from its broker's own committed
+/// image, as KRaft's brokers do (after each change, the states of the partitions it
+/// hosts that changed: `MetadataImage::hosted_partition_changes`, once the image caught
+/// up after a start), instead of from the active controller's pushes.
+///
+/// Off for now: with it on, chaos and clock-skew found runs where a lagging broker's
+/// image made a node follow a leader at an old leader epoch and truncate committed data
+/// (clock-skew seed 182: n3 followed n1 at epoch 1 while epoch 2 had n2 leading; chaos
+/// seed 153 before the initial catch-up gate). KRaft closes this with the controller
+/// telling a broker when it has caught up (the metadata offset in BrokerHeartbeat);
+/// that is still to do.
+const BROKERS_FOLLOW_THEIR_IMAGE: bool = false;
 
 /// How often the admin client checks for topics still to create.
 pub(super) const ADMIN_TICK_MS: u64 = 200;
@@ -27,24 +45,115 @@ impl World<'_> {
         (1..=self.scenario.voter_count()).map(NodeId).collect()
     }
 
-    /// Starts the voter of broker index `b` from what its Raft disk kept.
+    /// The brokers that are no voters: the metadata log's observers.
+    fn observer_ids(&self) -> Vec<NodeId> {
+        (self.scenario.voter_count() + 1..=self.scenario.brokers)
+            .map(NodeId)
+            .collect()
+    }
+
+    /// Starts the voter (or, for a broker that is no voter, the observer) of broker
+    /// index `b` from what its Raft disk kept.
     pub(super) fn start_voter(&mut self, b: usize) {
         let id = self.brokers[b].id;
-        if !self.is_voter(id.0) {
+        let now = self.brokers[b].clock.at(self.now);
+        let durable = std::mem::take(&mut self.brokers[b].recovered_raft);
+        if self.is_voter(id.0) {
+            let mut voter = Voter::with_observers(
+                id,
+                &self.voter_ids(),
+                &self.observer_ids(),
+                self.raft_cfg,
+                self.controller_cfg.clone(),
+                now,
+                durable,
+            );
+            voter.set_push_partition_states(!BROKERS_FOLLOW_THEIR_IMAGE);
+            self.brokers[b].voter = Some(voter);
+        } else {
+            let observer =
+                MetadataFollower::new(id, &self.voter_ids(), self.raft_cfg, now, durable);
+            self.brokers[b].observer = Some(observer);
+        }
+        self.drain_voter(b);
+    }
+
+    /// Runs `f` on the observer of broker index `b`, if it runs and is not paused, and
+    /// carries out what it asks.
+    pub(super) fn with_observer(
+        &mut self,
+        b: usize,
+        f: impl FnOnce(&mut MetadataFollower, TimeMs, &mut ChaCha8Rng),
+    ) {
+        if self.brokers[b].paused {
             return;
         }
         let now = self.brokers[b].clock.at(self.now);
-        let durable = std::mem::take(&mut self.brokers[b].recovered_raft);
-        let voter = Voter::new(
-            id,
-            &self.voter_ids(),
-            self.raft_cfg,
-            self.controller_cfg.clone(),
-            now,
-            durable,
-        );
-        self.brokers[b].voter = Some(voter);
+        let Some(observer) = self.brokers[b].observer.as_mut() else {
+            return;
+        };
+        f(observer, now, &mut self.rng);
         self.drain_voter(b);
+    }
+
+    /// The committed metadata image of broker index `b`: its voter's, or its observer's.
+    fn image_of(&self, b: usize) -> Option<&MetadataImage> {
+        let slot = &self.brokers[b];
+        match (&slot.voter, &slot.observer) {
+            (Some(voter), _) => Some(voter.committed()),
+            (None, Some(observer)) => Some(observer.image()),
+            (None, None) => None,
+        }
+    }
+
+    /// The committed index of broker index `b`'s image.
+    fn image_index(&self, b: usize) -> Option<u64> {
+        let slot = &self.brokers[b];
+        match (&slot.voter, &slot.observer) {
+            (Some(voter), _) => Some(voter.applied().index.0),
+            (None, Some(observer)) => Some(observer.applied().index.0),
+            (None, None) => None,
+        }
+    }
+
+    /// Records that broker index `b` applied its committed image, once it caught up
+    /// after its start; with [`BROKERS_FOLLOW_THEIR_IMAGE`], gives its node the states of
+    /// the partitions it hosts that the image changed since it was last given them.
+    fn feed_image(&mut self, b: usize) {
+        if self.brokers[b].paused || self.brokers[b].node.is_none() {
+            return;
+        }
+        let id = self.brokers[b].id;
+        let Some(index) = self.image_index(b) else {
+            return;
+        };
+        let slot = &mut self.brokers[b];
+        let caught_up = match (&slot.voter, &slot.observer) {
+            (Some(voter), _) => voter.caught_up(),
+            (None, Some(observer)) => observer.caught_up(),
+            (None, None) => false,
+        };
+        slot.caught_up |= caught_up;
+        if !slot.caught_up {
+            return;
+        }
+        let image = match (&slot.voter, &slot.observer) {
+            (Some(voter), _) => voter.committed(),
+            (None, Some(observer)) => observer.image(),
+            (None, None) => return,
+        };
+        let changes = image.hosted_partition_changes(id, &mut slot.given);
+        self.observe(Observation::BrokerMetadata {
+            at: self.now,
+            node: id,
+            index,
+        });
+        if BROKERS_FOLLOW_THEIR_IMAGE && !changes.is_empty() {
+            self.feed(
+                b,
+                Input::Controller(ControllerMessage::PartitionStates(changes)),
+            );
+        }
     }
 
     /// Runs `f` on the voter of broker index `b`, if it runs and is not paused, and
@@ -67,11 +176,14 @@ impl World<'_> {
 
     fn drain_voter(&mut self, b: usize) {
         let id = self.brokers[b].id;
-        let Some(voter) = self.brokers[b].voter.as_mut() else {
-            return;
+        let slot = &mut self.brokers[b];
+        let outs = match (slot.voter.as_mut(), slot.observer.as_mut()) {
+            (Some(voter), _) => voter.take_out(),
+            (None, Some(observer)) => observer.take_out(),
+            (None, None) => return,
         };
-        let outs = voter.take_out();
         let mut frontier_moved = false;
+        let mut image_moved = false;
         for out in outs {
             match out {
                 VoterOut::Raft { to, msg } => self.send(
@@ -105,6 +217,7 @@ impl World<'_> {
                     Payload::NotController { leader },
                 ),
                 VoterOut::Applied { index, term, hash } => {
+                    image_moved = true;
                     if index.0 > self.commit_frontier {
                         self.commit_frontier = index.0;
                         frontier_moved = true;
@@ -118,6 +231,7 @@ impl World<'_> {
                     });
                 }
                 VoterOut::SnapshotApplied { index } => {
+                    image_moved = true;
                     if index.0 > self.commit_frontier {
                         self.commit_frontier = index.0;
                         frontier_moved = true;
@@ -160,6 +274,9 @@ impl World<'_> {
             self.observe_isr_changes_from(b);
             self.measure_leadership_moved(b);
         }
+        if image_moved || !self.brokers[b].caught_up {
+            self.feed_image(b);
+        }
     }
 
     /// A broker crashes: if its voter was the active controller, a failover starts.
@@ -187,14 +304,10 @@ impl World<'_> {
         let Some((crashed, true)) = self.failing_over else {
             return;
         };
-        let Some(voter) = self.brokers[b].voter.as_ref() else {
+        let Some(image) = self.image_of(b) else {
             return;
         };
-        if voter
-            .committed()
-            .partitions()
-            .any(|(_, s)| s.leader == Some(crashed))
-        {
+        if image.partitions().any(|(_, s)| s.leader == Some(crashed)) {
             return;
         }
         let f = self.failovers.last_mut().expect("a failover in progress");
@@ -203,11 +316,11 @@ impl World<'_> {
     }
 
     fn observe_isr_changes_from(&mut self, b: usize) {
-        let Some(voter) = self.brokers[b].voter.as_ref() else {
+        let Some(image) = self.image_of(b) else {
             return;
         };
         let mut changed = Vec::new();
-        for (tp, state) in voter.committed().partitions() {
+        for (tp, state) in image.partitions() {
             let Some(&part) = self.parts.get(tp) else {
                 continue;
             };
@@ -228,7 +341,8 @@ impl World<'_> {
     /// A Raft sync finished on broker `broker`'s disk.
     pub(super) fn raft_sync_done(&mut self, broker: u32, incarnation: u64, write: u64) {
         let b = self.broker_index(broker);
-        if self.brokers[b].incarnation != incarnation || self.brokers[b].voter.is_none() {
+        let slot = &self.brokers[b];
+        if slot.incarnation != incarnation || (slot.voter.is_none() && slot.observer.is_none()) {
             return;
         }
         self.brokers[b].raft_disk.finish(write);
@@ -237,11 +351,12 @@ impl World<'_> {
 
     /// Tells a running voter of the syncs its disk finished (held while it is paused).
     pub(super) fn report_syncs(&mut self, b: usize) {
-        if self.brokers[b].paused || self.brokers[b].voter.is_none() {
+        if self.brokers[b].paused {
             return;
         }
         for done in self.brokers[b].raft_disk.take_unreported() {
             self.with_voter(b, |v, now, _| v.persisted(now, done));
+            self.with_observer(b, |o, now, _| o.persisted(now, done));
         }
     }
 
@@ -258,6 +373,10 @@ impl World<'_> {
             return hint.0;
         }
         if let Some(leader) = self.brokers[b].voter.as_ref().and_then(Voter::leader) {
+            return leader.0;
+        }
+        let observed = self.brokers[b].observer.as_ref();
+        if let Some(leader) = observed.and_then(MetadataFollower::leader) {
             return leader.0;
         }
         self.brokers[b].next_voter = self.brokers[b].next_voter % self.scenario.voter_count() + 1;
@@ -292,7 +411,13 @@ impl World<'_> {
     /// Feeds a network message for the voter on broker index `b`.
     pub(super) fn deliver_to_voter(&mut self, b: usize, from: u32, payload: Payload) {
         match payload {
-            Payload::Raft(msg) => self.with_voter(b, |v, now, _| v.receive(now, NodeId(from), msg)),
+            Payload::Raft(msg) => {
+                if self.brokers[b].voter.is_some() {
+                    self.with_voter(b, |v, now, _| v.receive(now, NodeId(from), msg))
+                } else {
+                    self.with_observer(b, |o, now, _| o.receive(now, NodeId(from), msg))
+                }
+            }
             Payload::ToController(req) => {
                 if self.brokers[b].voter.is_none() {
                     // A broker that is no voter answers as a follower would.
