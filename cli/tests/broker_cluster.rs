@@ -453,3 +453,115 @@ fn the_three_config_files_start_a_working_cluster() {
         b.assert_no_panic();
     }
 }
+
+/// Brokers 4 and 5 run `process.roles=broker`: no voter is configured with them. They
+/// follow the metadata log as observers (announcing themselves to the voters), take
+/// replicas and leadership, and serve clients; a restarted voter and a restarted
+/// broker-only node both find each other again, and a topic created after that through
+/// a broker-only node (forwarded to the controller) is served by all five.
+#[test]
+fn broker_only_nodes_follow_the_quorum_and_host_replicas() {
+    if !have_kcat() || !have_kafka_python() {
+        return;
+    }
+    let mut cluster = Cluster::start("only", 3, FAST_FAILOVER);
+    cluster.add_broker_only("only", 4, FAST_FAILOVER);
+    cluster.add_broker_only("only", 5, FAST_FAILOVER);
+    let b4 = cluster.broker(4).addr.clone();
+    let b5 = cluster.broker(5).addr.clone();
+    // Created through broker 4: forwarded to the active controller.
+    create_topic(&b4, "wide", 10, 3);
+    let parts = wait_for(&b5, "wide", "ten partitions, all replicas in sync", |p| {
+        p.len() == 10 && p.values().all(|i| i.isrs.len() == 3 && i.leader > 0)
+    });
+    let mut leads: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut hosts: BTreeMap<i64, usize> = BTreeMap::new();
+    for info in parts.values() {
+        *leads.entry(info.leader).or_default() += 1;
+        for r in &info.replicas {
+            *hosts.entry(*r).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        hosts.values().copied().collect::<Vec<_>>(),
+        vec![6; 5],
+        "30 replicas spread over five brokers: {parts:?}"
+    );
+    assert_eq!(
+        leads.values().copied().collect::<Vec<_>>(),
+        vec![2; 5],
+        "every broker leads two: {parts:?}"
+    );
+
+    let produce = |via: &str, from: usize, to: usize| -> String {
+        let input: String = (from..to).map(|i| format!("k{i}\tv{i}\n")).collect();
+        kcat(
+            &[
+                "-b",
+                via,
+                "-t",
+                "wide",
+                "-P",
+                "-K",
+                "\t",
+                "-X",
+                "acks=all",
+                "-X",
+                "linger.ms=5",
+            ],
+            input.as_bytes(),
+        );
+        input
+    };
+    let consume_all = |via: &str| -> Vec<String> {
+        let out = kcat(
+            &[
+                "-b",
+                via,
+                "-t",
+                "wide",
+                "-C",
+                "-e",
+                "-q",
+                "-o",
+                "beginning",
+                "-f",
+                "%k\t%s\n",
+            ],
+            b"",
+        );
+        let mut got: Vec<String> = String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        got.sort();
+        got
+    };
+    let mut want: Vec<String> = produce(&b4, 0, 5_000).lines().map(str::to_string).collect();
+
+    // A voter restarts (forgetting the observers it learnt of) and broker 5 restarts.
+    cluster.broker(1).kill();
+    cluster.broker(5).kill();
+    cluster.broker(1).restart();
+    cluster.broker(5).restart();
+    let b1 = cluster.broker(1).addr.clone();
+    wait_for(&b1, "wide", "every replica back in sync", |p| {
+        p.len() == 10 && p.values().all(|i| i.isrs.len() == 3)
+    });
+    want.extend(produce(&b5, 5_000, 10_000).lines().map(str::to_string));
+    want.sort();
+    for via in [&b1, &b4, &b5] {
+        assert!(consume_all(via) == want, "every record through {via}");
+    }
+
+    // A topic created through broker 5 after the restarts reaches everyone.
+    create_topic(&b5, "later", 5, 2);
+    for b in [&b1, &b4, &b5] {
+        wait_for(b, "later", "the new topic's partitions have leaders", |p| {
+            p.len() == 5 && p.values().all(|i| i.leader > 0)
+        });
+    }
+    for b in &cluster.brokers {
+        b.assert_no_panic();
+    }
+}

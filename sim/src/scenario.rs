@@ -53,6 +53,11 @@ pub struct Scenario {
     /// KRaft's combined mode): the first `voters` brokers.
     #[serde(default = "defaults::voters")]
     pub voters: u32,
+    /// Whether the brokers that are no voters find the quorum themselves, announcing
+    /// themselves to every voter (Raft `Observe`) as `eddy broker` with
+    /// `process.roles=broker` does, instead of every voter being configured with them.
+    #[serde(default)]
+    pub observers_announce: bool,
     /// What the broker configuration check had to say (keys Kafka knows that Eddy
     /// ignores), for the runner to show once.
     #[serde(skip)]

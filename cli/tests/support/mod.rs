@@ -148,6 +148,8 @@ fn free_port() -> u16 {
 /// `config/` sets up a cluster on one machine.
 pub(crate) struct Cluster {
     pub(crate) brokers: Vec<Broker>,
+    /// `controller.quorum.voters`, for brokers added later.
+    voters: String,
 }
 
 impl Cluster {
@@ -178,7 +180,27 @@ impl Cluster {
             })
             .collect();
         Cluster::launch_all(&mut brokers);
-        Cluster { brokers }
+        Cluster { brokers, voters }
+    }
+
+    /// Starts broker `id`, a broker only (`process.roles=broker`: no voter, following
+    /// the metadata log as an observer), with `overrides`, and waits until it serves.
+    pub(crate) fn add_broker_only(&mut self, name: &str, id: u32, overrides: &[&str]) {
+        let mut extra: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        extra.push(format!("node.id={id}"));
+        extra.push("process.roles=broker".to_string());
+        extra.push(format!("controller.quorum.voters={}", self.voters));
+        let mut b = Broker {
+            child: None,
+            addr: format!("127.0.0.1:{}", free_port()),
+            data: fresh_dir(&format!("{name}-{id}")),
+            extra,
+            config: None,
+            log: Default::default(),
+        };
+        let listener = format!("PLAINTEXT://{}", b.addr);
+        b.spawn(listener);
+        self.brokers.push(b);
     }
 
     /// Starts one broker per config file (listeners and quorum as the files say, data
@@ -199,7 +221,10 @@ impl Cluster {
             })
             .collect();
         Cluster::launch_all(&mut brokers);
-        Cluster { brokers }
+        Cluster {
+            brokers,
+            voters: String::new(),
+        }
     }
 
     fn launch_all(brokers: &mut [Broker]) {

@@ -61,6 +61,12 @@ impl MetadataFollower {
         follower
     }
 
+    /// See [`RaftNode::announce_as_observer`]: on when the voters may not know this
+    /// observer (they are not configured with their observers).
+    pub fn announce_as_observer(&mut self, on: bool) {
+        self.raft.announce_as_observer(on);
+    }
+
     pub fn take_out(&mut self) -> Vec<VoterOut> {
         std::mem::take(&mut self.out)
     }

@@ -30,7 +30,7 @@ fn draw_election_timeout_ms(cfg: &RaftConfig, rng: &mut impl RngCore) -> u64 {
 impl RaftNode {
     pub(crate) fn election_tick(&mut self, now_ms: TimeMs, rng: &mut impl RngCore) {
         if !self.membership.is_voter(self.id) {
-            return; // Observers follow; they never campaign.
+            return self.observer_tick(now_ms); // Observers follow; they never campaign.
         }
         let cfg = self.cfg;
         let timeout_ms = *self
@@ -39,6 +39,21 @@ impl RaftNode {
             .get_or_insert_with(|| draw_election_timeout_ms(&cfg, rng));
         if now_ms >= self.election_timer.reset_at_ms + timeout_ms {
             self.start_pre_vote(now_ms);
+        }
+    }
+
+    /// An announcing observer without a live leader asks every voter to replicate to it.
+    fn observer_tick(&mut self, now_ms: TimeMs) {
+        if !self.announce || self.leader_is_live(now_ms) || now_ms < self.next_announce_ms {
+            return;
+        }
+        self.next_announce_ms = now_ms + self.cfg.election_timeout_min_ms;
+        let msg = RaftMessage::Observe {
+            term: self.hard_state.term,
+        };
+        let voters: Vec<NodeId> = self.membership.voters().iter().copied().collect();
+        for voter in voters {
+            self.send(voter, msg.clone());
         }
     }
 

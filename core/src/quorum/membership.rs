@@ -1,7 +1,8 @@
 //! Who takes part in the quorum: the voters (KRaft's `controller.quorum.voters`), whose
 //! majority elects leaders and commits entries, and the observers (brokers that follow
-//! the metadata log without voting). Fixed for the life of a node: membership changes
-//! (KIP-853) are not implemented yet.
+//! the metadata log without voting). The voters are fixed for the life of a node
+//! (KIP-853's voter changes are not implemented yet); observers may be configured up
+//! front or announce themselves ([`RaftMessage::Observe`](super::RaftMessage::Observe)).
 
 use std::collections::BTreeSet;
 
@@ -38,6 +39,11 @@ impl Membership {
 
     pub fn contains(&self, node: NodeId) -> bool {
         self.voters.contains(&node) || self.observers.contains(&node)
+    }
+
+    /// Adds `node` as an observer; `false` if it already takes part.
+    pub(crate) fn add_observer(&mut self, node: NodeId) -> bool {
+        !self.voters.contains(&node) && self.observers.insert(node)
     }
 
     /// How many voters make a majority.

@@ -66,6 +66,12 @@ pub enum RaftMessage {
     /// Sent once the snapshot is durable (or at once, when the follower had already
     /// committed past it): the follower durably holds everything up to `last_index`.
     InstallSnapshotResponse { term: Term, last_index: LogIndex },
+    /// An observer that knows no live leader asks every voter to replicate the log to it.
+    /// KRaft's observers fetch from the leader; Eddy's leaders push, so a leader must
+    /// learn of an observer it was not configured with (a broker-only node that joined,
+    /// or any observer after the leader restarted). `term` is the observer's: it never
+    /// moves a voter's term.
+    Observe { term: Term },
 }
 
 impl RaftMessage {
@@ -79,7 +85,8 @@ impl RaftMessage {
             | RaftMessage::Heartbeat { term, .. }
             | RaftMessage::HeartbeatResponse { term }
             | RaftMessage::InstallSnapshot { term, .. }
-            | RaftMessage::InstallSnapshotResponse { term, .. } => *term,
+            | RaftMessage::InstallSnapshotResponse { term, .. }
+            | RaftMessage::Observe { term } => *term,
         }
     }
 

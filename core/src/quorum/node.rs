@@ -221,6 +221,10 @@ pub struct RaftNode {
     /// The highest commit index a leader's AppendEntries announced since this node
     /// started (`None` before the first).
     pub(crate) leader_commit_seen: Option<LogIndex>,
+    /// As an observer: whether it announces itself to the voters (see
+    /// [`RaftNode::announce_as_observer`]), and when it may next.
+    pub(crate) announce: bool,
+    pub(crate) next_announce_ms: TimeMs,
     now_ms: TimeMs,
     pub(crate) effects: Vec<Effect>,
 }
@@ -267,6 +271,8 @@ impl RaftNode {
             held_snapshot_ack: None,
             leader_verified: LogIndex(0),
             leader_commit_seen: None,
+            announce: false,
+            next_announce_ms: now_ms,
             now_ms,
             effects,
         }
@@ -322,6 +328,14 @@ impl RaftNode {
         }
     }
 
+    /// Makes this observer announce itself ([`RaftMessage::Observe`]) to every voter
+    /// while it knows no live leader, at most once per minimum election timeout: voters
+    /// that were not configured with it learn of it, and whichever leads replicates to
+    /// it. Off by default (observers configured on every voter need not announce).
+    pub fn announce_as_observer(&mut self, on: bool) {
+        self.announce = on;
+    }
+
     /// Time passed: fires the election timer, or as leader sends heartbeats and checks it
     /// still has a quorum. `rng` supplies the election jitter.
     pub fn tick(&mut self, now_ms: TimeMs, rng: &mut impl RngCore) {
@@ -336,6 +350,9 @@ impl RaftNode {
     /// A message from `from`.
     pub fn receive(&mut self, now_ms: TimeMs, from: NodeId, msg: RaftMessage) {
         self.observe_time(now_ms);
+        if let RaftMessage::Observe { .. } = msg {
+            return self.on_observe(now_ms, from);
+        }
         if from == self.id || !self.membership.contains(from) {
             return; // Not a member of this quorum: nothing it says counts.
         }
@@ -402,6 +419,7 @@ impl RaftNode {
             RaftMessage::InstallSnapshotResponse { last_index, .. } => {
                 self.on_install_snapshot_response(now_ms, from, last_index)
             }
+            RaftMessage::Observe { .. } => unreachable!("handled above"),
         }
     }
 

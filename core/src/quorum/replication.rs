@@ -54,6 +54,26 @@ impl RaftNode {
         self.membership.others(self.id).collect()
     }
 
+    /// `from` asks to follow the log as an observer. Every voter remembers it (so it
+    /// replicates to it once it leads); a leader starts at once, probing where their
+    /// logs agree. Observers and voters asking are ignored.
+    pub(crate) fn on_observe(&mut self, now_ms: TimeMs, from: NodeId) {
+        if from == self.id || !self.membership.is_voter(self.id) || self.membership.is_voter(from) {
+            return;
+        }
+        self.membership.add_observer(from);
+        let last_index = self.log.last_index();
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        // A known observer asking again missed the leader's messages or restarted
+        // (perhaps with a wiped disk): probe it afresh, assuming nothing of its log.
+        leader
+            .progress
+            .insert(from, Progress::new(last_index, now_ms));
+        self.send_append(now_ms, from, true);
+    }
+
     pub(crate) fn leader_tick(&mut self, now_ms: TimeMs) {
         let RoleState::Leader(leader) = &self.role else {
             unreachable!("leader_tick on a non-leader")

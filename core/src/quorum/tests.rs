@@ -352,3 +352,124 @@ fn leader_without_a_quorum_steps_down() {
         Err(ProposeError::NotLeader { leader_hint: None })
     ));
 }
+
+const N9: NodeId = NodeId(9);
+
+#[test]
+fn an_announcing_observer_asks_every_voter_while_it_knows_no_leader() {
+    let mut o = RaftNode::new(
+        N9,
+        Membership::new([N1, N2, N3], [N9]),
+        cfg(),
+        0,
+        DurableState::default(),
+    );
+    o.tick(0, &mut ZeroRng);
+    assert!(
+        sends(&o.drain_effects()).is_empty(),
+        "silent unless asked to announce"
+    );
+    o.announce_as_observer(true);
+    o.tick(0, &mut ZeroRng);
+    let observe = RaftMessage::Observe { term: Term(0) };
+    assert_eq!(
+        sends(&o.drain_effects()),
+        vec![
+            (N1, observe.clone()),
+            (N2, observe.clone()),
+            (N3, observe.clone())
+        ]
+    );
+    // Not again within the minimum election timeout.
+    o.tick(99, &mut ZeroRng);
+    assert!(sends(&o.drain_effects()).is_empty());
+    // A leader's append makes it quiet while the leader stays live.
+    o.receive(
+        120,
+        N2,
+        RaftMessage::AppendEntries {
+            term: Term(1),
+            prev_log: LogId::default(),
+            entries: vec![],
+            leader_commit: LogIndex(0),
+        },
+    );
+    o.drain_effects();
+    o.tick(150, &mut ZeroRng);
+    assert!(sends(&o.drain_effects()).is_empty());
+    assert_eq!(o.role(), Role::Follower, "an observer never campaigns");
+    // The leader went silent for an election timeout: it asks again.
+    o.tick(220, &mut ZeroRng);
+    assert_eq!(sends(&o.drain_effects()).len(), 3);
+    assert_eq!(o.term(), Term(1));
+}
+
+#[test]
+fn a_leader_replicates_to_an_observer_that_announced_itself() {
+    let mut n = node(DurableState::default());
+    let term = elect(&mut n);
+    let effects = n.drain_effects();
+    persist_all(&mut n, 100, &effects);
+    assert!(
+        sends(&effects).iter().all(|(to, _)| *to != N9),
+        "an unknown observer gets nothing"
+    );
+    // Messages from it are ignored until it announces itself.
+    n.receive(100, N9, RaftMessage::HeartbeatResponse { term });
+    assert!(n.drain_effects().is_empty());
+    n.receive(110, N9, RaftMessage::Observe { term: Term(0) });
+    let sent = sends(&n.drain_effects());
+    assert!(
+        matches!(
+            sent.as_slice(),
+            [(N9, RaftMessage::AppendEntries { term: t, prev_log, .. })]
+                if *t == term && prev_log.index == n.log().last_index()
+        ),
+        "probes at its log's end: {sent:?}"
+    );
+    // The observer holds nothing: its conflict walks the leader back to the start.
+    n.receive(
+        111,
+        N9,
+        RaftMessage::AppendEntriesConflict {
+            term,
+            rejected_prev: n.log().last_index(),
+            hint: ConflictHint {
+                term: None,
+                index: LogIndex(1),
+            },
+        },
+    );
+    let sent = sends(&n.drain_effects());
+    assert!(
+        matches!(
+            sent.as_slice(),
+            [(N9, RaftMessage::AppendEntries { prev_log, entries, .. })]
+                if prev_log.index == LogIndex(0) && !entries.is_empty()
+        ),
+        "sends the log from its start: {sent:?}"
+    );
+    // It counts for nothing in the quorum: without n2 and n3 the leader steps down.
+    n.receive(150, N9, RaftMessage::HeartbeatResponse { term });
+    n.tick(301, &mut ZeroRng);
+    assert_eq!(n.role(), Role::Follower);
+}
+
+#[test]
+fn a_follower_remembers_an_announced_observer_for_when_it_leads() {
+    let mut n = node(DurableState::default());
+    n.receive(0, N9, RaftMessage::Observe { term: Term(7) });
+    assert!(n.drain_effects().is_empty(), "a follower sends nothing");
+    assert_eq!(n.term(), Term(0), "an observer's term moves no voter");
+    assert!(n.membership().contains(N9));
+    // A voter announcing itself as an observer is ignored.
+    n.receive(0, N2, RaftMessage::Observe { term: Term(0) });
+    assert!(n.drain_effects().is_empty());
+    assert!(n.membership().is_voter(N2));
+    let _ = elect(&mut n);
+    let sent = sends(&n.drain_effects());
+    assert!(
+        sent.iter().any(|(to, _)| *to == N9),
+        "replicates to it: {sent:?}"
+    );
+}

@@ -468,6 +468,11 @@ impl Actor {
                 let effects = self.controller_message(msg);
                 self.carry_out(effects);
             }
+            PeerFrame::Hello { address } => {
+                if self.quorum.links_mut().add(from, &address) {
+                    tracing::info!(node = from.0, %address, "learnt of a peer");
+                }
+            }
             PeerFrame::Admin(input) => {
                 if !self.quorum.admin(now, input) {
                     tracing::debug!(
@@ -488,6 +493,7 @@ impl Actor {
             self.carry_out(effects);
         }
         if self.quorum.take_image_changed() {
+            self.link_registered_brokers();
             self.follow_image();
             self.check_admin();
         }
@@ -501,6 +507,30 @@ impl Actor {
         if self.ready.is_some() && unfenced && self.quorum.caught_up() {
             tracing::info!("caught up with the metadata log and unfenced");
             let _ = self.ready.take().map(|r| r.send(()));
+        }
+    }
+
+    /// Reaches every broker the image has registered (at its listener, where a
+    /// broker-only node takes peer connections): replication may need any of them.
+    /// Voters are linked from the start, at their controller listener.
+    fn link_registered_brokers(&mut self) {
+        let new: Vec<(NodeId, String)> = self
+            .quorum
+            .image()
+            .brokers()
+            .filter(|(id, _)| *id != self.id && !self.quorum.links().knows(*id))
+            .filter_map(|(id, b)| {
+                let (host, port) = b
+                    .listeners
+                    .iter()
+                    .find_map(|l| super::parse_listener(l).ok())?;
+                Some((id, super::dial_address(&host, port)))
+            })
+            .collect();
+        for (id, addr) in new {
+            if self.quorum.links_mut().add(id, &addr) {
+                tracing::info!(node = id.0, address = %addr, "reaching a registered broker");
+            }
         }
     }
 

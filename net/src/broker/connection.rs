@@ -14,19 +14,48 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{handlers, Shared};
+use crate::peer::link::{read_frames, PEER_MAGIC};
 use crate::wire::{self, Request};
 
 /// Requests in flight per connection.
 const MAX_IN_FLIGHT: usize = 128;
 
-pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// Serves one connection: a peer's (it starts with [`PEER_MAGIC`]) at once, a client's
+/// once `serving` is true.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut serving: watch::Receiver<bool>,
+) {
     tracing::debug!(%peer, "connection opened");
     let (mut reader, mut writer) = tokio::io::split(stream);
+    // Another broker or a voter dialling a broker-only node: its links start with
+    // PEER_MAGIC, which read as a Kafka frame's length is far over any request limit.
+    let mut first = [0u8; 4];
+    let idle = Duration::from_millis(shared.cfg.connections_max_idle_ms);
+    match tokio::time::timeout(idle, reader.read_exact(&mut first)).await {
+        Ok(Ok(_)) => {}
+        _ => {
+            tracing::debug!(%peer, "connection closed before its first frame");
+            return;
+        }
+    }
+    if first == PEER_MAGIC {
+        if let Err(reason) = read_frames(reader, shared.peers.clone()).await {
+            tracing::debug!(%peer, %reason, "peer connection closed");
+        }
+        return;
+    }
+    if serving.wait_for(|s| *s).await.is_err() {
+        return; // the broker did not start
+    }
+    let mut reader = (&first[..]).chain(reader);
     let (responses, mut in_order) = mpsc::channel::<Bytes>(MAX_IN_FLIGHT);
     let write_task = tokio::spawn(async move {
         while let Some(frame) = in_order.recv().await {
@@ -37,7 +66,6 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         }
         let _ = writer.shutdown().await;
     });
-    let idle = Duration::from_millis(shared.cfg.connections_max_idle_ms);
     let max_bytes = shared.cfg.socket_request_max_bytes;
     loop {
         let frame = match tokio::time::timeout(idle, wire::read_frame(&mut reader, max_bytes)).await

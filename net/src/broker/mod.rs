@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use eddy_core::config::BrokerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 pub(crate) use actor::Command;
 
@@ -49,6 +49,9 @@ pub(crate) struct Shared {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) cfg: BrokerConfig,
     pub(crate) cluster_id: String,
+    /// Where peer connections arriving on the client listener deliver their frames (a
+    /// broker-only node has no listener of its own for them).
+    pub(crate) peers: mpsc::Sender<(eddy_core::types::NodeId, crate::peer::codec::PeerFrame)>,
 }
 
 impl Shared {
@@ -63,6 +66,8 @@ pub struct Broker {
     listener: TcpListener,
     shared: Arc<Shared>,
     actor: tokio::task::JoinHandle<()>,
+    /// True once clients are served (always, after [`Broker::start`]).
+    serving: watch::Receiver<bool>,
 }
 
 /// The name of the listener controllers and brokers reach each other on, as KRaft's
@@ -102,6 +107,15 @@ pub fn parse_listener(value: &str) -> Result<(String, u16), String> {
         .parse()
         .map_err(|_| format!("listener {first:?} has an invalid port {port:?}"))?;
     Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// `host:port` to dial, IPv6 hosts in brackets.
+pub(crate) fn dial_address(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 impl Broker {
@@ -148,8 +162,11 @@ impl Broker {
             advertised.1
         };
         // The peer listener: this node's address among the voters, when there are others.
+        // A broker-only node takes peer connections on its client listener, and says so
+        // in the `Hello` its links start with.
         let voters = quorum::voters(&cfg);
         let (peer_tx, peer_rx) = mpsc::channel(PEER_QUEUE);
+        let mut me_addr = dial_address(&advertised_host, advertised_port);
         if voters.len() > 1 {
             if let Some(peer_addr) = voters.get(&cfg.node_id) {
                 let bind = peer_addr.clone();
@@ -160,10 +177,17 @@ impl Broker {
                         source,
                     })?;
                 tracing::info!(address = %peer_addr, "listening for brokers and controllers");
-                tokio::spawn(crate::peer::link::accept_peers(peers, peer_tx));
+                tokio::spawn(crate::peer::link::accept_peers(peers, peer_tx.clone()));
+                me_addr = peer_addr.clone();
             }
         }
-        let links = crate::peer::link::PeerLinks::start(cfg.node_id, &voters);
+        if !cfg.process_roles.controller {
+            tracing::info!(
+                voters = %voters.iter().map(|(id, a)| format!("{}@{a}", id.0)).collect::<Vec<_>>().join(","),
+                "broker only (process.roles=broker): following the metadata quorum's log as an observer"
+            );
+        }
+        let links = crate::peer::link::PeerLinks::start(cfg.node_id, &me_addr, &voters);
         let me = actor::BrokerView {
             id: cfg.node_id,
             host: advertised_host.clone(),
@@ -173,10 +197,23 @@ impl Broker {
         let actor = actor::Actor::open(cfg.clone(), incarnation, links, me, ready_tx)?;
         let (tx, rx) = mpsc::channel(actor::COMMAND_QUEUE);
         let actor = tokio::spawn(actor.run(rx, peer_rx));
+        let shared = Arc::new(Shared {
+            commands: tx,
+            cfg,
+            cluster_id,
+            peers: peer_tx,
+        });
         // Clients are served once this broker's metadata has caught up, as a KRaft
         // broker starts serving only then: before, it would answer that topics it has
-        // do not exist.
+        // do not exist. Connections are accepted meanwhile: peers dialling a broker-only
+        // node (the voters replicating the metadata log to it) are served at once,
+        // clients once it is ready.
+        let (serving, serving_rx) = watch::channel(false);
         let waiting_since = tokio::time::Instant::now();
+        let mut waited = tokio::time::interval_at(
+            waiting_since + std::time::Duration::from_secs(5),
+            std::time::Duration::from_secs(5),
+        );
         loop {
             tokio::select! {
                 r = &mut ready => {
@@ -185,7 +222,18 @@ impl Broker {
                     }
                     break;
                 }
-                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+                accepted = listener.accept() => {
+                    if let Ok((stream, peer)) = accepted {
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(connection::serve(
+                            stream,
+                            peer,
+                            Arc::clone(&shared),
+                            serving_rx.clone(),
+                        ));
+                    }
+                }
+                _ = waited.tick() => {
                     tracing::info!(
                         waited_s = waiting_since.elapsed().as_secs(),
                         voters = %voters.iter().map(|(id, a)| format!("{}@{a}", id.0)).collect::<Vec<_>>().join(","),
@@ -194,14 +242,12 @@ impl Broker {
                 }
             }
         }
+        let _ = serving.send(true);
         Ok(Broker {
             listener,
-            shared: Arc::new(Shared {
-                commands: tx,
-                cfg,
-                cluster_id,
-            }),
+            shared,
             actor,
+            serving: serving_rx,
         })
     }
 
@@ -216,6 +262,7 @@ impl Broker {
             listener,
             shared,
             actor,
+            serving,
         } = self;
         tokio::pin!(shutdown);
         loop {
@@ -225,7 +272,12 @@ impl Broker {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(connection::serve(stream, peer, Arc::clone(&shared)));
+                        tokio::spawn(connection::serve(
+                            stream,
+                            peer,
+                            Arc::clone(&shared),
+                            serving.clone(),
+                        ));
                     }
                     Err(e) => {
                         // Out of file descriptors, most often: wait, don't spin.

@@ -1,6 +1,9 @@
-//! This process's part of the metadata quorum (KRaft combined mode: every Eddy process
-//! is a broker and a controller voter): the core's [`Voter`] with its durable state in
-//! [`RaftStore`] files and its messages on the peer links.
+//! This process's part of the metadata quorum: the core's [`Voter`] (a controller, alone
+//! or in KRaft's combined mode with its broker), or for a broker-only node
+//! (`process.roles=broker`) a [`MetadataFollower`] that follows the log as a Raft
+//! observer, announcing itself to the voters, which are not configured with it. Either
+//! keeps its durable state in [`RaftStore`] files and sends its messages on the peer
+//! links.
 //!
 //! The node actor owns it and calls it on its own task: a tick, a frame from a peer, a
 //! request from the local broker. Everything the voter asks for is carried out before
@@ -12,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use eddy_core::config::BrokerConfig;
+use eddy_core::controller::follower::MetadataFollower;
 use eddy_core::controller::voter::{Voter, VoterOut};
 use eddy_core::controller::{ControllerConfig, ControllerInput, MetadataImage};
 use eddy_core::message::{ControllerMessage, ControllerRequest};
@@ -39,20 +43,19 @@ const METADATA_DIR_NAME: &str = "__cluster_metadata-0";
 pub(crate) fn voters(cfg: &BrokerConfig) -> BTreeMap<NodeId, String> {
     cfg.controller_quorum_voters
         .iter()
-        .map(|v| {
-            let host = if v.host.contains(':') {
-                format!("[{}]", v.host)
-            } else {
-                v.host.clone()
-            };
-            (v.id, format!("{host}:{}", v.port))
-        })
+        .map(|v| (v.id, super::dial_address(&v.host, v.port)))
         .collect()
+}
+
+/// A voter, or a broker-only node's observer.
+enum Member {
+    Voter(Box<Voter>),
+    Observer(Box<MetadataFollower>),
 }
 
 pub(crate) struct Quorum {
     me: NodeId,
-    voter: Voter,
+    member: Member,
     store: RaftStore,
     links: PeerLinks,
     rng: ChaCha8Rng,
@@ -97,17 +100,24 @@ impl Quorum {
             snapshot = durable.snapshot.as_ref().map_or(0, |s| s.last.index.0),
             "metadata quorum state recovered"
         );
-        let voter = Voter::new(
-            me,
-            &ids,
-            RaftConfig::default(),
-            ControllerConfig::from_broker_config(cfg),
-            now_ms,
-            durable,
-        );
+        let member = if cfg.process_roles.controller {
+            Member::Voter(Box::new(Voter::new(
+                me,
+                &ids,
+                RaftConfig::default(),
+                ControllerConfig::from_broker_config(cfg),
+                now_ms,
+                durable,
+            )))
+        } else {
+            let mut observer =
+                MetadataFollower::new(me, &ids, RaftConfig::default(), now_ms, durable);
+            observer.announce_as_observer(true);
+            Member::Observer(Box::new(observer))
+        };
         let mut quorum = Quorum {
             me,
-            voter,
+            member,
             store,
             links,
             // Election jitter only needs to differ between voters and restarts.
@@ -122,27 +132,43 @@ impl Quorum {
         Ok(quorum)
     }
 
-    /// The links to the other voters (every other broker, in combined mode).
+    /// The links to the voters and to the brokers this node learnt of.
     pub(crate) fn links(&self) -> &PeerLinks {
         &self.links
     }
 
-    pub(crate) fn image(&self) -> &MetadataImage {
-        self.voter.committed()
+    pub(crate) fn links_mut(&mut self) -> &mut PeerLinks {
+        &mut self.links
     }
 
-    /// The active controller as this voter knows it.
+    pub(crate) fn image(&self) -> &MetadataImage {
+        match &self.member {
+            Member::Voter(v) => v.committed(),
+            Member::Observer(o) => o.image(),
+        }
+    }
+
+    /// The active controller as this node knows it (the quorum's leader).
     pub(crate) fn controller(&self) -> Option<NodeId> {
-        self.voter.leader()
+        match &self.member {
+            Member::Voter(v) => v.leader(),
+            Member::Observer(o) => o.leader(),
+        }
     }
 
     /// See [`Voter::caught_up`].
     pub(crate) fn caught_up(&self) -> bool {
-        self.voter.caught_up()
+        match &self.member {
+            Member::Voter(v) => v.caught_up(),
+            Member::Observer(o) => o.caught_up(),
+        }
     }
 
     pub(crate) fn is_active(&self) -> bool {
-        self.voter.is_active()
+        match &self.member {
+            Member::Voter(v) => v.is_active(),
+            Member::Observer(_) => false,
+        }
     }
 
     /// What [`Quorum::admin`] had for the local broker.
@@ -156,8 +182,13 @@ impl Quorum {
 
     pub(crate) fn tick(&mut self, now_ms: TimeMs) -> Vec<ForBroker> {
         let now_ms = self.clock(now_ms);
-        self.voter.tick(now_ms, &mut self.rng);
-        self.voter.controller_tick(now_ms);
+        match &mut self.member {
+            Member::Voter(v) => {
+                v.tick(now_ms, &mut self.rng);
+                v.controller_tick(now_ms);
+            }
+            Member::Observer(o) => o.tick(now_ms, &mut self.rng),
+        }
         self.drain(now_ms)
     }
 
@@ -168,7 +199,10 @@ impl Quorum {
         msg: RaftMessage,
     ) -> Vec<ForBroker> {
         let now_ms = self.clock(now_ms);
-        self.voter.receive(now_ms, from, msg);
+        match &mut self.member {
+            Member::Voter(v) => v.receive(now_ms, from, msg),
+            Member::Observer(o) => o.receive(now_ms, from, msg),
+        }
         self.drain(now_ms)
     }
 
@@ -181,13 +215,20 @@ impl Quorum {
         req: ControllerRequest,
     ) -> Vec<ForBroker> {
         let now_ms = self.clock(now_ms);
-        if from == self.me && !self.voter.is_active() {
-            if let Some(leader) = self.voter.leader().filter(|&l| l != self.me) {
+        let Member::Voter(voter) = &mut self.member else {
+            // A broker-only node: its own broker's requests go to the quorum's leader.
+            if let Some(leader) = self.controller().filter(|_| from == self.me) {
+                self.links.send(leader, &PeerFrame::ToController(req));
+            }
+            return Vec::new();
+        };
+        if from == self.me && !voter.is_active() {
+            if let Some(leader) = voter.leader().filter(|&l| l != self.me) {
                 self.links.send(leader, &PeerFrame::ToController(req));
             }
             return Vec::new();
         }
-        self.voter.request(now_ms, from, req);
+        voter.request(now_ms, from, req);
         self.drain(now_ms)
     }
 
@@ -195,13 +236,15 @@ impl Quorum {
     /// forwarded to the one it knows of. `false` when there is none to ask.
     pub(crate) fn admin(&mut self, now_ms: TimeMs, input: ControllerInput) -> bool {
         let now_ms = self.clock(now_ms);
-        if self.voter.is_active() {
-            let taken = self.voter.admin(now_ms, input);
-            let local = self.drain(now_ms);
-            self.held.extend(local);
-            return taken;
+        if let Member::Voter(voter) = &mut self.member {
+            if voter.is_active() {
+                let taken = voter.admin(now_ms, input);
+                let local = self.drain(now_ms);
+                self.held.extend(local);
+                return taken;
+            }
         }
-        match self.voter.leader().filter(|&l| l != self.me) {
+        match self.controller().filter(|&l| l != self.me) {
             Some(leader) => self.links.send(leader, &PeerFrame::Admin(input)),
             None => false,
         }
@@ -216,7 +259,10 @@ impl Quorum {
     fn drain(&mut self, now_ms: TimeMs) -> Vec<ForBroker> {
         let mut local = Vec::new();
         loop {
-            let outs = self.voter.take_out();
+            let outs = match &mut self.member {
+                Member::Voter(v) => v.take_out(),
+                Member::Observer(o) => o.take_out(),
+            };
             if outs.is_empty() {
                 return local;
             }
@@ -226,7 +272,10 @@ impl Quorum {
                         self.links.send(to, &PeerFrame::Raft(msg));
                     }
                     VoterOut::Persist(effect) => match self.store.write(effect) {
-                        Ok(done) => self.voter.persisted(now_ms, done),
+                        Ok(done) => match &mut self.member {
+                            Member::Voter(v) => v.persisted(now_ms, done),
+                            Member::Observer(o) => o.persisted(now_ms, done),
+                        },
                         Err(e) => {
                             if !std::mem::replace(&mut self.store_failed, true) {
                                 tracing::error!(error = %e, "cannot write the metadata log: this voter stops taking part in the quorum; fix the disk and restart the broker");

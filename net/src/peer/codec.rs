@@ -43,6 +43,11 @@ pub enum PeerFrame {
     /// brokers forward them (KIP-590), or asks for its own controlled shutdown. The client learns the outcome from the metadata
     /// log; a request lost on the way times out and the client retries.
     Admin(ControllerInput),
+    /// The first frame on every connection a node dials: where the sender can be
+    /// reached. A broker-only node is in no one's `controller.quorum.voters`; the voters
+    /// and brokers it dials learn its address from this, so that they can answer it
+    /// (replicate the metadata log to it, send it fetch responses).
+    Hello { address: String },
 }
 
 /// Why a frame was refused.
@@ -94,6 +99,10 @@ pub fn encode(from: NodeId, frame: &PeerFrame) -> Bytes {
         PeerFrame::Admin(m) => {
             b.put_u8(5);
             put_admin(&mut b, m);
+        }
+        PeerFrame::Hello { address } => {
+            b.put_u8(6);
+            put_str(&mut b, address);
         }
     }
     let len = u32::try_from(b.len() - 4).expect("a peer frame is under 4 GiB");
@@ -386,6 +395,10 @@ fn put_raft(b: &mut BytesMut, m: &RaftMessage) {
             b.put_u64(term.0);
             b.put_u64(last_index.0);
         }
+        RaftMessage::Observe { term } => {
+            b.put_u8(10);
+            b.put_u64(term.0);
+        }
     }
 }
 
@@ -502,6 +515,9 @@ pub fn decode(body: &[u8]) -> Result<(NodeId, PeerFrame), DecodeError> {
         3 => PeerFrame::ToController(r.controller_request()?),
         4 => PeerFrame::FromController(r.controller_message()?),
         5 => PeerFrame::Admin(r.admin()?),
+        6 => PeerFrame::Hello {
+            address: r.string("address")?,
+        },
         tag => return Err(DecodeError::Tag { what: "frame", tag }),
     };
     if !r.0.is_empty() {
@@ -858,6 +874,7 @@ impl Reader<'_> {
                 term,
                 last_index: LogIndex(self.u64("index")?),
             },
+            10 => RaftMessage::Observe { term },
             tag => {
                 return Err(DecodeError::Tag {
                     what: "raft message",

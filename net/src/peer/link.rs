@@ -2,6 +2,12 @@
 //! kept up by a task of its own, and a listener that hands every inbound frame to the
 //! node's actor.
 //!
+//! Every connection a node dials starts with [`PEER_MAGIC`] and a `Hello` frame saying
+//! where the dialler can be reached. The magic lets a broker-only node take peer
+//! connections on its client listener (read as a Kafka frame length it would be over a
+//! gigabyte, which no Kafka client sends); the `Hello` lets the nodes it dials learn its
+//! address, since no configuration names it.
+//!
 //! Delivery is best effort, which is all the core asks of a network (the simulator drops,
 //! delays and duplicates its messages): a frame for a peer whose queue is full, or whose
 //! connection is down, is dropped, and the core's own timeouts resend what matters. So a
@@ -13,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use eddy_core::types::NodeId;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -29,26 +35,53 @@ const REDIAL_BACKOFF: Duration = Duration::from_millis(200);
 /// `replica.fetch.max.bytes` of batches, far below this.
 pub const MAX_FRAME_BYTES: u32 = 128 * 1024 * 1024;
 
+/// The first four bytes on every peer connection: "EDY" and the connection format's
+/// version.
+pub const PEER_MAGIC: [u8; 4] = *b"EDY\x01";
+
 /// The sending side: one queue and one connection task per peer.
 #[derive(Debug)]
 pub struct PeerLinks {
     me: NodeId,
+    /// The `Hello` frame every connection starts with.
+    hello: Bytes,
     queues: BTreeMap<NodeId, mpsc::Sender<Bytes>>,
 }
 
 impl PeerLinks {
-    /// Starts a connection task for each peer (`id` → `host:port`).
-    pub fn start(me: NodeId, peers: &BTreeMap<NodeId, String>) -> PeerLinks {
-        let mut queues = BTreeMap::new();
+    /// Starts a connection task for each peer (`id` → `host:port`); `me_addr` is where
+    /// the peers reach this node.
+    pub fn start(me: NodeId, me_addr: &str, peers: &BTreeMap<NodeId, String>) -> PeerLinks {
+        let hello = codec::encode(
+            me,
+            &PeerFrame::Hello {
+                address: me_addr.to_string(),
+            },
+        );
+        let mut links = PeerLinks {
+            me,
+            hello,
+            queues: BTreeMap::new(),
+        };
         for (&id, addr) in peers {
-            if id == me {
-                continue;
-            }
-            let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
-            tokio::spawn(keep_connected(id, addr.clone(), rx));
-            queues.insert(id, tx);
+            links.add(id, addr);
         }
-        PeerLinks { me, queues }
+        links
+    }
+
+    /// Starts a connection to `id` at `addr` unless there is one; `true` if it is new.
+    pub fn add(&mut self, id: NodeId, addr: &str) -> bool {
+        if id == self.me || self.queues.contains_key(&id) {
+            return false;
+        }
+        let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
+        tokio::spawn(keep_connected(id, addr.to_string(), self.hello.clone(), rx));
+        self.queues.insert(id, tx);
+        true
+    }
+
+    pub fn knows(&self, id: NodeId) -> bool {
+        self.queues.contains_key(&id)
     }
 
     /// Queues `frame` for `to`; `false` if it was dropped (unknown peer, or its queue is
@@ -61,7 +94,12 @@ impl PeerLinks {
     }
 }
 
-async fn keep_connected(peer: NodeId, addr: String, mut frames: mpsc::Receiver<Bytes>) {
+async fn keep_connected(
+    peer: NodeId,
+    addr: String,
+    hello: Bytes,
+    mut frames: mpsc::Receiver<Bytes>,
+) {
     loop {
         let mut stream = match TcpStream::connect(&addr).await {
             Ok(s) => s,
@@ -75,6 +113,16 @@ async fn keep_connected(peer: NodeId, addr: String, mut frames: mpsc::Receiver<B
         };
         let _ = stream.set_nodelay(true);
         tracing::debug!(peer = peer.0, %addr, "connected to peer");
+        let greeted = tokio::time::timeout(WRITE_TIMEOUT, async {
+            stream.write_all(&PEER_MAGIC).await?;
+            stream.write_all(&hello).await?;
+            stream.flush().await
+        })
+        .await;
+        if !matches!(greeted, Ok(Ok(()))) {
+            tokio::time::sleep(REDIAL_BACKOFF).await;
+            continue;
+        }
         loop {
             let Some(frame) = frames.recv().await else {
                 return; // the node is shutting down
@@ -104,6 +152,13 @@ pub async fn accept_peers(listener: TcpListener, deliver: mpsc::Sender<(NodeId, 
         };
         let deliver = deliver.clone();
         tokio::spawn(async move {
+            let mut stream = stream;
+            let mut magic = [0u8; 4];
+            let read = tokio::time::timeout(WRITE_TIMEOUT, stream.read_exact(&mut magic)).await;
+            if !matches!(read, Ok(Ok(_))) || magic != PEER_MAGIC {
+                tracing::debug!(%addr, "not a peer connection; closed");
+                return;
+            }
             if let Err(reason) = read_frames(stream, deliver).await {
                 tracing::debug!(%addr, %reason, "peer connection closed");
             }
@@ -111,8 +166,11 @@ pub async fn accept_peers(listener: TcpListener, deliver: mpsc::Sender<(NodeId, 
     }
 }
 
-async fn read_frames(
-    mut stream: TcpStream,
+/// Reads frames from a peer connection whose [`PEER_MAGIC`] was read, and sends each,
+/// with its sender, to `deliver`, until the connection ends or sends a frame that does
+/// not decode.
+pub async fn read_frames(
+    mut stream: impl AsyncRead + Unpin,
     deliver: mpsc::Sender<(NodeId, PeerFrame)>,
 ) -> Result<(), String> {
     loop {
@@ -147,13 +205,36 @@ mod tests {
         PeerFrame::Raft(RaftMessage::HeartbeatResponse { term: Term(term) })
     }
 
+    fn hello(address: &str) -> PeerFrame {
+        PeerFrame::Hello {
+            address: address.into(),
+        }
+    }
+
+    /// The next frame that is not a `Hello`.
+    async fn next_frame(rx: &mut mpsc::Receiver<(NodeId, PeerFrame)>) -> (NodeId, PeerFrame) {
+        loop {
+            let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("a frame within 5 s")
+                .expect("the listener runs");
+            if !matches!(got.1, PeerFrame::Hello { .. }) {
+                return got;
+            }
+        }
+    }
+
     #[tokio::test]
     async fn frames_reach_the_peer_and_links_survive_its_restart() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (tx, mut rx) = mpsc::channel(16);
         let server = tokio::spawn(accept_peers(listener, tx));
-        let links = PeerLinks::start(NodeId(1), &BTreeMap::from([(NodeId(2), addr.clone())]));
+        let mut links = PeerLinks::start(
+            NodeId(1),
+            "n1:9092",
+            &BTreeMap::from([(NodeId(2), addr.clone())]),
+        );
         assert!(
             !links.send(NodeId(9), &heartbeat(1)),
             "unknown peers are not queued"
@@ -162,7 +243,15 @@ mod tests {
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .unwrap();
-        assert_eq!(got, Some((NodeId(1), heartbeat(1))));
+        assert_eq!(
+            got,
+            Some((NodeId(1), hello("n1:9092"))),
+            "says where it is first"
+        );
+        assert_eq!(next_frame(&mut rx).await, (NodeId(1), heartbeat(1)));
+        assert!(!links.add(NodeId(2), &addr), "already linked");
+        assert!(!links.add(NodeId(1), &addr), "not to itself");
+        assert!(links.knows(NodeId(2)) && !links.knows(NodeId(9)));
 
         // The peer goes away (its listener and, once its node stops taking frames, its
         // connections) and comes back on the same address: frames flow again.
@@ -181,6 +270,7 @@ mod tests {
             loop {
                 links.send(NodeId(2), &heartbeat(2));
                 match tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+                    Ok(Some((_, PeerFrame::Hello { .. }))) => continue,
                     Ok(Some(frame)) => break frame,
                     _ => continue,
                 }
@@ -203,12 +293,18 @@ mod tests {
         let closed = tokio::time::timeout(Duration::from_secs(5), bad.read(&mut buf))
             .await
             .unwrap();
-        assert!(matches!(closed, Ok(0) | Err(_)), "closed");
-        let links = PeerLinks::start(NodeId(3), &BTreeMap::from([(NodeId(4), addr.to_string())]));
-        links.send(NodeId(4), &heartbeat(7));
-        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        assert!(matches!(closed, Ok(0) | Err(_)), "closed: no magic");
+        // The magic, then a frame that does not decode.
+        let mut bad = TcpStream::connect(addr).await.unwrap();
+        bad.write_all(&PEER_MAGIC).await.unwrap();
+        bad.write_all(&[0, 0, 0, 3, 9, 9, 9]).await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(5), bad.read(&mut buf))
             .await
             .unwrap();
-        assert_eq!(got, Some((NodeId(3), heartbeat(7))));
+        assert!(matches!(closed, Ok(0) | Err(_)), "closed: garbage frame");
+        let mut links = PeerLinks::start(NodeId(3), "n3:9092", &BTreeMap::new());
+        assert!(links.add(NodeId(4), &addr.to_string()), "learnt later");
+        links.send(NodeId(4), &heartbeat(7));
+        assert_eq!(next_frame(&mut rx).await, (NodeId(3), heartbeat(7)));
     }
 }

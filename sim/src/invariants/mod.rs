@@ -18,6 +18,7 @@ mod idempotence;
 mod leader_completeness;
 mod liveness;
 mod metadata_monotonic;
+mod metadata_propagation;
 pub mod model;
 mod offsets;
 mod partition_leadership;
@@ -41,6 +42,7 @@ pub use idempotence::IdempotentProducers;
 pub use leader_completeness::LeaderCompleteness;
 pub use liveness::Liveness;
 pub use metadata_monotonic::MetadataMonotonic;
+pub use metadata_propagation::MetadataPropagation;
 pub use model::Model;
 pub use offsets::DenseStableOffsets;
 pub use partition_leadership::PartitionLeadership;
@@ -88,6 +90,8 @@ pub struct CheckContext {
     pub max_controller_elections: Option<u32>,
     /// See `Expect::isrs_complete_at_end`.
     pub isrs_complete_at_end: bool,
+    /// How many brokers the run has (ids 1..=this).
+    pub brokers: u32,
     /// The consumer groups, indexed by the group number in observations.
     pub groups: Vec<GroupCheck>,
 }
@@ -175,6 +179,7 @@ impl CheckerSet {
                 Box::new(LeaderCompleteness::new()),
                 Box::new(PartitionLeadership::new(ctx.clone())),
                 Box::new(MetadataMonotonic::new(ctx.clone())),
+                Box::new(MetadataPropagation::new(ctx.clone())),
                 Box::new(ControllerLiveness::new(ctx.clone())),
                 Box::new(GroupExclusiveOwnership::new(ctx.clone())),
                 Box::new(GroupCommitsMonotonic::new(ctx.clone())),
@@ -245,6 +250,7 @@ pub(crate) mod test_support {
             quorum: false,
             max_controller_elections: None,
             isrs_complete_at_end: false,
+            brokers: 0,
             groups: vec![super::GroupCheck {
                 name: "g".into(),
                 parts: vec![0],

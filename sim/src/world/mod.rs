@@ -336,6 +336,7 @@ impl<'a> World<'a> {
             quorum: true,
             max_controller_elections: scenario.expect.max_controller_elections,
             isrs_complete_at_end: scenario.expect.isrs_complete_at_end,
+            brokers: scenario.brokers,
             groups: members::group_checks(scenario, &broker_cfg, &parts),
         };
         let mut producers = Vec::new();

@@ -59,10 +59,15 @@ impl World<'_> {
         let now = self.brokers[b].clock.at(self.now);
         let durable = std::mem::take(&mut self.brokers[b].recovered_raft);
         if self.is_voter(id.0) {
+            let observers = if self.scenario.observers_announce {
+                Vec::new()
+            } else {
+                self.observer_ids()
+            };
             let mut voter = Voter::with_observers(
                 id,
                 &self.voter_ids(),
-                &self.observer_ids(),
+                &observers,
                 self.raft_cfg,
                 self.controller_cfg.clone(),
                 now,
@@ -71,8 +76,9 @@ impl World<'_> {
             voter.set_push_partition_states(!BROKERS_FOLLOW_THEIR_IMAGE);
             self.brokers[b].voter = Some(voter);
         } else {
-            let observer =
+            let mut observer =
                 MetadataFollower::new(id, &self.voter_ids(), self.raft_cfg, now, durable);
+            observer.announce_as_observer(self.scenario.observers_announce);
             self.brokers[b].observer = Some(observer);
         }
         self.drain_voter(b);

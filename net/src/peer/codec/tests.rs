@@ -201,10 +201,13 @@ fn raft() -> impl Strategy<Value = RaftMessage> {
                 snapshot: Snapshot { last, data },
             }
         }),
-        (term, any::<u64>()).prop_map(|(term, l)| RaftMessage::InstallSnapshotResponse {
-            term,
-            last_index: LogIndex(l)
+        (term.clone(), any::<u64>()).prop_map(|(term, l)| {
+            RaftMessage::InstallSnapshotResponse {
+                term,
+                last_index: LogIndex(l),
+            }
         }),
+        term.prop_map(|term| RaftMessage::Observe { term }),
     ]
 }
 
@@ -245,6 +248,7 @@ fn admin() -> impl Strategy<Value = ControllerInput> {
 
 fn frame() -> impl Strategy<Value = PeerFrame> {
     prop_oneof![
+        "[a-z0-9.:]{0,20}".prop_map(|address| PeerFrame::Hello { address }),
         admin().prop_map(PeerFrame::Admin),
         peer().prop_map(PeerFrame::Replication),
         raft().prop_map(PeerFrame::Raft),
