@@ -405,10 +405,10 @@ fn kill_9_of_a_leader_loses_no_acknowledged_record_and_the_cluster_restarts_whol
     }
 }
 
-/// The three files under `config/cluster/` (the README's cluster on one machine) start a
-/// cluster that lists all three brokers and replicates a topic to them.
+/// The files under `config/cluster/` (the README's cluster on one machine: three voters
+/// and a broker-only node) start a cluster that replicates a topic over all four.
 #[test]
-fn the_three_config_files_start_a_working_cluster() {
+fn the_config_files_start_a_working_cluster() {
     if !have_kcat() {
         return;
     }
@@ -418,6 +418,7 @@ fn the_three_config_files_start_a_working_cluster() {
             ("config/cluster/broker-1.properties", "127.0.0.1:19092"),
             ("config/cluster/broker-2.properties", "127.0.0.1:29092"),
             ("config/cluster/broker-3.properties", "127.0.0.1:39092"),
+            ("config/cluster/broker-4.properties", "127.0.0.1:49092"),
         ],
     );
     let bootstrap = cluster.bootstrap();
@@ -434,6 +435,13 @@ fn the_three_config_files_start_a_working_cluster() {
         |p| p.len() == 6 && p.values().all(|i| i.isrs.len() == 3 && i.leader > 0),
     );
     assert!(parts.values().all(|i| i.replicas.len() == 3), "{parts:?}");
+    let hosts: std::collections::BTreeSet<i64> =
+        parts.values().flat_map(|i| i.replicas.clone()).collect();
+    assert_eq!(
+        hosts.into_iter().collect::<Vec<_>>(),
+        vec![1, 2, 3, 4],
+        "the broker-only node hosts replicas too: {parts:?}"
+    );
     let out = kcat(
         &[
             "-b",
