@@ -573,3 +573,128 @@ fn broker_only_nodes_follow_the_quorum_and_host_replicas() {
         b.assert_no_panic();
     }
 }
+
+/// Topics deleted while a broker was down: on its return it deletes their directories
+/// (it knows them by the topic id in their `partition.metadata`), also when a topic of
+/// the same name was created again meanwhile, whose records it never serves as the
+/// old one's.
+#[test]
+fn a_returning_broker_deletes_the_directories_of_topics_deleted_meanwhile() {
+    if !have_kcat() || !have_kafka_python() {
+        return;
+    }
+    let mut cluster = Cluster::start("stale", 3, FAST_FAILOVER);
+    let bootstrap = cluster.bootstrap();
+    for name in ["dropped", "recreated"] {
+        create_topic(&bootstrap, name, 3, 3);
+        wait_for(&bootstrap, name, "in sync", |p| {
+            p.len() == 3 && p.values().all(|i| i.isrs.len() == 3)
+        });
+        let input: String = (0..300).map(|i| format!("old-{i}\n")).collect();
+        kcat(
+            &["-b", &bootstrap, "-t", name, "-P", "-X", "acks=all"],
+            input.as_bytes(),
+        );
+    }
+    let data = cluster.broker(3).data.clone();
+    let dirs_of = |topic: &str| -> Vec<String> {
+        std::fs::read_dir(&data)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.rsplit_once('-').is_some_and(|(t, _)| t == topic))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(dirs_of("dropped").len(), 3);
+    let meta = std::fs::read_to_string(data.join("dropped-0").join("partition.metadata"))
+        .expect("partition.metadata written");
+    assert!(meta.starts_with("version: 0\ntopic_id: "), "{meta}");
+
+    cluster.broker(3).kill();
+    let b1 = cluster.broker(1).addr.clone();
+    // Retried: the killed broker may have been the active controller, which kafka-python's
+    // admin client asks until Metadata names another.
+    let admin = |what: &str, call: &str| {
+        let script = format!(
+            "import sys\nfrom kafka.admin import KafkaAdminClient, NewTopic\n\
+             a = KafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000)\n\
+             a.{call}\n"
+        );
+        let start = Instant::now();
+        while !Command::new("python3")
+            .arg("-c")
+            .arg(&script)
+            .arg(&b1)
+            .stderr(Stdio::null())
+            .status()
+            .expect("python3 runs")
+            .success()
+        {
+            assert!(start.elapsed() < Duration::from_secs(60), "{what}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    admin("deleted", "delete_topics(['dropped', 'recreated'])");
+    // Created again once broker 3 is fenced (gone from Metadata's brokers), so on the
+    // two live brokers only.
+    let start = Instant::now();
+    loop {
+        let listed = Command::new("kcat")
+            .args(["-b", &b1, "-L", "-m", "5"])
+            .output()
+            .expect("kcat runs");
+        let text = String::from_utf8_lossy(&listed.stdout).to_string();
+        if listed.status.success() && !text.contains("broker 3 at") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "broker 3 fenced: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    admin("recreated", "create_topics([NewTopic('recreated', 3, 2)])");
+    let new: String = (0..50).map(|i| format!("new-{i}\n")).collect();
+    kcat(
+        &["-b", &b1, "-t", "recreated", "-P", "-X", "acks=all"],
+        new.as_bytes(),
+    );
+    cluster.broker(3).restart();
+    let start = Instant::now();
+    while !(dirs_of("dropped").is_empty() && dirs_of("recreated").is_empty()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "stale directories left: {:?} {:?}",
+            dirs_of("dropped"),
+            dirs_of("recreated")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = kcat(
+        &[
+            "-b",
+            &bootstrap,
+            "-t",
+            "recreated",
+            "-C",
+            "-e",
+            "-q",
+            "-o",
+            "beginning",
+        ],
+        b"",
+    );
+    let mut got: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = new.lines().map(str::to_string).collect();
+    want.sort();
+    assert_eq!(got, want, "only the new topic's records");
+    for b in &cluster.brokers {
+        b.assert_no_panic();
+    }
+}

@@ -630,3 +630,69 @@ fn request_default(key: ApiKey) -> RequestKind {
         other => panic!("{other:?} is not served"),
     }
 }
+
+/// Metadata v10+ carries topic ids: every topic has one, the same on every request, a
+/// request by id (v12, no name) finds its topic, and an unknown id gets
+/// UNKNOWN_TOPIC_ID (100) with no name, as Kafka answers.
+#[test]
+fn metadata_reports_topic_ids_and_finds_topics_by_id() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let broker = Broker::start("topic-ids", &[]);
+    let mut raw = Raw::connect(&broker.addr);
+    create(&mut raw, "first", 1);
+    create(&mut raw, "second", 2);
+    let by_name = |raw: &mut Raw, name: &str| {
+        let req = MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic(name))),
+        ]));
+        let ResponseKind::Metadata(resp) =
+            raw.call(ApiKey::Metadata, 12, RequestKind::Metadata(req))
+        else {
+            panic!("Metadata answer");
+        };
+        assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+        resp.topics[0].topic_id
+    };
+    let first = by_name(&mut raw, "first");
+    let second = by_name(&mut raw, "second");
+    assert!(!first.is_nil() && !second.is_nil() && first != second);
+    assert_eq!(by_name(&mut raw, "first"), first, "stable");
+    let by_id = |raw: &mut Raw, id: uuid::Uuid| {
+        let req =
+            MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_name(None)
+                .with_topic_id(id)]));
+        let ResponseKind::Metadata(resp) =
+            raw.call(ApiKey::Metadata, 12, RequestKind::Metadata(req))
+        else {
+            panic!("Metadata answer");
+        };
+        resp.topics.into_iter().next().expect("one topic")
+    };
+    let found = by_id(&mut raw, second);
+    assert_eq!(found.error_code, 0);
+    assert_eq!(
+        found.name.map(|n| n.0.to_string()).as_deref(),
+        Some("second")
+    );
+    assert_eq!(found.partitions.len(), 2);
+    for unknown in [
+        uuid::Uuid::from_u128(7),
+        uuid::Uuid::from_u128(second.as_u128() + 100),
+    ] {
+        let missing = by_id(&mut raw, unknown);
+        assert_eq!(missing.error_code, 100, "UNKNOWN_TOPIC_ID");
+        assert_eq!(missing.name, None);
+        assert_eq!(missing.topic_id, unknown);
+    }
+    // Versions before 10 have no ids on the wire, and still work.
+    let ResponseKind::Metadata(old) = raw.call(
+        ApiKey::Metadata,
+        9,
+        RequestKind::Metadata(MetadataRequest::default().with_topics(None)),
+    ) else {
+        panic!("Metadata answer");
+    };
+    assert_eq!(old.topics.len(), 2);
+    broker.assert_no_panic();
+}

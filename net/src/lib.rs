@@ -9,10 +9,12 @@
 
 pub mod broker;
 mod meta;
+mod partition_metadata;
 pub mod peer;
 pub mod properties;
 pub mod raft_store;
 pub mod storage;
+mod topic_id;
 pub mod wire;
 
 #[cfg(test)]

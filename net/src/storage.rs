@@ -390,6 +390,11 @@ impl PartitionDir {
         fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))
     }
 
+    /// The partition's directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
     /// The segment files' base offsets, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
         self.segments.iter().map(|s| s.base_offset).collect()

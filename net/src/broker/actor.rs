@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use eddy_core::config::BrokerConfig;
-use eddy_core::controller::{ControllerInput, MetadataImage};
+use eddy_core::controller::{ControllerInput, MetadataImage, TopicId};
 use eddy_core::message::{
     ClientRequest, ClientResponse, ControllerMessage, Effect, Input, StorageDone, StorageOp,
 };
@@ -32,9 +32,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
 use super::quorum::{ForBroker, Quorum};
+use crate::partition_metadata;
 use crate::peer::codec::PeerFrame;
 use crate::peer::link::PeerLinks;
 use crate::storage::{self, PartitionDir, StorageError};
+use crate::topic_id;
 
 /// How often the node's timers are checked.
 pub(crate) const TICK_MS: u64 = 10;
@@ -59,7 +61,20 @@ pub(crate) struct PartitionView {
 }
 
 /// A topic as metadata reports it: its partitions, or why it cannot be listed.
-pub(crate) type TopicView = (String, Result<Vec<PartitionView>, ResponseError>);
+/// A topic as Metadata reports it: its name (unknown for an id that names no topic), its
+/// id, and its partitions or why not.
+pub(crate) struct TopicView {
+    pub(crate) name: Option<String>,
+    /// Its id on the wire (nil for a topic that does not exist).
+    pub(crate) id: uuid::Uuid,
+    pub(crate) partitions: Result<Vec<PartitionView>, ResponseError>,
+}
+
+/// A topic a Metadata request asks for: by name, or (v10+) by id.
+pub(crate) enum TopicQuery {
+    Name(String),
+    Id(uuid::Uuid),
+}
 
 /// A broker as clients are told to reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,7 +136,7 @@ pub(crate) enum Command {
     },
     /// Topics and their partitions; `names` = None for all.
     Metadata {
-        names: Option<Vec<String>>,
+        names: Option<Vec<TopicQuery>>,
         auto_create: bool,
         reply: oneshot::Sender<(ClusterView, Vec<TopicView>)>,
     },
@@ -189,6 +204,9 @@ pub(crate) struct Actor {
     /// Topics this process's image has had: only their partitions are removed when a
     /// topic leaves the image.
     seen_topics: BTreeSet<String>,
+    /// The topic id each partition directory's `partition.metadata` names (`None`: none
+    /// yet, written once the image knows the topic).
+    dir_topic_ids: BTreeMap<TopicPartition, Option<TopicId>>,
     admin: Vec<AdminWait>,
     pending: BTreeMap<u64, ReplyTo>,
     next_token: u64,
@@ -241,6 +259,7 @@ impl Actor {
         let roots: Vec<PathBuf> = cfg.log_dirs.iter().map(PathBuf::from).collect();
         let found = storage::find_partitions(&roots)?;
         let mut dirs = BTreeMap::new();
+        let mut dir_topic_ids = BTreeMap::new();
         let mut recovered = Vec::new();
         let mut empty_starts = Vec::new();
         for (tp, path) in found {
@@ -256,6 +275,7 @@ impl Actor {
                 empty_starts.push((tp.clone(), Offset(rec.log_start_offset)));
             }
             recovered.push((tp.clone(), rec.batches));
+            dir_topic_ids.insert(tp.clone(), partition_metadata::read(dir.path()));
             dirs.insert(tp, dir);
         }
         let node_config = NodeConfig::from_broker_config(&cfg);
@@ -281,6 +301,7 @@ impl Actor {
             dirs,
             quorum,
             seen_topics: BTreeSet::new(),
+            dir_topic_ids,
             admin: Vec::new(),
             pending: BTreeMap::new(),
             next_token: 0,
@@ -320,6 +341,11 @@ impl Actor {
             self.cfg.log_segment_bytes.into(),
             self.cfg.log_roll_ms,
         )?;
+        let id = self.quorum.image().topic(&tp.topic).map(|t| t.topic_id);
+        if let Some(id) = id {
+            partition_metadata::write(dir.path(), id)?;
+        }
+        self.dir_topic_ids.insert(tp.clone(), id);
         self.dirs.insert(tp.clone(), dir);
         Ok(())
     }
@@ -562,14 +588,45 @@ impl Actor {
     fn follow_image(&mut self) {
         let image = self.quorum.image();
         let topics: BTreeSet<String> = image.topics().map(|(n, _)| n.to_string()).collect();
-        let gone: Vec<TopicPartition> = self
+        let mut gone: Vec<TopicPartition> = self
             .dirs
             .keys()
             .filter(|tp| self.seen_topics.contains(&tp.topic) && !topics.contains(&tp.topic))
             .cloned()
             .collect();
         self.seen_topics.extend(topics);
+        // Directories of an earlier topic of the same name (deleted, perhaps created
+        // again, while this broker was away), known by their topic id: an id below the
+        // image's next one was given out before, so a topic without it now is gone.
+        let mut label = Vec::new();
+        for (tp, recorded) in &self.dir_topic_ids {
+            let current = image.topic(&tp.topic).map(|t| t.topic_id);
+            match (*recorded, current) {
+                (None, Some(id)) => label.push((tp.clone(), id)),
+                (Some(old), Some(id)) if old < id => gone.push(tp.clone()),
+                (Some(old), None) if old < image.next_topic_id() && self.quorum.caught_up() => {
+                    gone.push(tp.clone())
+                }
+                _ => {}
+            }
+        }
+        for (tp, id) in label {
+            let Some(dir) = self.dirs.get(&tp) else {
+                continue;
+            };
+            match partition_metadata::write(dir.path(), id) {
+                Ok(()) => {
+                    self.dir_topic_ids.insert(tp, Some(id));
+                }
+                Err(e) => {
+                    tracing::warn!(partition = %storage::partition_dir_name(&tp), error = %e, "cannot write partition.metadata; will retry")
+                }
+            }
+        }
+        gone.sort();
+        gone.dedup();
         for tp in gone {
+            self.dir_topic_ids.remove(&tp);
             let effects = self.node.remove_partition(&tp);
             self.carry_out(effects);
             if let Some(dir) = self.dirs.remove(&tp) {
@@ -733,11 +790,34 @@ impl Actor {
                     self.quorum
                         .image()
                         .topics()
-                        .map(|(n, _)| n.to_string())
+                        .map(|(n, _)| TopicQuery::Name(n.to_string()))
                         .collect()
                 });
                 let mut out = Vec::new();
-                for name in names {
+                for query in names {
+                    let name = match query {
+                        TopicQuery::Name(name) => name,
+                        TopicQuery::Id(uuid) => {
+                            let found = topic_id::from_uuid(uuid).and_then(|id| {
+                                self.quorum
+                                    .image()
+                                    .topics()
+                                    .find(|(_, t)| t.topic_id == id)
+                                    .map(|(n, _)| n.to_string())
+                            });
+                            match found {
+                                Some(name) => name,
+                                None => {
+                                    out.push(TopicView {
+                                        name: None,
+                                        id: uuid,
+                                        partitions: Err(ResponseError::UnknownTopicId),
+                                    });
+                                    continue;
+                                }
+                            }
+                        }
+                    };
                     out.push(self.topic_view(name, auto_create));
                 }
                 let _ = reply.send((self.cluster_view(), out));
@@ -1123,16 +1203,25 @@ impl Actor {
                     }
                 })
                 .collect();
-            return (name, Ok(parts));
+            return TopicView {
+                name: Some(name),
+                id: topic_id::to_uuid(topic.topic_id),
+                partitions: Ok(parts),
+            };
         }
+        let refused = |name: String, e: ResponseError| TopicView {
+            name: Some(name),
+            id: uuid::Uuid::nil(),
+            partitions: Err(e),
+        };
         if !auto_create {
-            return (name, Err(ResponseError::UnknownTopicOrPartition));
+            return refused(name, ResponseError::UnknownTopicOrPartition);
         }
         let partitions = self.cfg.num_partitions;
         let rf = self.cfg.default_replication_factor;
         if let Err((e, msg)) = self.check_new_topic(&name, partitions, rf) {
             tracing::warn!(topic = %name, error = %msg, "auto-creation refused");
-            return (name, Err(e));
+            return refused(name, e);
         }
         tracing::info!(topic = %name, partitions, replication_factor = rf, "auto-creating topic");
         let now = self.now_ms();
@@ -1146,7 +1235,7 @@ impl Actor {
             },
         );
         self.take_from_quorum(Vec::new());
-        (name, Err(ResponseError::LeaderNotAvailable))
+        refused(name, ResponseError::LeaderNotAvailable)
     }
 
     /// What Kafka checks of a new topic before the controller sees it.

@@ -14,6 +14,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
+use super::super::actor::TopicQuery;
 use super::super::{Command, Shared};
 
 pub(super) async fn handle(
@@ -24,13 +25,17 @@ pub(super) async fn handle(
     let resp = MetadataResponse::default()
         .with_cluster_id(Some(StrBytes::from_string(shared.cluster_id.clone())))
         .with_controller_id(BrokerId(-1));
-    let names: Option<Vec<String>> = match req.topics {
+    let names: Option<Vec<TopicQuery>> = match req.topics {
         None => None,
         Some(topics) if topics.is_empty() && version == 0 => None,
         Some(topics) => Some(
             topics
                 .into_iter()
-                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .map(|t| match t.name {
+                    Some(n) => TopicQuery::Name(n.0.to_string()),
+                    // v10+: by id only.
+                    None => TopicQuery::Id(t.topic_id),
+                })
                 .collect(),
         ),
     };
@@ -64,11 +69,12 @@ pub(super) async fn handle(
         );
     let topics = topics
         .into_iter()
-        .map(|(name, result)| {
+        .map(|view| {
             let topic = MetadataResponseTopic::default()
-                .with_is_internal(name == eddy_core::group::OFFSETS_TOPIC)
-                .with_name(Some(TopicName(StrBytes::from_string(name))));
-            match result {
+                .with_is_internal(view.name.as_deref() == Some(eddy_core::group::OFFSETS_TOPIC))
+                .with_topic_id(view.id)
+                .with_name(view.name.map(|n| TopicName(StrBytes::from_string(n))));
+            match view.partitions {
                 Err(e) => topic.with_error_code(e.code()),
                 Ok(parts) => topic.with_partitions(
                     parts

@@ -35,7 +35,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use tokio::sync::oneshot;
 
-use super::actor::ReplyTo;
+use super::actor::{ReplyTo, TopicQuery};
 use super::{Command, Shared};
 
 /// Who sent a request: what group membership records about a member.
@@ -181,7 +181,7 @@ pub(crate) async fn partition_counts(shared: &Shared, names: Vec<String>) -> BTr
     let (tx, rx) = oneshot::channel();
     let sent = shared
         .send(Command::Metadata {
-            names: Some(names),
+            names: Some(names.into_iter().map(TopicQuery::Name).collect()),
             auto_create: false,
             reply: tx,
         })
@@ -189,8 +189,8 @@ pub(crate) async fn partition_counts(shared: &Shared, names: Vec<String>) -> BTr
     let mut counts = BTreeMap::new();
     if sent {
         if let Ok((_, topics)) = rx.await {
-            for (name, parts) in topics {
-                if let Ok(parts) = parts {
+            for view in topics {
+                if let (Some(name), Ok(parts)) = (view.name, view.partitions) {
                     counts.insert(name, parts.len() as u32);
                 }
             }
