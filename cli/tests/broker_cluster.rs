@@ -698,3 +698,63 @@ fn a_returning_broker_deletes_the_directories_of_topics_deleted_meanwhile() {
         b.assert_no_panic();
     }
 }
+
+/// A produce sent to a follower gets NOT_LEADER_OR_FOLLOWER (6), as from Kafka, and
+/// stores nothing there; the leader takes the same batch.
+#[test]
+fn a_produce_to_a_follower_gets_not_leader_or_follower() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestKind, ResponseKind, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    if !have_kcat() || !have_kafka_python() {
+        return;
+    }
+    let cluster = Cluster::start("follower-produce", 3, FAST_FAILOVER);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "led", 1, 3);
+    let parts = wait_for(&bootstrap, "led", "in sync", |p| {
+        p.len() == 1 && p[&0].isrs.len() == 3 && p[&0].leader > 0
+    });
+    let leader = parts[&0].leader;
+    let produce = |id: i64| -> i16 {
+        let mut raw = support::Raw::connect(&cluster.brokers[id as usize - 1].addr);
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("led")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(support::batch(&["only-once"])))])]);
+        let ResponseKind::Produce(resp) = raw.call(ApiKey::Produce, 7, RequestKind::Produce(req))
+        else {
+            panic!("Produce answer");
+        };
+        resp.responses[0].partition_responses[0].error_code
+    };
+    for follower in (1..=3).filter(|&b| b != leader) {
+        assert_eq!(produce(follower), 6, "broker {follower} is a follower");
+    }
+    assert_eq!(produce(leader), 0);
+    let out = kcat(
+        &[
+            "-b",
+            &bootstrap,
+            "-t",
+            "led",
+            "-C",
+            "-e",
+            "-q",
+            "-o",
+            "beginning",
+        ],
+        b"",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out).lines().collect::<Vec<_>>(),
+        vec!["only-once"]
+    );
+    for b in &cluster.brokers {
+        b.assert_no_panic();
+    }
+}
