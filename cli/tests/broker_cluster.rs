@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{have_kafka_python, have_kcat, kcat, python, Cluster};
+use support::{have_kafka_python, have_kcat, kcat, kcat_read_sorted, python, Cluster};
 
 /// Settings that make a dead broker noticed quickly (the defaults wait 9 s).
 const FAST_FAILOVER: &[&str] = &[
@@ -163,27 +163,7 @@ fn an_rf3_topic_with_six_partitions_is_spread_and_serves_every_record() {
         ],
         input.as_bytes(),
     );
-    let out = kcat(
-        &[
-            "-b",
-            last,
-            "-t",
-            "spread",
-            "-C",
-            "-e",
-            "-q",
-            "-o",
-            "beginning",
-            "-f",
-            "%k\t%s\n",
-        ],
-        b"",
-    );
-    let mut got: Vec<String> = String::from_utf8_lossy(&out)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    got.sort();
+    let got = kcat_read_sorted(last, "spread", "%k\t%s\n");
     let mut want: Vec<String> = input.lines().map(str::to_string).collect();
     want.sort();
     assert_eq!(got.len(), want.len());
@@ -442,21 +422,10 @@ fn the_config_files_start_a_working_cluster() {
         vec![1, 2, 3, 4],
         "the broker-only node hosts replicas too: {parts:?}"
     );
-    let out = kcat(
-        &[
-            "-b",
-            &bootstrap,
-            "-t",
-            "from-files",
-            "-C",
-            "-e",
-            "-q",
-            "-o",
-            "beginning",
-        ],
-        b"",
+    assert_eq!(
+        kcat_read_sorted(&bootstrap, "from-files", "%s\n").len(),
+        1_000
     );
-    assert_eq!(String::from_utf8_lossy(&out).lines().count(), 1_000);
     for b in &cluster.brokers {
         b.assert_no_panic();
     }
@@ -521,30 +490,7 @@ fn broker_only_nodes_follow_the_quorum_and_host_replicas() {
         );
         input
     };
-    let consume_all = |via: &str| -> Vec<String> {
-        let out = kcat(
-            &[
-                "-b",
-                via,
-                "-t",
-                "wide",
-                "-C",
-                "-e",
-                "-q",
-                "-o",
-                "beginning",
-                "-f",
-                "%k\t%s\n",
-            ],
-            b"",
-        );
-        let mut got: Vec<String> = String::from_utf8_lossy(&out)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        got.sort();
-        got
-    };
+    let consume_all = |via: &str| kcat_read_sorted(via, "wide", "%k\t%s\n");
     let mut want: Vec<String> = produce(&b4, 0, 5_000).lines().map(str::to_string).collect();
 
     // A voter restarts (forgetting the observers it learnt of) and broker 5 restarts.
@@ -672,25 +618,7 @@ fn a_returning_broker_deletes_the_directories_of_topics_deleted_meanwhile() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let out = kcat(
-        &[
-            "-b",
-            &bootstrap,
-            "-t",
-            "recreated",
-            "-C",
-            "-e",
-            "-q",
-            "-o",
-            "beginning",
-        ],
-        b"",
-    );
-    let mut got: Vec<String> = String::from_utf8_lossy(&out)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    got.sort();
+    let got = kcat_read_sorted(&bootstrap, "recreated", "%s\n");
     let mut want: Vec<String> = new.lines().map(str::to_string).collect();
     want.sort();
     assert_eq!(got, want, "only the new topic's records");
@@ -736,22 +664,8 @@ fn a_produce_to_a_follower_gets_not_leader_or_follower() {
         assert_eq!(produce(follower), 6, "broker {follower} is a follower");
     }
     assert_eq!(produce(leader), 0);
-    let out = kcat(
-        &[
-            "-b",
-            &bootstrap,
-            "-t",
-            "led",
-            "-C",
-            "-e",
-            "-q",
-            "-o",
-            "beginning",
-        ],
-        b"",
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out).lines().collect::<Vec<_>>(),
+        kcat_read_sorted(&bootstrap, "led", "%s\n"),
         vec!["only-once"]
     );
     for b in &cluster.brokers {

@@ -327,6 +327,33 @@ pub(crate) fn have_kafka_python() -> bool {
     have("python3", &["-c", "import kafka"])
 }
 
+/// Every record of `topic` from the beginning, read with kcat through `bootstrap`, one
+/// line each as `format` (kcat's `-f`) prints it, sorted.
+pub(crate) fn kcat_read_sorted(bootstrap: &str, topic: &str, format: &str) -> Vec<String> {
+    let out = kcat(
+        &[
+            "-b",
+            bootstrap,
+            "-t",
+            topic,
+            "-C",
+            "-e",
+            "-q",
+            "-o",
+            "beginning",
+            "-f",
+            format,
+        ],
+        b"",
+    );
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// Runs kcat with `args`, feeding `stdin`; returns stdout, failing on a non-zero exit.
 pub(crate) fn kcat(args: &[&str], stdin: &[u8]) -> Vec<u8> {
     let mut child = Command::new("kcat")
