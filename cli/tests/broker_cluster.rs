@@ -101,6 +101,20 @@ fn wait_for(
     }
 }
 
+/// The cluster id a broker reports in Metadata (v12).
+fn cluster_id(addr: &str) -> String {
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestKind, ResponseKind};
+    let mut raw = support::Raw::connect(addr);
+    let ResponseKind::Metadata(resp) = raw.call(
+        ApiKey::Metadata,
+        12,
+        RequestKind::Metadata(MetadataRequest::default().with_topics(Some(Vec::new()))),
+    ) else {
+        panic!("Metadata answer");
+    };
+    resp.cluster_id.map(|c| c.to_string()).unwrap_or_default()
+}
+
 fn create_topic(bootstrap: &str, topic: &str, partitions: u32, rf: u32) {
     let script = r#"
 import sys
@@ -446,6 +460,24 @@ fn broker_only_nodes_follow_the_quorum_and_host_replicas() {
     cluster.add_broker_only("only", 5, FAST_FAILOVER);
     let b4 = cluster.broker(4).addr.clone();
     let b5 = cluster.broker(5).addr.clone();
+    // One cluster id, the one the first active controller wrote to the log (each node's
+    // own meta.properties has its own).
+    let ids: Vec<String> = cluster
+        .brokers
+        .iter()
+        .map(|b| cluster_id(&b.addr))
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let own: Vec<String> = cluster
+        .brokers
+        .iter()
+        .map(|b| std::fs::read_to_string(b.data.join("meta.properties")).unwrap_or_default())
+        .collect();
+    assert!(
+        own.iter()
+            .any(|m| m.contains(&format!("cluster.id={}\n", ids[0]))),
+        "{ids:?} is some node's proposal: {own:?}"
+    );
     // Created through broker 4: forwarded to the active controller.
     create_topic(&b4, "wide", 10, 3);
     let parts = wait_for(&b5, "wide", "ten partitions, all replicas in sync", |p| {

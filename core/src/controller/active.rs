@@ -159,6 +159,11 @@ impl Controller {
             return;
         }
         self.activated = true;
+        if step.image().cluster_id().is_none() {
+            if let Some(id) = self.config.cluster_id.clone() {
+                step.emit(MetadataRecord::ClusterId { id });
+            }
+        }
         self.sync_sessions(now_ms, step.image());
         self.reconcile_all(step);
     }

@@ -38,6 +38,7 @@ const PARTITION_CHANGE: u8 = 7;
 const REMOVE_TOPIC: u8 = 8;
 const TOPIC_CONFIG: u8 = 9;
 const NEXT_TOPIC_ID: u8 = 10;
+const CLUSTER_ID: u8 = 11;
 
 /// Why bytes are not a metadata record.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -163,6 +164,10 @@ impl MetadataRecord {
                 w.u8(NEXT_TOPIC_ID);
                 w.u64(next.0);
             }
+            MetadataRecord::ClusterId { id } => {
+                w.u8(CLUSTER_ID);
+                w.string(id);
+            }
         }
         w.0.freeze()
     }
@@ -262,6 +267,7 @@ impl MetadataRecord {
             NEXT_TOPIC_ID => MetadataRecord::NextTopicId {
                 next: TopicId(r.u64()?),
             },
+            CLUSTER_ID => MetadataRecord::ClusterId { id: r.string()? },
             other => return Err(DecodeError::UnknownType(other)),
         };
         let left = bytes.len() - r.at;

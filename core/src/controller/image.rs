@@ -59,6 +59,7 @@ pub struct MetadataImage {
     topics: BTreeMap<String, TopicImage>,
     partitions: BTreeMap<TopicPartition, PartitionState>,
     next_topic_id: TopicId,
+    cluster_id: Option<String>,
 }
 
 impl Default for MetadataImage {
@@ -69,6 +70,7 @@ impl Default for MetadataImage {
             partitions: BTreeMap::new(),
             // 0 is left unused, as Kafka leaves the zero UUID to mean "no topic id".
             next_topic_id: TopicId(1),
+            cluster_id: None,
         }
     }
 }
@@ -243,6 +245,9 @@ impl MetadataImage {
             MetadataRecord::NextTopicId { next } => {
                 self.next_topic_id = self.next_topic_id.max(*next);
             }
+            MetadataRecord::ClusterId { id } => {
+                self.cluster_id.get_or_insert_with(|| id.clone());
+            }
         }
     }
 
@@ -251,6 +256,9 @@ impl MetadataImage {
     /// [`encode_records`](super::encode_records)'s.
     pub fn snapshot(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
+        if let Some(id) = &self.cluster_id {
+            records.push(MetadataRecord::ClusterId { id: id.clone() });
+        }
         for (&broker, b) in &self.brokers {
             records.push(MetadataRecord::RegisterBroker {
                 broker,
@@ -325,6 +333,11 @@ impl MetadataImage {
     /// Every topic, in name order.
     pub fn topics(&self) -> impl Iterator<Item = (&str, &TopicImage)> + '_ {
         self.topics.iter().map(|(n, t)| (n.as_str(), t))
+    }
+
+    /// The cluster's id, once the first active controller wrote it.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
     }
 
     /// The id the next created topic gets.

@@ -105,6 +105,9 @@ pub struct ControllerConfig {
     /// `unclean.leader.election.enable`: the cluster default; a topic's own config of
     /// the same name overrides it.
     pub unclean_leader_election_enable: bool,
+    /// The cluster id this controller writes to the log if it is the first to be active
+    /// (the shell's `meta.properties`); `None` writes none.
+    pub cluster_id: Option<String>,
 }
 
 impl ControllerConfig {
@@ -114,6 +117,7 @@ impl ControllerConfig {
             default_replication_factor: config.default_replication_factor,
             broker_session_timeout_ms: config.broker_session_timeout_ms,
             unclean_leader_election_enable: config.unclean_leader_election_enable,
+            cluster_id: None,
         }
     }
 }

@@ -123,6 +123,7 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
         (name(), "[a-z.]{1,20}", proptest::option::of(".{0,30}"))
             .prop_map(|(topic, key, value)| MetadataRecord::TopicConfig { topic, key, value }),
         any::<u64>().prop_map(|n| MetadataRecord::NextTopicId { next: TopicId(n) }),
+        "[A-Za-z0-9_-]{0,22}".prop_map(|id| MetadataRecord::ClusterId { id }),
     ]
 }
 

@@ -75,6 +75,11 @@ pub enum MetadataRecord {
     /// The topic-id counter, for snapshots: the ids of deleted topics leave no other
     /// trace, and must not be handed out again.
     NextTopicId { next: TopicId },
+    /// The cluster's id, written once by the first active controller from what its
+    /// shell proposed (`meta.properties`). KRaft formats every node's storage with the
+    /// same id; Eddy's nodes agree on it through the log, so every broker of a cluster
+    /// reports the same one. A later record does not replace it.
+    ClusterId { id: String },
 }
 
 /// A change to one partition's leader and/or ISR (KRaft's `PartitionChangeRecord`).

@@ -648,3 +648,36 @@ fn a_broker_following_the_log_is_given_exactly_the_hosted_partitions_that_change
     assert_eq!(changed, expected);
     assert_eq!(given.into_iter().collect::<Vec<_>>(), after);
 }
+
+#[test]
+fn the_first_active_controller_writes_its_cluster_id_and_later_ones_keep_it() {
+    let config = |id: &str| ControllerConfig {
+        cluster_id: Some(id.to_string()),
+        ..ControllerConfig::default()
+    };
+    let mut c = Cluster::new(config("first"));
+    let records = c.tick(0);
+    assert_eq!(
+        records.first(),
+        Some(&MetadataRecord::ClusterId { id: "first".into() }),
+        "{records:?}"
+    );
+    assert_eq!(c.committed.cluster_id(), Some("first"));
+    assert!(c.tick(10).is_empty(), "written once");
+    // A successor with another proposal (its own meta.properties) writes nothing.
+    c.failover();
+    c.controller = Controller::new(config("second"));
+    assert!(!c.tick(20).contains(&MetadataRecord::ClusterId {
+        id: "second".into()
+    }));
+    assert_eq!(c.committed.cluster_id(), Some("first"));
+    // A stray later record does not replace it, and snapshots carry it.
+    c.commit(&[MetadataRecord::ClusterId { id: "third".into() }]);
+    assert_eq!(c.committed.cluster_id(), Some("first"));
+    let restored = MetadataImage::from_records(c.committed.snapshot().iter());
+    assert_eq!(restored.cluster_id(), Some("first"));
+    // Without a proposal, none is written.
+    let mut quiet = Cluster::new(ControllerConfig::default());
+    assert!(quiet.tick(0).is_empty());
+    assert_eq!(quiet.committed.cluster_id(), None);
+}

@@ -387,6 +387,7 @@ fn controller_config_reads_kafkas_broker_keys() {
             default_replication_factor: 3,
             broker_session_timeout_ms: 4_500,
             unclean_leader_election_enable: true,
+            cluster_id: None,
         }
     );
     assert_eq!(

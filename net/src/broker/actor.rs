@@ -89,6 +89,9 @@ pub(crate) struct BrokerView {
 pub(crate) struct ClusterView {
     pub(crate) brokers: Vec<BrokerView>,
     pub(crate) controller: Option<NodeId>,
+    /// The cluster's id from the metadata log (`None` before the first active controller
+    /// wrote it).
+    pub(crate) cluster_id: Option<String>,
 }
 
 /// An admin request's outcome: done, or why not (error and message for the client).
@@ -250,6 +253,7 @@ impl Actor {
     /// what was found. The partitions wait for the image to say what they are.
     pub(crate) fn open(
         cfg: BrokerConfig,
+        cluster_id: &str,
         incarnation: u64,
         links: PeerLinks,
         advertised: BrokerView,
@@ -293,7 +297,7 @@ impl Actor {
             node.recovered_empty_log_starts_at(&tp, start);
         }
         let started = Instant::now();
-        let quorum = Quorum::open(&cfg, incarnation, links, 0)?;
+        let quorum = Quorum::open(&cfg, cluster_id, incarnation, links, 0)?;
         let mut actor = Actor {
             cfg,
             id,
@@ -720,6 +724,7 @@ impl Actor {
         ClusterView {
             brokers,
             controller: self.quorum.controller(),
+            cluster_id: image.cluster_id().map(str::to_string),
         }
     }
 

@@ -48,6 +48,8 @@ const PEER_QUEUE: usize = 4096;
 pub(crate) struct Shared {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) cfg: BrokerConfig,
+    /// This node's `meta.properties` cluster id: reported until the metadata log has
+    /// the cluster's.
     pub(crate) cluster_id: String,
     /// Where peer connections arriving on the client listener deliver their frames (a
     /// broker-only node has no listener of its own for them).
@@ -194,7 +196,7 @@ impl Broker {
             port: advertised_port.into(),
         };
         let (ready_tx, mut ready) = tokio::sync::oneshot::channel();
-        let actor = actor::Actor::open(cfg.clone(), incarnation, links, me, ready_tx)?;
+        let actor = actor::Actor::open(cfg.clone(), &cluster_id, incarnation, links, me, ready_tx)?;
         let (tx, rx) = mpsc::channel(actor::COMMAND_QUEUE);
         let actor = tokio::spawn(actor.run(rx, peer_rx));
         let shared = Arc::new(Shared {

@@ -81,8 +81,11 @@ pub(crate) enum ForBroker {
 impl Quorum {
     /// Opens the quorum's files and starts the voter on what they hold. `links` reach
     /// every other voter.
+    /// `cluster_id` is this node's `meta.properties` id: the one it writes to the log if
+    /// it is the first active controller (the log's is the cluster's from then on).
     pub(crate) fn open(
         cfg: &BrokerConfig,
+        cluster_id: &str,
         incarnation: u64,
         links: PeerLinks,
         now_ms: TimeMs,
@@ -105,7 +108,10 @@ impl Quorum {
                 me,
                 &ids,
                 RaftConfig::default(),
-                ControllerConfig::from_broker_config(cfg),
+                ControllerConfig {
+                    cluster_id: Some(cluster_id.to_string()),
+                    ..ControllerConfig::from_broker_config(cfg)
+                },
                 now_ms,
                 durable,
             )))

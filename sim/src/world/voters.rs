@@ -11,7 +11,7 @@
 
 use super::*;
 
-use eddy_core::controller::{ControllerInput, MetadataImage};
+use eddy_core::controller::{ControllerConfig, ControllerInput, MetadataImage};
 use eddy_core::quorum::Role;
 
 use eddy_core::controller::voter::{Voter, VoterOut};
@@ -69,7 +69,12 @@ impl World<'_> {
                 &self.voter_ids(),
                 &observers,
                 self.raft_cfg,
-                self.controller_cfg.clone(),
+                ControllerConfig {
+                    // Each voter proposes its own, as each real node's meta.properties
+                    // has its own until they agree through the log.
+                    cluster_id: Some(format!("sim-voter-{}", id.0)),
+                    ..self.controller_cfg.clone()
+                },
                 now,
                 durable,
             );

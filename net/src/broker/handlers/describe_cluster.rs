@@ -17,8 +17,12 @@ pub(super) async fn handle(
     } else {
         Default::default()
     };
+    let cluster_id = cluster
+        .cluster_id
+        .clone()
+        .unwrap_or_else(|| shared.cluster_id.clone());
     DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(shared.cluster_id.clone()))
+        .with_cluster_id(StrBytes::from_string(cluster_id))
         .with_controller_id(BrokerId(cluster.controller.map_or(-1, |c| c.0 as i32)))
         .with_endpoint_type(1)
         .with_cluster_authorized_operations(i32::MIN)

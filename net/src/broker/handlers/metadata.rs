@@ -53,7 +53,11 @@ pub(super) async fn handle(
     let Some((cluster, topics)) = (if sent { rx.await.ok() } else { None }) else {
         return resp;
     };
+    let cluster_id = cluster
+        .cluster_id
+        .unwrap_or_else(|| shared.cluster_id.clone());
     let resp = resp
+        .with_cluster_id(Some(StrBytes::from_string(cluster_id)))
         .with_controller_id(BrokerId(cluster.controller.map_or(-1, |c| c.0 as i32)))
         .with_brokers(
             cluster
