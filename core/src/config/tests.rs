@@ -231,7 +231,10 @@ fn invalid_values_name_key_value_and_rule() {
         ),
         ("log.flush.interval.messages=0", "must be at least 1"),
         ("log.index.interval.bytes=-1", "must not be negative"),
-        ("log.index.size.max.bytes=3", "must be at least 4 (Kafka's floor)"),
+        (
+            "log.index.size.max.bytes=3",
+            "must be at least 4 (Kafka's floor)",
+        ),
         (
             "log.flush.offset.checkpoint.interval.ms=-1",
             "must not be negative",
@@ -240,7 +243,10 @@ fn invalid_values_name_key_value_and_rule() {
             "log.flush.offset.checkpoint.interval.ms=2147483648",
             "must be at most 2147483647",
         ),
-        ("metadata.log.dir=", "must name a directory; remove the line"),
+        (
+            "metadata.log.dir=",
+            "must name a directory; remove the line",
+        ),
         (
             "metadata.log.dir=/a,/b",
             "must name one directory, not a list",
@@ -635,6 +641,9 @@ fn storage_index_checkpoint_and_metadata_dir_keys_parse() {
     assert_eq!(c.log_index_size_max_bytes, 800);
     assert_eq!(c.log_flush_offset_checkpoint_interval_ms, 0);
     assert_eq!(c.metadata_log_dir.as_deref(), Some("/var/eddy/meta"));
-    assert_eq!(c.get("metadata.log.dir"), Some("/var/eddy/meta".to_string()));
+    assert_eq!(
+        c.get("metadata.log.dir"),
+        Some("/var/eddy/meta".to_string())
+    );
     assert_eq!(BrokerConfig::default().get("metadata.log.dir"), None);
 }
