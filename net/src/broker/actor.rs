@@ -746,6 +746,11 @@ impl Actor {
             return;
         }
         for tp in self.failed.clone() {
+            if self.node.replica(&tp).is_none() {
+                // Gone from this broker (its topic was deleted): nothing to bring back.
+                self.failed.remove(&tp);
+                continue;
+            }
             let name = storage::partition_dir_name(&tp);
             match self.restore_partition(&tp) {
                 Ok(written) => {

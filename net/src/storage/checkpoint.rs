@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use eddy_core::types::TopicPartition;
 
@@ -95,13 +96,24 @@ pub fn write_recovery_points(
     points: &BTreeMap<TopicPartition, u64>,
 ) -> Result<(), StorageError> {
     let path = log_dir.join(RECOVERY_POINT_CHECKPOINT);
-    let tmp = log_dir.join(format!("{RECOVERY_POINT_CHECKPOINT}.tmp"));
-    let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
-    file.write_all(format(points).as_bytes())
-        .map_err(io_err("write", &tmp))?;
-    file.sync_all().map_err(io_err("sync", &tmp))?;
-    drop(file);
-    fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
+    // A name of its own per write: a periodic write and the shutdown's may overlap, and
+    // must not write into one file. The last rename wins; an older checkpoint is only
+    // more cautious (a recovery point only grows, except on truncation).
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = log_dir.join(format!("{RECOVERY_POINT_CHECKPOINT}.tmp{n}"));
+    let written = (|| {
+        let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        file.write_all(format(points).as_bytes())
+            .map_err(io_err("write", &tmp))?;
+        file.sync_all().map_err(io_err("sync", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))
+    })();
+    if written.is_err() {
+        // A full disk: leave the old checkpoint as it was, and no temporary file behind.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     File::open(log_dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("sync directory", log_dir))
@@ -124,9 +136,11 @@ mod tests {
         let text = fs::read_to_string(dir.join(RECOVERY_POINT_CHECKPOINT)).unwrap();
         assert_eq!(text, "0\n2\nmy-topic 0 42\nother 11 0\n");
         assert_eq!(read_recovery_points(&dir), points);
-        assert!(!dir
-            .join(format!("{RECOVERY_POINT_CHECKPOINT}.tmp"))
-            .exists());
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -205,19 +205,20 @@ impl SegmentIndex {
             &index.offset_path,
         );
         let time_problem = check_times(time_found.as_deref(), &index.times);
+        // A rewrite that fails (a full disk) leaves the file wrong, which costs nothing:
+        // reads use the entries in memory, and the next start finds it and rebuilds it.
+        // The partition's data is fine, so the broker starts.
         if offset_problem.is_some() {
-            rewrite(
-                &index.offset_file,
-                &index.offset_path,
-                &offset_bytes(&index.offsets),
-            )?;
+            let bytes = offset_bytes(&index.offsets);
+            if let Err(e) = rewrite(&index.offset_file, &index.offset_path, &bytes) {
+                tracing::warn!(error = %e, "could not rebuild an offset index file; its entries are kept in memory");
+            }
         }
         if time_problem.is_some() {
-            rewrite(
-                &index.time_file,
-                &index.time_path,
-                &time_bytes(&index.times),
-            )?;
+            let bytes = time_bytes(&index.times);
+            if let Err(e) = rewrite(&index.time_file, &index.time_path, &bytes) {
+                tracing::warn!(error = %e, "could not rebuild a time index file; its entries are kept in memory");
+            }
         }
         Ok((index, [offset_problem, time_problem]))
     }

@@ -732,3 +732,72 @@ fn probe_writes_syncs_and_removes_its_file() {
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
     fs::remove_dir_all(dir).unwrap();
 }
+
+// ----- measurement -----------------------------------------------------------------------
+
+/// How long opening a partition takes with and without a recovery point, on
+/// `EDDY_BENCH_MB` MiB (default 1024) of 16 KiB batches in `EDDY_BENCH_DIR` (default a
+/// temporary directory; with `EDDY_BENCH_KEEP` set the data stays, as `<dir>/bench-0`,
+/// with a checkpoint beside it, for starting a broker on it). Not run by default:
+/// `cargo test -p eddy-net --lib recovery_time -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn recovery_time_with_and_without_a_recovery_point() {
+    let mb: u64 = std::env::var("EDDY_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let root = std::env::var_os("EDDY_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tempdir("bench"));
+    let dir = root.join("bench-0");
+    let _ = fs::remove_dir_all(&dir);
+    let config = LogConfig {
+        segment_bytes: 1 << 30,
+        roll_ms: u64::MAX,
+        index_interval_bytes: 4096,
+        index_size_max_bytes: 10 * 1024 * 1024,
+    };
+    let template = batch_sized(0, 1, 16 * 1024 - 100, 1_000).to_vec();
+    let (mut p, _) = PartitionDir::open(dir.clone(), config, None).unwrap();
+    let started = std::time::Instant::now();
+    let mut offset = 0;
+    while offset * (template.len() as u64) < mb << 20 {
+        let mut b = template.clone();
+        batch::set_base_offset(&mut b, offset as i64);
+        p.append(Offset(offset), &b, 0).unwrap();
+        offset += 1;
+    }
+    p.flush_all().unwrap();
+    let end = p.log_end_offset();
+    drop(p);
+    eprintln!(
+        "wrote {offset} batches ({} MiB) in {:?}",
+        offset * template.len() as u64 >> 20,
+        started.elapsed()
+    );
+    let time = |rp: Option<u64>| {
+        let mut runs: Vec<std::time::Duration> = (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let (_, rec) = PartitionDir::open(dir.clone(), config, rp).unwrap();
+                let took = t.elapsed();
+                assert_eq!(rec.batches.len() as u64, end);
+                took
+            })
+            .collect();
+        runs.sort();
+        runs
+    };
+    let full = time(None);
+    let checkpointed = time(Some(end));
+    eprintln!("open, no recovery point (every CRC checked): {full:?}");
+    eprintln!("open, recovery point at the log end (clean shutdown): {checkpointed:?}");
+    if std::env::var_os("EDDY_BENCH_KEEP").is_some() {
+        let points = BTreeMap::from([(TopicPartition::new("bench", 0), end)]);
+        checkpoint::write_recovery_points(&root, &points).unwrap();
+        eprintln!("kept in {}", root.display());
+    } else {
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
