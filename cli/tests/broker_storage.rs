@@ -158,11 +158,25 @@ fn segments_have_indexes_and_a_clean_restart_checks_no_crc_below_the_checkpoint(
         assert!(part.join(format!("{stem}.index")).exists());
         assert!(part.join(format!("{stem}.timeindex")).exists());
     }
-    // Entries every ~1 KiB: the first segment's offset index has some, 8 bytes each.
-    let first = std::fs::metadata(part.join(format!("{}.index", logs[0])))
-        .unwrap()
-        .len();
-    assert!(first >= 8 && first % 8 == 0, "{first}");
+    // Entries every ~1 KiB: the first segment's offset index has some, 8 bytes each
+    // (relative offset, position), both growing.
+    let index = std::fs::read(part.join(format!("{}.index", logs[0]))).unwrap();
+    let entries = index.chunks_exact(8);
+    assert!(
+        entries.remainder().is_empty() && index.len() >= 8,
+        "{index:?}"
+    );
+    let entries: Vec<(u32, u32)> = entries
+        .map(|e| {
+            (
+                u32::from_be_bytes(e[..4].try_into().unwrap()),
+                u32::from_be_bytes(e[4..].try_into().unwrap()),
+            )
+        })
+        .collect();
+    assert!(entries
+        .windows(2)
+        .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
 
     // A clean shutdown writes the checkpoint at the log end; the restart checks no CRC.
     assert!(broker.stop().success());

@@ -435,12 +435,12 @@ fn time_bytes(entries: &[TimeEntry]) -> Vec<u8> {
 
 /// Parses an offset index file; `None` if it is not a whole number of entries.
 pub(crate) fn parse_offsets(bytes: &[u8]) -> Option<Vec<OffsetEntry>> {
-    if bytes.len() as u64 % OFFSET_ENTRY_BYTES != 0 {
+    let chunks = bytes.chunks_exact(OFFSET_ENTRY_BYTES as usize);
+    if !chunks.remainder().is_empty() {
         return None;
     }
     Some(
-        bytes
-            .chunks_exact(OFFSET_ENTRY_BYTES as usize)
+        chunks
             .map(|c| OffsetEntry {
                 relative_offset: u32::from_be_bytes(c[0..4].try_into().expect("4 bytes")),
                 position: u32::from_be_bytes(c[4..8].try_into().expect("4 bytes")),
@@ -451,12 +451,12 @@ pub(crate) fn parse_offsets(bytes: &[u8]) -> Option<Vec<OffsetEntry>> {
 
 /// Parses a time index file; `None` if it is not a whole number of entries.
 pub(crate) fn parse_times(bytes: &[u8]) -> Option<Vec<TimeEntry>> {
-    if bytes.len() as u64 % TIME_ENTRY_BYTES != 0 {
+    let chunks = bytes.chunks_exact(TIME_ENTRY_BYTES as usize);
+    if !chunks.remainder().is_empty() {
         return None;
     }
     Some(
-        bytes
-            .chunks_exact(TIME_ENTRY_BYTES as usize)
+        chunks
             .map(|c| TimeEntry {
                 timestamp_ms: i64::from_be_bytes(c[0..8].try_into().expect("8 bytes")),
                 relative_offset: u32::from_be_bytes(c[8..12].try_into().expect("4 bytes")),

@@ -336,9 +336,12 @@ fn a_segment_rolls_when_its_index_is_full() {
     fs::remove_dir_all(dir).unwrap();
 }
 
+/// A segment's base offset and its two index files' bytes.
+type SegmentIndexFiles = (u64, (Vec<u8>, Vec<u8>));
+
 /// Opens a log of 40 batches over several segments with a small index interval, and
 /// returns its directory, its config, and its index files' good contents.
-fn good_indexed_log(name: &str) -> (PathBuf, LogConfig, Vec<(u64, (Vec<u8>, Vec<u8>))>) {
+fn good_indexed_log(name: &str) -> (PathBuf, LogConfig, Vec<SegmentIndexFiles>) {
     let dir = tempdir(name);
     let config = indexed(2_000, 200);
     let (mut p, _) = PartitionDir::open(dir.clone(), config, None).unwrap();
@@ -773,7 +776,7 @@ fn recovery_time_with_and_without_a_recovery_point() {
     drop(p);
     eprintln!(
         "wrote {offset} batches ({} MiB) in {:?}",
-        offset * template.len() as u64 >> 20,
+        (offset * template.len() as u64) >> 20,
         started.elapsed()
     );
     let time = |rp: Option<u64>| {
