@@ -35,6 +35,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use eddy_core::batch::{self, BatchError, BatchHeader, HEADER_LEN};
@@ -192,6 +193,14 @@ impl Segment {
     }
 }
 
+/// A generation no [`PartitionDir`] of this process has had: the directory of a
+/// partition may be reopened (coming back from a storage failure) while syncs of its
+/// previous opening are still in flight.
+fn next_generation() -> u64 {
+    static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+    GENERATIONS.fetch_add(1, Ordering::Relaxed)
+}
+
 fn segment_name(base_offset: u64) -> String {
     format!("{base_offset:020}{SEGMENT_SUFFIX}")
 }
@@ -213,7 +222,8 @@ pub struct PartitionDir {
     config: LogConfig,
     /// Everything below this offset is known to be on disk (Kafka's recovery point).
     recovery_point: u64,
-    /// Bumped by every truncation: a sync begun before one cannot move the recovery point.
+    /// Changed by every truncation (and unique to this opening of the directory): a sync
+    /// begun before one, or by an earlier opening, cannot move the recovery point.
     generation: u64,
     /// The flush of segments that rolled, for the caller to run off its thread.
     roll_flush: Option<SyncJob>,
@@ -432,7 +442,7 @@ impl PartitionDir {
                 ..config
             },
             recovery_point: 0,
-            generation: 0,
+            generation: next_generation(),
             roll_flush: None,
         };
         if part.segments.is_empty() {
@@ -608,7 +618,7 @@ impl PartitionDir {
 
     /// Drops every batch holding an offset at or above `offset`.
     pub fn truncate(&mut self, offset: Offset) -> Result<(), StorageError> {
-        self.generation += 1;
+        self.generation = next_generation();
         self.recovery_point = self.recovery_point.min(offset.0);
         while self.segments.len() > 1
             && self.segments.last().expect("non-empty").base_offset >= offset.0
@@ -633,7 +643,7 @@ impl PartitionDir {
 
     /// Drops everything; the log restarts at `offset`.
     pub fn truncate_fully(&mut self, offset: Offset) -> Result<(), StorageError> {
-        self.generation += 1;
+        self.generation = next_generation();
         for segment in self.segments.drain(..) {
             segment.delete()?;
         }

@@ -654,6 +654,24 @@ fn truncation_lowers_the_recovery_point_and_voids_syncs_begun_before_it() {
     fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn a_sync_of_an_earlier_opening_never_moves_the_recovery_point() {
+    let dir = tempdir("rp-reopen");
+    let (mut p, _) = PartitionDir::open(dir.clone(), indexed(1 << 20, 200), None).unwrap();
+    fill(&mut p, 10);
+    let job = p.begin_sync().unwrap();
+    drop(p);
+    // Reopened (as a partition coming back from a storage failure is) while that sync
+    // was still in flight.
+    let (mut p, _) = PartitionDir::open(dir.clone(), indexed(1 << 20, 200), None).unwrap();
+    assert_eq!(p.recovery_point(), 0);
+    let point = job.point();
+    job.run().unwrap();
+    p.synced(point);
+    assert_eq!(p.recovery_point(), 0);
+    fs::remove_dir_all(dir).unwrap();
+}
+
 // ----- restore after a storage failure ---------------------------------------------------
 
 fn stored(b: &Bytes) -> StoredBatch {
