@@ -21,6 +21,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{io_err, BatchPos, StorageError};
+use eddy_core::batch::HEADER_LEN;
 
 pub(crate) const OFFSET_INDEX_SUFFIX: &str = ".index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
@@ -193,18 +194,21 @@ impl SegmentIndex {
         closed: bool,
         segment_len: u64,
     ) -> Result<(SegmentIndex, [Option<IndexProblem>; 2]), StorageError> {
-        // Read before opening, which creates a missing file.
-        let offset_found = read_all(&dir.join(offset_index_name(base_offset)))?;
-        let time_found = read_all(&dir.join(time_index_name(base_offset)))?;
+        // Read before opening, which creates a missing file. No index of this segment
+        // can hold more entries than it has batches, so a file larger than that is
+        // garbage and is not read (it may be huge).
+        let cap = (segment_len / HEADER_LEN as u64 + 1) * TIME_ENTRY_BYTES;
+        let offset_found = read_capped(&dir.join(offset_index_name(base_offset)), cap)?;
+        let time_found = read_capped(&dir.join(time_index_name(base_offset)), cap)?;
         let mut index = SegmentIndex::create_unemptied(dir, base_offset)?;
         index.rebuild_entries(base_offset, batches, interval_bytes, closed);
         let offset_problem = check_offsets(
-            offset_found.as_deref(),
+            offset_found,
             &index.offsets,
             segment_len,
             &index.offset_path,
         );
-        let time_problem = check_times(time_found.as_deref(), &index.times);
+        let time_problem = check_times(time_found, &index.times);
         // A rewrite that fails (a full disk) leaves the file wrong, which costs nothing:
         // reads use the entries in memory, and the next start finds it and rebuilds it.
         // The partition's data is fine, so the broker starts.
@@ -397,16 +401,30 @@ pub(crate) fn remove_files(dir: &Path, base_offset: u64) -> Result<(), StorageEr
     Ok(())
 }
 
-/// A file's bytes; `None` when it does not exist.
-fn read_all(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
-    let mut file = match File::open(path) {
+/// What an index file held.
+enum Found {
+    Missing,
+    /// Larger than any index of its segment can be.
+    TooBig,
+    Bytes(Vec<u8>),
+}
+
+/// A file's bytes, if it exists and holds at most `cap` of them.
+fn read_capped(path: &Path, cap: u64) -> Result<Found, StorageError> {
+    let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Missing),
         Err(e) => return Err(io_err("open", path)(e)),
     };
     let mut buf = Vec::new();
-    file.read_to_end(&mut buf).map_err(io_err("read", path))?;
-    Ok(Some(buf))
+    file.take(cap + 1)
+        .read_to_end(&mut buf)
+        .map_err(io_err("read", path))?;
+    Ok(if buf.len() as u64 > cap {
+        Found::TooBig
+    } else {
+        Found::Bytes(buf)
+    })
 }
 
 fn rewrite(file: &File, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
@@ -466,14 +484,15 @@ pub(crate) fn parse_times(bytes: &[u8]) -> Option<Vec<TimeEntry>> {
 }
 
 fn check_offsets(
-    found: Option<&[u8]>,
+    found: Found,
     expected: &[OffsetEntry],
     segment_len: u64,
     path: &Path,
 ) -> Option<IndexProblem> {
     let found = match found {
-        None => return Some(IndexProblem::Missing),
-        Some(bytes) => match parse_offsets(bytes) {
+        Found::Missing => return Some(IndexProblem::Missing),
+        Found::TooBig => return Some(IndexProblem::Garbage),
+        Found::Bytes(bytes) => match parse_offsets(&bytes) {
             None => return Some(IndexProblem::Torn),
             Some(entries) => entries,
         },
@@ -496,10 +515,11 @@ fn check_offsets(
     Some(problem)
 }
 
-fn check_times(found: Option<&[u8]>, expected: &[TimeEntry]) -> Option<IndexProblem> {
+fn check_times(found: Found, expected: &[TimeEntry]) -> Option<IndexProblem> {
     let found = match found {
-        None => return Some(IndexProblem::Missing),
-        Some(bytes) => match parse_times(bytes) {
+        Found::Missing => return Some(IndexProblem::Missing),
+        Found::TooBig => return Some(IndexProblem::Garbage),
+        Found::Bytes(bytes) => match parse_times(&bytes) {
             None => return Some(IndexProblem::Torn),
             Some(entries) => entries,
         },

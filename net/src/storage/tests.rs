@@ -441,6 +441,23 @@ fn a_garbage_index_is_rebuilt_and_never_trusted() {
 }
 
 #[test]
+fn a_huge_index_is_garbage_and_not_read() {
+    // Far larger than any index of its segment could be (sparse: no disk used).
+    damaged_index_is_rebuilt(
+        "index-huge",
+        |path| {
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(1 << 40)
+                .unwrap();
+        },
+        IndexProblem::Garbage,
+    );
+}
+
+#[test]
 fn a_damaged_time_index_is_rebuilt_too() {
     let (dir, config, good) = good_indexed_log("timeindex-garbage");
     let victim = dir.join(index::time_index_name(good[0].0));
