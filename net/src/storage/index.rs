@@ -357,6 +357,22 @@ impl SegmentIndex {
         i.checked_sub(1).map_or(0, |i| self.offsets[i].position)
     }
 
+    /// Where a reader looking for the first record at or after `timestamp_ms` starts:
+    /// past the last time entry older than it (everything up to that entry's offset is
+    /// older), as a relative offset. Kafka's `TimeIndex.lookup`, used the same way.
+    pub(crate) fn lookup_time(&self, timestamp_ms: i64) -> u32 {
+        let i = self
+            .times
+            .partition_point(|e| e.timestamp_ms < timestamp_ms);
+        i.checked_sub(1)
+            .map_or(0, |i| self.times[i].relative_offset.saturating_add(1))
+    }
+
+    /// The largest timestamp in the segment (none when it is empty).
+    pub(crate) fn largest_timestamp(&self) -> Option<i64> {
+        self.builder.max_timestamp.map(|(t, _)| t)
+    }
+
     /// The files to sync with the segment.
     pub(crate) fn files(&self) -> Result<[(PathBuf, File); 2], StorageError> {
         let clone = |f: &File, p: &Path| {

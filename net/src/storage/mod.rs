@@ -19,9 +19,10 @@
 //! segment, which moves the recovery point even when the flush policy never syncs.
 //!
 //! The core keeps each partition's batches in memory, so reads are served from there;
-//! [`PartitionDir::position_of`] finds an offset's batch in the files through the offset
-//! index, and [`PartitionDir::restore`] brings the files back in line with the core's log
-//! when a partition that went offline on a full disk comes back.
+//! [`PartitionDir::position_of`] and [`PartitionDir::batch_for_timestamp`] find a batch
+//! in the files through the offset and time indexes (the on-disk path for when reads
+//! leave memory), and [`PartitionDir::restore`] brings the files back in line with the
+//! core's log when a partition that went offline on a full disk comes back.
 //!
 //! [`StorageOp`]: eddy_core::message::StorageOp
 
@@ -753,6 +754,49 @@ impl PartitionDir {
             }
             if h.last_offset() as u64 >= offset {
                 return Ok(Some((segment.base_offset, position)));
+            }
+            let len = h.total_len() as u64;
+            if len < HEADER_LEN as u64 {
+                return Ok(None);
+            }
+            position += len;
+        }
+        Ok(None)
+    }
+
+    /// The first batch holding a record whose timestamp is at least `timestamp_ms`, as
+    /// (its base offset, its segment's base offset, its position), found as Kafka's
+    /// `fetchOffsetByTimestamp` finds it: the first segment whose largest timestamp is
+    /// new enough, its time index to skip what is older, its offset index to find where
+    /// that starts, and the batch headers read from the file from there. `None` when no
+    /// record is that new. (ListOffsets is answered from the core's log in memory; this
+    /// is the on-disk path.)
+    pub fn batch_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<(u64, u64, u64)>, StorageError> {
+        let Some(segment) = self.segments.iter().find(|s| {
+            s.index
+                .largest_timestamp()
+                .is_some_and(|t| t >= timestamp_ms)
+        }) else {
+            return Ok(None);
+        };
+        let from = segment.index.lookup_time(timestamp_ms);
+        let mut position = u64::from(segment.index.lookup(from));
+        let from = segment.base_offset + u64::from(from);
+        let mut header = [0u8; HEADER_LEN];
+        // Bounded by the segment's size: every step moves forward by a whole batch.
+        while position + HEADER_LEN as u64 <= segment.size_bytes {
+            segment
+                .file
+                .read_exact_at(&mut header, position)
+                .map_err(io_err("read", &segment.path))?;
+            let Ok(h) = BatchHeader::parse(&header) else {
+                return Ok(None);
+            };
+            if h.last_offset() as u64 >= from && h.max_timestamp >= timestamp_ms {
+                return Ok(Some((h.base_offset as u64, segment.base_offset, position)));
             }
             let len = h.total_len() as u64;
             if len < HEADER_LEN as u64 {

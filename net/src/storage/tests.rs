@@ -569,6 +569,33 @@ fn position_lookup_through_the_index_agrees_with_a_scan() {
     fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn timestamp_lookup_through_the_time_index_agrees_with_a_scan() {
+    let dir = tempdir("index-time-lookup");
+    let (mut p, _) = PartitionDir::open(dir.clone(), indexed(3_000, 300), None).unwrap();
+    // Timestamps that mostly grow but sometimes go back, as producers' clocks do.
+    let mut all = Vec::new();
+    let mut offset = 0;
+    for i in 0..80u64 {
+        let ts = 1_000 + (i as i64 * 37 % 23) * 10 + i as i64 * 5;
+        let b = batch_sized(offset, 1 + (i % 2) as usize, 60, ts);
+        p.append(Offset(offset), &b, 0).unwrap();
+        all.push((offset, ts));
+        offset += 1 + i % 2;
+    }
+    assert!(p.segment_base_offsets().len() >= 3);
+    let largest = all.iter().map(|&(_, t)| t).max().unwrap();
+    for target in 900..=largest + 10 {
+        let expected = all.iter().find(|&&(_, t)| t >= target).map(|&(o, _)| o);
+        let found = p.batch_for_timestamp(target).unwrap();
+        assert_eq!(found.map(|(o, _, _)| o), expected, "timestamp {target}");
+        if let Some((o, base, pos)) = found {
+            assert_eq!(p.position_of(o).unwrap(), Some((base, pos)));
+        }
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
 // ----- recovery points -------------------------------------------------------------------
 
 #[test]
