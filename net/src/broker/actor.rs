@@ -115,6 +115,10 @@ struct AdminWait {
 /// segment, which the core did not ask for), how far it reached, and whether it succeeded.
 type SyncDone = (TopicPartition, Option<u64>, SyncPoint, bool);
 
+/// A finished probe of an offline partition's directory: (partition, it took a synced
+/// write).
+type ProbeDone = (TopicPartition, bool);
+
 /// A read-only question about a partition's log, answered on the actor's task.
 pub(crate) type LogQuery = Box<dyn FnOnce(Option<&eddy_core::replica::Replica>) + Send>;
 
@@ -206,6 +210,14 @@ pub(crate) struct Actor {
     /// `retry_offline_partitions`), and nothing after the failure is acknowledged or
     /// reported durable.
     failed: std::collections::BTreeSet<TopicPartition>,
+    /// Probes of failed partitions' directories run on blocking threads (a failing disk
+    /// may hang a sync) and report here: (partition, the disk took a synced write).
+    probes: (
+        mpsc::UnboundedSender<ProbeDone>,
+        Option<mpsc::UnboundedReceiver<ProbeDone>>,
+    ),
+    /// Failed partitions with a probe under way.
+    probing: BTreeSet<TopicPartition>,
     next_producer_id: i64,
     started: Instant,
     /// This broker's client listener, as registered with the controller.
@@ -299,6 +311,11 @@ impl Actor {
             pending: BTreeMap::new(),
             next_token: 0,
             failed: Default::default(),
+            probes: {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (tx, Some(rx))
+            },
+            probing: BTreeSet::new(),
             syncs: {
                 let (tx, rx) = mpsc::unbounded_channel();
                 (tx, Some(rx))
@@ -326,9 +343,7 @@ impl Actor {
     }
 
     fn create_partition_dir(&mut self, tp: &TopicPartition) -> Result<(), StorageError> {
-        // Spread partitions over the log dirs by index, as Kafka spreads by count.
-        let root = &self.cfg.log_dirs[tp.partition as usize % self.cfg.log_dirs.len()];
-        let path = PathBuf::from(root).join(storage::partition_dir_name(tp));
+        let path = self.partition_path(tp);
         let (dir, _) = PartitionDir::open(path, LogConfig::from_broker(&self.cfg), None)?;
         self.dirs.insert(tp.clone(), dir);
         Ok(())
@@ -355,6 +370,7 @@ impl Actor {
         mut peers: mpsc::Receiver<(NodeId, PeerFrame)>,
     ) {
         let mut synced = self.syncs.1.take().expect("run once");
+        let mut probed = self.probes.1.take().expect("run once");
         let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retention = tokio::time::interval(Duration::from_millis(
@@ -396,6 +412,7 @@ impl Actor {
                 _ = retention.tick() => self.enforce_retention(),
                 _ = checkpoint.tick() => self.checkpoint_recovery_points(),
                 _ = offline_retry.tick() => self.retry_offline_partitions(),
+                Some((tp, ok)) = probed.recv() => self.on_probed(tp, ok),
             }
         }
         self.shutdown();
@@ -736,44 +753,70 @@ impl Actor {
         });
     }
 
-    /// Tries to bring back each partition that went offline on a storage failure: once
-    /// its directory takes a synced write again, the files are reopened (recovery cuts a
-    /// torn write) and brought back in line with the core's log, which never lost what
-    /// it acknowledged, and the partition serves again — no restart needed. A partition
-    /// whose disk is still failing stays offline until the next attempt.
+    /// Tries to bring back each partition that went offline on a storage failure: its
+    /// directory is probed off the actor's thread, and once it takes a synced write
+    /// again (`on_probed`) the files are reopened (recovery cuts a torn write) and
+    /// brought back in line with the core's log, which never lost what it acknowledged,
+    /// and the partition serves again — no restart needed. A partition whose disk still
+    /// fails stays offline until the next attempt.
     fn retry_offline_partitions(&mut self) {
-        if self.failed.is_empty() {
-            return;
-        }
         for tp in self.failed.clone() {
             if self.node.replica(&tp).is_none() {
                 // Gone from this broker (its topic was deleted): nothing to bring back.
                 self.failed.remove(&tp);
                 continue;
             }
-            let name = storage::partition_dir_name(&tp);
-            match self.restore_partition(&tp) {
-                Ok(written) => {
-                    self.failed.remove(&tp);
-                    tracing::info!(partition = %name, rewritten_batches = written, "storage works again: the partition is back online");
-                }
-                Err(e) => {
-                    tracing::debug!(partition = %name, error = %e, "the partition's storage still fails; it stays offline");
-                }
+            if !self.probing.insert(tp.clone()) {
+                continue;
+            }
+            let path = self.partition_path(&tp);
+            let done = self.probes.0.clone();
+            tokio::task::spawn_blocking(move || {
+                let ok = match storage::probe_dir(&path) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "an offline partition's disk still fails; it stays offline");
+                        false
+                    }
+                };
+                let _ = done.send((tp, ok));
+            });
+        }
+    }
+
+    /// A probe of an offline partition's directory finished.
+    fn on_probed(&mut self, tp: TopicPartition, ok: bool) {
+        self.probing.remove(&tp);
+        if !ok || !self.failed.contains(&tp) || self.node.replica(&tp).is_none() {
+            return;
+        }
+        let name = storage::partition_dir_name(&tp);
+        match self.restore_partition(&tp) {
+            Ok(written) => {
+                self.failed.remove(&tp);
+                tracing::info!(partition = %name, rewritten_batches = written, "storage works again: the partition is back online");
+            }
+            Err(e) => {
+                tracing::warn!(partition = %name, error = %e, "the disk took a probe but restoring the partition failed; it stays offline");
             }
         }
     }
 
-    /// Probes a failed partition's directory, reopens it and restores what the core holds.
-    fn restore_partition(&mut self, tp: &TopicPartition) -> Result<usize, StorageError> {
-        let path = match self.dirs.get(tp) {
+    /// Where a partition's directory is, or goes: partitions are spread over the log
+    /// dirs by index, as Kafka spreads them by count.
+    fn partition_path(&self, tp: &TopicPartition) -> PathBuf {
+        match self.dirs.get(tp) {
             Some(dir) => dir.path().to_path_buf(),
             None => {
                 let root = &self.cfg.log_dirs[tp.partition as usize % self.cfg.log_dirs.len()];
                 PathBuf::from(root).join(storage::partition_dir_name(tp))
             }
-        };
-        storage::probe_dir(&path)?;
+        }
+    }
+
+    /// Reopens a failed partition's directory and restores what the core holds.
+    fn restore_partition(&mut self, tp: &TopicPartition) -> Result<usize, StorageError> {
+        let path = self.partition_path(tp);
         let recovery_point = self.dirs.get(tp).map(|d| d.recovery_point());
         let (mut dir, rec) =
             PartitionDir::open(path, LogConfig::from_broker(&self.cfg), recovery_point)?;
