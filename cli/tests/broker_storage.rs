@@ -199,13 +199,15 @@ fn segments_have_indexes_and_a_clean_restart_checks_no_crc_below_the_checkpoint(
     }
 
     // A crash: what lies above the recovery point (rolled segments are flushed and the
-    // checkpoint written every 200 ms) is checked again, and not much more.
-    for i in 60..80 {
+    // checkpoint written every 200 ms) is checked again, and not much more. Without the
+    // periodic checkpoint, the shutdown's (at offset 60) would leave two thirds of the
+    // log to check.
+    for i in 60..180 {
         let b = batch(&[&format!("{i:03}{value}")]);
         assert_eq!(produce(&mut raw, "cp", b.clone()).0, 0);
         sent.push(b);
     }
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    std::thread::sleep(std::time::Duration::from_millis(1000));
     broker.kill();
     let total: u64 = sent.iter().map(|b| b.len() as u64).sum();
     broker.restart();
@@ -215,7 +217,8 @@ fn segments_have_indexes_and_a_clean_restart_checks_no_crc_below_the_checkpoint(
         "crc_checked_bytes",
     )
     .unwrap();
-    assert!(checked < total / 2, "checked {checked} of {total} bytes");
+    eprintln!("after the crash, CRC-checked {checked} of {total} bytes");
+    assert!(checked < total / 4, "checked {checked} of {total} bytes");
     let mut raw = Raw::connect(&broker.addr);
     let got = read_all(&mut raw, "cp");
     assert_eq!(
