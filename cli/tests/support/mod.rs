@@ -25,6 +25,8 @@ pub(crate) struct Broker {
     config: Option<PathBuf>,
     /// Everything the broker wrote to stderr.
     log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// `EDDY_LOG` for the process, when a test reads what it logs below warnings.
+    log_filter: Option<String>,
 }
 
 fn fresh_dir(name: &str) -> PathBuf {
@@ -36,6 +38,12 @@ fn fresh_dir(name: &str) -> PathBuf {
 impl Broker {
     /// Starts a broker on a port of the OS's choosing, with `overrides` applied.
     pub(crate) fn start(name: &str, overrides: &[&str]) -> Broker {
+        Broker::start_logging(name, overrides, None)
+    }
+
+    /// [`Broker::start`] with `EDDY_LOG` set to `filter` (such as `info`), for a test that
+    /// reads the broker's log.
+    pub(crate) fn start_logging(name: &str, overrides: &[&str], filter: Option<&str>) -> Broker {
         let data = fresh_dir(name);
         let mut b = Broker {
             child: None,
@@ -44,6 +52,7 @@ impl Broker {
             extra: overrides.iter().map(|s| s.to_string()).collect(),
             config: None,
             log: Default::default(),
+            log_filter: filter.map(str::to_string),
         };
         b.spawn("PLAINTEXT://127.0.0.1:0".to_string());
         b
@@ -67,6 +76,9 @@ impl Broker {
             .arg(format!("listeners={listener}"));
         for o in &self.extra {
             cmd.arg("--override").arg(o);
+        }
+        if let Some(filter) = &self.log_filter {
+            cmd.env("EDDY_LOG", filter);
         }
         let mut child = cmd
             .stdout(Stdio::null())
@@ -176,6 +188,7 @@ impl Cluster {
                     extra,
                     config: None,
                     log: Default::default(),
+                    log_filter: None,
                 }
             })
             .collect();
@@ -197,6 +210,7 @@ impl Cluster {
             extra,
             config: None,
             log: Default::default(),
+            log_filter: None,
         };
         let listener = format!("PLAINTEXT://{}", b.addr);
         b.spawn(listener);
@@ -218,6 +232,7 @@ impl Cluster {
                 extra: Vec::new(),
                 config: Some(root.join(file)),
                 log: Default::default(),
+                log_filter: None,
             })
             .collect();
         Cluster::launch_all(&mut brokers);

@@ -72,6 +72,19 @@ pub struct BrokerConfig {
     pub log_retention_bytes: Option<u64>,
     /// `log.retention.check.interval.ms`: how often retention runs. Default 300000.
     pub log_retention_check_interval_ms: u64,
+    /// `log.index.interval.bytes`: how many bytes of batches lie between two entries of a
+    /// segment's offset and time indexes. Default 4096.
+    pub log_index_interval_bytes: u32,
+    /// `log.index.size.max.bytes`: the largest an offset or time index file may grow; a
+    /// segment whose index is full rolls, as in Kafka. Default 10485760.
+    pub log_index_size_max_bytes: u32,
+    /// `log.flush.offset.checkpoint.interval.ms`: how often each log dir's
+    /// `recovery-point-offset-checkpoint` is written (how far every partition is known
+    /// synced, so a restart need not scan what lies below). Default 60000.
+    pub log_flush_offset_checkpoint_interval_ms: u64,
+    /// `metadata.log.dir`: where the metadata quorum's log lives. Default `None`: inside
+    /// the first of `log.dirs`, as in Kafka.
+    pub metadata_log_dir: Option<String>,
     /// `unclean.leader.election.enable`: may a replica outside the ISR become leader,
     /// losing acknowledged writes? Default false.
     pub unclean_leader_election_enable: bool,
@@ -189,6 +202,10 @@ impl Default for BrokerConfig {
             log_retention_ms: Some(168 * MS_PER_HOUR),
             log_retention_bytes: None,
             log_retention_check_interval_ms: 300_000,
+            log_index_interval_bytes: 4096,
+            log_index_size_max_bytes: 10 * 1024 * 1024,
+            log_flush_offset_checkpoint_interval_ms: 60_000,
+            metadata_log_dir: None,
             unclean_leader_election_enable: false,
             auto_create_topics_enable: true,
             broker_heartbeat_interval_ms: 2000,
@@ -519,6 +536,31 @@ const SETTINGS: &[Setting] = &[
         get: |c| Some(c.log_retention_check_interval_ms.to_string()),
     },
     Setting {
+        key: "log.index.interval.bytes",
+        set: |d, k, v| {
+            number(k, v, NON_NEGATIVE_INT).map(|x| d.config.log_index_interval_bytes = x)
+        },
+        get: |c| Some(c.log_index_interval_bytes.to_string()),
+    },
+    Setting {
+        key: "log.index.size.max.bytes",
+        set: |d, k, v| number(k, v, INDEX_SIZE).map(|x| d.config.log_index_size_max_bytes = x),
+        get: |c| Some(c.log_index_size_max_bytes.to_string()),
+    },
+    Setting {
+        key: "log.flush.offset.checkpoint.interval.ms",
+        set: |d, k, v| {
+            number(k, v, NON_NEGATIVE_INT)
+                .map(|x| d.config.log_flush_offset_checkpoint_interval_ms = x)
+        },
+        get: |c| Some(c.log_flush_offset_checkpoint_interval_ms.to_string()),
+    },
+    Setting {
+        key: "metadata.log.dir",
+        set: |d, k, v| one_dir(k, v).map(|x| d.config.metadata_log_dir = Some(x)),
+        get: |c| c.metadata_log_dir.clone(),
+    },
+    Setting {
         key: "unclean.leader.election.enable",
         set: |d, k, v| boolean(k, v).map(|x| d.config.unclean_leader_election_enable = x),
         get: |c| Some(c.unclean_leader_election_enable.to_string()),
@@ -847,6 +889,12 @@ const SEGMENT_BYTES: Bounds = Bounds {
     max: INT_MAX,
     below_min: "must be at least 14 (Kafka's floor: the overhead of one empty v0 record)",
 };
+/// Kafka's floor: an index must hold at least one 4-byte slot.
+const INDEX_SIZE: Bounds = Bounds {
+    min: 4,
+    max: INT_MAX,
+    below_min: "must be at least 4 (Kafka's floor)",
+};
 /// Limits where Kafka reads -1 as "no limit".
 const LIMIT_LONG: Bounds = Bounds {
     min: -1,
@@ -935,6 +983,25 @@ fn dir_list(key: &str, value: &str) -> Result<Vec<String>, ConfigError> {
         ));
     }
     Ok(dirs)
+}
+
+/// One directory: not empty, and not a list (`metadata.log.dir` names a single place).
+fn one_dir(key: &str, value: &str) -> Result<String, ConfigError> {
+    if value.is_empty() {
+        return Err(invalid(
+            key,
+            value,
+            "must name a directory; remove the line to keep the metadata log in the first of log.dirs",
+        ));
+    }
+    if value.contains(',') {
+        return Err(invalid(
+            key,
+            value,
+            "must name one directory, not a list: the metadata log lives in a single place",
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// `process.roles`: `broker`, `controller`, or both, comma-separated, each once.

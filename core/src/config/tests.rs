@@ -33,6 +33,10 @@ fn defaults_are_kafkas_documented_defaults() {
     assert_eq!(c.log_retention_ms, Some(168 * 3600 * 1000));
     assert_eq!(c.log_retention_bytes, None);
     assert_eq!(c.log_retention_check_interval_ms, 300000);
+    assert_eq!(c.log_index_interval_bytes, 4096);
+    assert_eq!(c.log_index_size_max_bytes, 10485760);
+    assert_eq!(c.log_flush_offset_checkpoint_interval_ms, 60000);
+    assert_eq!(c.metadata_log_dir, None);
     assert!(!c.unclean_leader_election_enable);
     assert!(c.auto_create_topics_enable);
     assert_eq!(c.broker_heartbeat_interval_ms, 2000);
@@ -127,13 +131,21 @@ fn every_key_from_pairs_accepts_is_answered_by_get_and_round_trips() {
         ("advertised.listeners", "PLAINTEXT://broker7:9092"),
         ("process.roles", "controller"),
         ("controller.quorum.voters", "7@c7:9093, 8@[::1]:9093"),
+        ("log.index.interval.bytes", "0"),
+        ("log.index.size.max.bytes", "4"),
+        ("log.flush.offset.checkpoint.interval.ms", "1000"),
+        ("metadata.log.dir", "/meta"),
     ]);
     for original in [BrokerConfig::default(), custom] {
         let answers: Vec<(&str, String)> = BrokerConfig::keys()
             .filter_map(|key| original.get(key).map(|value| (key, value)))
             .collect();
         for key in BrokerConfig::keys() {
-            let nullable = ["log.flush.interval.ms", "advertised.listeners"];
+            let nullable = [
+                "log.flush.interval.ms",
+                "advertised.listeners",
+                "metadata.log.dir",
+            ];
             assert!(
                 nullable.contains(&key) || original.get(key).is_some(),
                 "get({key}) has no answer"
@@ -218,6 +230,27 @@ fn invalid_values_name_key_value_and_rule() {
             "must not be negative; Eddy does not generate broker ids",
         ),
         ("log.flush.interval.messages=0", "must be at least 1"),
+        ("log.index.interval.bytes=-1", "must not be negative"),
+        (
+            "log.index.size.max.bytes=3",
+            "must be at least 4 (Kafka's floor)",
+        ),
+        (
+            "log.flush.offset.checkpoint.interval.ms=-1",
+            "must not be negative",
+        ),
+        (
+            "log.flush.offset.checkpoint.interval.ms=2147483648",
+            "must be at most 2147483647",
+        ),
+        (
+            "metadata.log.dir=",
+            "must name a directory; remove the line",
+        ),
+        (
+            "metadata.log.dir=/a,/b",
+            "must name one directory, not a list",
+        ),
         (
             "unclean.leader.election.enable=yes",
             "must be true or false",
@@ -594,4 +627,23 @@ fn group_coordinator_keys_parse_with_kafkas_bounds() {
     assert!(error(&[("group.min.session.timeout.ms", "-1")])
         .to_string()
         .contains("must not be negative"));
+}
+
+#[test]
+fn storage_index_checkpoint_and_metadata_dir_keys_parse() {
+    let c = config(&[
+        ("log.index.interval.bytes", "128"),
+        ("log.index.size.max.bytes", "800"),
+        ("log.flush.offset.checkpoint.interval.ms", "0"),
+        ("metadata.log.dir", " /var/eddy/meta "),
+    ]);
+    assert_eq!(c.log_index_interval_bytes, 128);
+    assert_eq!(c.log_index_size_max_bytes, 800);
+    assert_eq!(c.log_flush_offset_checkpoint_interval_ms, 0);
+    assert_eq!(c.metadata_log_dir.as_deref(), Some("/var/eddy/meta"));
+    assert_eq!(
+        c.get("metadata.log.dir"),
+        Some("/var/eddy/meta".to_string())
+    );
+    assert_eq!(BrokerConfig::default().get("metadata.log.dir"), None);
 }

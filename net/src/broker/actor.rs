@@ -35,7 +35,7 @@ use super::quorum::{ForBroker, Quorum};
 use crate::partition_metadata;
 use crate::peer::codec::PeerFrame;
 use crate::peer::link::PeerLinks;
-use crate::storage::{self, PartitionDir, StorageError};
+use crate::storage::{self, LogConfig, PartitionDir, StorageError, SyncJob, SyncPoint};
 use crate::topic_id;
 
 /// How often the node's timers are checked.
@@ -105,6 +105,10 @@ const ADMIN_TIMEOUT_MS: u64 = 30_000;
 /// cluster into retries at the same moment.
 const COORDINATOR_WAIT_MS: u64 = 3_000;
 
+/// The longest a partition offline on a failed disk waits between attempts to bring it
+/// back (`log.retention.check.interval.ms` when shorter).
+const OFFLINE_RETRY_MS_MAX: u64 = 5_000;
+
 /// How long a controlled shutdown waits for leadership to move before stopping anyway.
 const CONTROLLED_SHUTDOWN_MS: u64 = 10_000;
 
@@ -125,8 +129,13 @@ struct AdminWait {
     reply: oneshot::Sender<AdminResult>,
 }
 
-/// A finished sync: (partition, sync id, succeeded).
-type SyncDone = (TopicPartition, u64, bool);
+/// A finished sync: the partition, the core's sync id (`None` for the flush of a rolled
+/// segment, which the core did not ask for), how far it reached, and whether it succeeded.
+type SyncDone = (TopicPartition, Option<u64>, SyncPoint, bool);
+
+/// A finished probe of an offline partition's directory: (partition, it took a synced
+/// write).
+type ProbeDone = (TopicPartition, bool);
 
 /// A read-only question about a partition's log, answered on the actor's task.
 pub(crate) type LogQuery = Box<dyn FnOnce(Option<&eddy_core::replica::Replica>) + Send>;
@@ -218,9 +227,18 @@ pub(crate) struct Actor {
         mpsc::UnboundedSender<SyncDone>,
         Option<mpsc::UnboundedReceiver<SyncDone>>,
     ),
-    /// Partitions a write failed on: offline until a restart, and nothing after the
-    /// failure is acknowledged or reported durable.
+    /// Partitions a write failed on: offline until their disk takes writes again (see
+    /// `retry_offline_partitions`), and nothing after the failure is acknowledged or
+    /// reported durable.
     failed: std::collections::BTreeSet<TopicPartition>,
+    /// Probes of failed partitions' directories run on blocking threads (a failing disk
+    /// may hang a sync) and report here: (partition, the disk took a synced write).
+    probes: (
+        mpsc::UnboundedSender<ProbeDone>,
+        Option<mpsc::UnboundedReceiver<ProbeDone>>,
+    ),
+    /// Failed partitions with a probe under way.
+    probing: BTreeSet<TopicPartition>,
     next_producer_id: i64,
     started: Instant,
     /// This broker's client listener, as registered with the controller.
@@ -262,17 +280,25 @@ impl Actor {
         let id = cfg.node_id;
         let roots: Vec<PathBuf> = cfg.log_dirs.iter().map(PathBuf::from).collect();
         let found = storage::find_partitions(&roots)?;
+        let mut recovery_points = BTreeMap::new();
+        for root in &roots {
+            recovery_points.extend(storage::checkpoint::read_recovery_points(root));
+        }
+        let log_config = LogConfig::from_broker(&cfg);
         let mut dirs = BTreeMap::new();
         let mut dir_topic_ids = BTreeMap::new();
         let mut recovered = Vec::new();
         let mut empty_starts = Vec::new();
         for (tp, path) in found {
-            let (dir, rec) =
-                PartitionDir::open(path, cfg.log_segment_bytes.into(), cfg.log_roll_ms)?;
+            let recovery_point = recovery_points.get(&tp).copied();
+            let (dir, rec) = PartitionDir::open(path, log_config, recovery_point)?;
             tracing::info!(
                 partition = %format!("{}-{}", tp.topic, tp.partition),
                 batches = rec.batches.len(),
                 cut_bytes = rec.cut_bytes,
+                recovery_point,
+                crc_checked_bytes = rec.checked_bytes,
+                rebuilt_indexes = rec.rebuilt_indexes.len(),
                 "recovered partition"
             );
             if rec.batches.is_empty() && rec.log_start_offset > 0 {
@@ -310,6 +336,11 @@ impl Actor {
             pending: BTreeMap::new(),
             next_token: 0,
             failed: Default::default(),
+            probes: {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (tx, Some(rx))
+            },
+            probing: BTreeSet::new(),
             syncs: {
                 let (tx, rx) = mpsc::unbounded_channel();
                 (tx, Some(rx))
@@ -337,14 +368,8 @@ impl Actor {
     }
 
     fn create_partition_dir(&mut self, tp: &TopicPartition) -> Result<(), StorageError> {
-        // Spread partitions over the log dirs by index, as Kafka spreads by count.
-        let root = &self.cfg.log_dirs[tp.partition as usize % self.cfg.log_dirs.len()];
-        let path = PathBuf::from(root).join(storage::partition_dir_name(tp));
-        let (dir, _) = PartitionDir::open(
-            path,
-            self.cfg.log_segment_bytes.into(),
-            self.cfg.log_roll_ms,
-        )?;
+        let path = self.partition_path(tp);
+        let (dir, _) = PartitionDir::open(path, LogConfig::from_broker(&self.cfg), None)?;
         let id = self.quorum.image().topic(&tp.topic).map(|t| t.topic_id);
         if let Some(id) = id {
             partition_metadata::write(dir.path(), id)?;
@@ -375,12 +400,25 @@ impl Actor {
         mut peers: mpsc::Receiver<(NodeId, PeerFrame)>,
     ) {
         let mut synced = self.syncs.1.take().expect("run once");
+        let mut probed = self.probes.1.take().expect("run once");
         let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retention = tokio::time::interval(Duration::from_millis(
             self.cfg.log_retention_check_interval_ms.max(1),
         ));
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut checkpoint = tokio::time::interval(Duration::from_millis(
+            self.cfg
+                .log_flush_offset_checkpoint_interval_ms
+                .max(TICK_MS),
+        ));
+        checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut offline_retry = tokio::time::interval(Duration::from_millis(
+            self.cfg
+                .log_retention_check_interval_ms
+                .clamp(TICK_MS, OFFLINE_RETRY_MS_MAX),
+        ));
+        offline_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -400,8 +438,11 @@ impl Actor {
                     }
                 }
                 Some((from, frame)) = peers.recv() => self.on_peer(from, frame),
-                Some((tp, sync_id, ok)) = synced.recv() => self.on_synced(tp, sync_id, ok),
+                Some((tp, sync_id, point, ok)) = synced.recv() => self.on_synced(tp, sync_id, point, ok),
                 _ = retention.tick() => self.enforce_retention(),
+                _ = checkpoint.tick() => self.checkpoint_recovery_points(),
+                _ = offline_retry.tick() => self.retry_offline_partitions(),
+                Some((tp, ok)) = probed.recv() => self.on_probed(tp, ok),
             }
         }
         self.shutdown();
@@ -729,14 +770,23 @@ impl Actor {
     }
 
     /// A sync finished on its blocking thread.
-    fn on_synced(&mut self, tp: TopicPartition, sync_id: u64, ok: bool) {
+    fn on_synced(&mut self, tp: TopicPartition, sync_id: Option<u64>, point: SyncPoint, ok: bool) {
         if !ok && self.failed.insert(tp.clone()) {
             tracing::error!(
                 partition = %format!("{}-{}", tp.topic, tp.partition),
-                "sync failed: the partition is offline; fix the disk and restart the broker"
+                "sync failed: the partition is offline until its disk takes writes again"
             );
         }
-        let done = if ok && !self.failed.contains(&tp) {
+        let ok = ok && !self.failed.contains(&tp);
+        if ok {
+            if let Some(dir) = self.dirs.get_mut(&tp) {
+                dir.synced(point);
+            }
+        }
+        let Some(sync_id) = sync_id else {
+            return;
+        };
+        let done = if ok {
             StorageDone::Synced {
                 partition: tp,
                 sync_id,
@@ -752,11 +802,151 @@ impl Actor {
         self.carry_out(effects);
     }
 
-    /// Flushes every partition before the process exits.
+    /// Runs a sync on a blocking thread; it reports back through `syncs`.
+    fn spawn_sync(&self, tp: TopicPartition, sync_id: Option<u64>, job: SyncJob) {
+        let done = self.syncs.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let point = job.point();
+            let result = job.run();
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "sync failed");
+            }
+            let _ = done.send((tp, sync_id, point, result.is_ok()));
+        });
+    }
+
+    /// Each log dir's recovery points as they stand now: (log dir, partition → point).
+    fn recovery_points(&self) -> BTreeMap<PathBuf, BTreeMap<TopicPartition, u64>> {
+        let mut by_dir: BTreeMap<PathBuf, BTreeMap<TopicPartition, u64>> = self
+            .cfg
+            .log_dirs
+            .iter()
+            .map(|d| (PathBuf::from(d), BTreeMap::new()))
+            .collect();
+        for (tp, dir) in &self.dirs {
+            by_dir
+                .entry(dir.log_dir().to_path_buf())
+                .or_default()
+                .insert(tp.clone(), dir.recovery_point());
+        }
+        by_dir
+    }
+
+    /// Writes every log dir's `recovery-point-offset-checkpoint`, off the actor's thread,
+    /// every `log.flush.offset.checkpoint.interval.ms`.
+    fn checkpoint_recovery_points(&self) {
+        let points = self.recovery_points();
+        tokio::task::spawn_blocking(move || {
+            for (root, points) in points {
+                if let Err(e) = storage::checkpoint::write_recovery_points(&root, &points) {
+                    tracing::warn!(log_dir = %root.display(), error = %e, "could not write the recovery point checkpoint; a restart checks more of the log");
+                }
+            }
+        });
+    }
+
+    /// Tries to bring back each partition that went offline on a storage failure: its
+    /// directory is probed off the actor's thread, and once it takes a synced write
+    /// again (`on_probed`) the files are reopened (recovery cuts a torn write) and
+    /// brought back in line with the core's log, which never lost what it acknowledged,
+    /// and the partition serves again — no restart needed. A partition whose disk still
+    /// fails stays offline until the next attempt.
+    fn retry_offline_partitions(&mut self) {
+        for tp in self.failed.clone() {
+            if self.node.replica(&tp).is_none() {
+                // Gone from this broker (its topic was deleted): nothing to bring back.
+                self.failed.remove(&tp);
+                continue;
+            }
+            if !self.probing.insert(tp.clone()) {
+                continue;
+            }
+            let path = self.partition_path(&tp);
+            let done = self.probes.0.clone();
+            tokio::task::spawn_blocking(move || {
+                let ok = match storage::probe_dir(&path) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "an offline partition's disk still fails; it stays offline");
+                        false
+                    }
+                };
+                let _ = done.send((tp, ok));
+            });
+        }
+    }
+
+    /// A probe of an offline partition's directory finished.
+    fn on_probed(&mut self, tp: TopicPartition, ok: bool) {
+        self.probing.remove(&tp);
+        if !ok || !self.failed.contains(&tp) || self.node.replica(&tp).is_none() {
+            return;
+        }
+        let name = storage::partition_dir_name(&tp);
+        match self.restore_partition(&tp) {
+            Ok(written) => {
+                self.failed.remove(&tp);
+                tracing::info!(partition = %name, rewritten_batches = written, "storage works again: the partition is back online");
+            }
+            Err(e) => {
+                tracing::warn!(partition = %name, error = %e, "the disk took a probe but restoring the partition failed; it stays offline");
+            }
+        }
+    }
+
+    /// Where a partition's directory is, or goes: partitions are spread over the log
+    /// dirs by index, as Kafka spreads them by count.
+    fn partition_path(&self, tp: &TopicPartition) -> PathBuf {
+        match self.dirs.get(tp) {
+            Some(dir) => dir.path().to_path_buf(),
+            None => {
+                let root = &self.cfg.log_dirs[tp.partition as usize % self.cfg.log_dirs.len()];
+                PathBuf::from(root).join(storage::partition_dir_name(tp))
+            }
+        }
+    }
+
+    /// Reopens a failed partition's directory and restores what the core holds.
+    fn restore_partition(&mut self, tp: &TopicPartition) -> Result<usize, StorageError> {
+        let path = self.partition_path(tp);
+        let recovery_point = self.dirs.get(tp).map(|d| d.recovery_point());
+        let (mut dir, rec) =
+            PartitionDir::open(path, LogConfig::from_broker(&self.cfg), recovery_point)?;
+        let written = match self.node.replica(tp) {
+            Some(replica) => {
+                let log = replica.log();
+                dir.restore(
+                    &rec.batches,
+                    log.log_start_offset(),
+                    log.batches(),
+                    wall_clock_ms(),
+                )?
+            }
+            None => {
+                dir.flush_all()?;
+                0
+            }
+        };
+        self.dirs.insert(tp.clone(), dir);
+        self.apply_roll_settings();
+        Ok(written)
+    }
+
+    /// Flushes every partition before the process exits, and records that everything is
+    /// on disk in each log dir's recovery point checkpoint: the next start checks nothing
+    /// but the logs' ends.
     fn shutdown(&mut self) {
         for (tp, dir) in &mut self.dirs {
-            if let Err(e) = dir.sync() {
+            if self.failed.contains(tp) {
+                continue;
+            }
+            if let Err(e) = dir.flush_all() {
                 tracing::error!(partition = %format!("{}-{}", tp.topic, tp.partition), error = %e, "flush on shutdown failed");
+            }
+        }
+        for (root, points) in self.recovery_points() {
+            if let Err(e) = storage::checkpoint::write_recovery_points(&root, &points) {
+                tracing::warn!(log_dir = %root.display(), error = %e, "could not write the recovery point checkpoint; the next start checks more of the log");
             }
         }
         tracing::info!("logs flushed");
@@ -949,8 +1139,8 @@ impl Actor {
     /// The answer for a request this broker refuses before the core sees it: a partition
     /// the metadata does not have gets UNKNOWN_TOPIC_OR_PARTITION, as Kafka gives (the
     /// core would say it is not the leader, which sends clients to refresh metadata for
-    /// ever); one whose storage failed here gets KAFKA_STORAGE_ERROR (offline until a
-    /// restart). A partition hosted elsewhere is the core's to refuse
+    /// ever); one whose storage failed here gets KAFKA_STORAGE_ERROR (offline until its
+    /// disk works again). A partition hosted elsewhere is the core's to refuse
     /// (NOT_LEADER_OR_FOLLOWER).
     fn refuse_partition(&self, req: &ClientRequest) -> Option<ClientResponse> {
         use eddy_core::ErrorCode;
@@ -1110,6 +1300,25 @@ impl Actor {
     }
 
     fn storage(&mut self, op: StorageOp) -> Option<StorageDone> {
+        // An offline partition's files are left as the failure left them: the core's log
+        // is the reference, and the files are brought back in line with it when the disk
+        // works again (`retry_offline_partitions`).
+        match &op {
+            StorageOp::Sync { partition, sync_id } if self.failed.contains(partition) => {
+                return Some(StorageDone::SyncFailed {
+                    partition: partition.clone(),
+                    sync_id: *sync_id,
+                });
+            }
+            StorageOp::Append { partition, .. }
+            | StorageOp::Truncate { partition, .. }
+            | StorageOp::TruncateFully { partition, .. }
+                if self.failed.contains(partition) =>
+            {
+                return None;
+            }
+            _ => {}
+        }
         let (tp, result, sync_id) = match op {
             StorageOp::Append {
                 partition,
@@ -1117,9 +1326,15 @@ impl Actor {
                 batch,
             } => {
                 let now = wall_clock_ms();
-                let r = self
-                    .dir(&partition)
-                    .and_then(|d| d.append(base_offset, &batch, now));
+                let r = self.dir(&partition).and_then(|d| {
+                    d.append(base_offset, &batch, now)
+                        .map(|()| d.take_roll_flush())
+                });
+                let r = r.map(|roll_flush| {
+                    if let Some(job) = roll_flush {
+                        self.spawn_sync(partition.clone(), None, job);
+                    }
+                });
                 (partition, r, None)
             }
             StorageOp::Truncate { partition, offset } => {
@@ -1131,21 +1346,11 @@ impl Actor {
                 (partition, r, None)
             }
             StorageOp::Sync { partition, sync_id } => {
-                if self.failed.contains(&partition) {
-                    return Some(StorageDone::SyncFailed { partition, sync_id });
-                }
                 match self.dir(&partition).and_then(|d| d.begin_sync()) {
                     Ok(job) => {
                         // Flushed off the actor's thread: appends to every partition go on
                         // meanwhile, and the core's next sync covers them all.
-                        let done = self.syncs.0.clone();
-                        tokio::task::spawn_blocking(move || {
-                            let result = job.run();
-                            if let Err(e) = &result {
-                                tracing::error!(error = %e, "sync failed");
-                            }
-                            let _ = done.send((partition, sync_id, result.is_ok()));
-                        });
+                        self.spawn_sync(partition, Some(sync_id), job);
                         return None;
                     }
                     Err(e) => (partition, Err(e), Some(sync_id)),
@@ -1159,13 +1364,13 @@ impl Actor {
                 // The write is not on disk (a full disk, most often). The partition goes
                 // offline, as Kafka takes a failed log dir offline: nothing more is
                 // acknowledged, no sync reports it durable, and requests for it get
-                // KAFKA_STORAGE_ERROR until the broker restarts and recovers it from
-                // what the disk holds.
+                // KAFKA_STORAGE_ERROR until `retry_offline_partitions` finds the disk
+                // working again and restores the files from the core's log.
                 if self.failed.insert(tp.clone()) {
                     tracing::error!(
                         partition = %format!("{}-{}", tp.topic, tp.partition),
                         error = %e,
-                        "storage failed: the partition is offline; free space (or fix the disk) and restart the broker"
+                        "storage failed: the partition is offline until its disk takes writes again (free space or fix the disk)"
                     );
                 }
                 Err(())

@@ -32,7 +32,8 @@ use crate::storage::StorageError;
 /// Where the quorum's files live: `metadata.log.dir` as Kafka names it, by default
 /// inside the first log dir under KRaft's name for the metadata log's directory.
 pub(crate) fn metadata_dir(cfg: &BrokerConfig) -> PathBuf {
-    PathBuf::from(&cfg.log_dirs[0]).join(METADATA_DIR_NAME)
+    let root = cfg.metadata_log_dir.as_ref().unwrap_or(&cfg.log_dirs[0]);
+    PathBuf::from(root).join(METADATA_DIR_NAME)
 }
 
 /// KRaft's name for the metadata log's directory; partition discovery skips it.
