@@ -1,0 +1,20 @@
+//! Eddy's Kafka client: a producer, a consumer and an admin client speaking the Kafka
+//! wire protocol (through the `kafka-protocol` crate's client side) to Eddy or to any
+//! Kafka broker. It is written on tokio APIs only, so the same code runs on real sockets
+//! and, under `--cfg madsim`, inside the simulator.
+//!
+//! - [`connection`]: one pipelined connection per broker, with ApiVersions negotiation.
+//! - [`network`]: the bootstrap list, the connection pool and the metadata cache.
+//! - [`partitioner`]: murmur2 exactly as the Java client computes it.
+//! - [`records`]: building (and compressing) batches, reading fetched ones.
+
+pub mod connection;
+pub mod error;
+pub mod network;
+pub mod partitioner;
+pub mod records;
+mod versions;
+
+pub use eddy_core::TopicPartition;
+pub use error::{ClientError, KafkaCode, Result};
+pub use network::{CommonConfig, NetworkClient};
