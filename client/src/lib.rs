@@ -8,13 +8,19 @@
 //! - [`partitioner`]: murmur2 exactly as the Java client computes it.
 //! - [`records`]: building (and compressing) batches, reading fetched ones.
 
+pub mod admin;
 pub mod connection;
+pub mod consumer;
 pub mod error;
 pub mod network;
 pub mod partitioner;
 pub mod records;
+pub mod producer;
 mod versions;
 
 pub use eddy_core::TopicPartition;
+pub use admin::{Admin, NewTopic};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceEvent};
 pub use error::{ClientError, KafkaCode, Result};
 pub use network::{CommonConfig, NetworkClient};
+pub use producer::{Acks, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

@@ -163,18 +163,23 @@ impl NetworkClient {
             .brokers
             .get(&node_id)
             .cloned();
-        let Some(broker) = broker else {
-            self.refresh_metadata(Some(&[]), false).await?;
-            let cache = self.inner.cache.lock().expect("cache lock");
-            let Some(b) = cache.brokers.get(&node_id) else {
-                return Err(ClientError::Connection {
+        let broker = match broker {
+            Some(b) => b,
+            None => {
+                self.refresh_metadata(Some(&[]), false).await?;
+                let found = self
+                    .inner
+                    .cache
+                    .lock()
+                    .expect("cache lock")
+                    .brokers
+                    .get(&node_id)
+                    .cloned();
+                found.ok_or_else(|| ClientError::Connection {
                     broker: format!("node {node_id}"),
                     reason: "the metadata names no such broker".to_string(),
-                });
-            };
-            let (addr, name) = (b.addr(), format!("node {node_id} ({})", b.addr()));
-            drop(cache);
-            return self.connect(&addr, name).await;
+                })?
+            }
         };
         self.connect(&broker.addr(), format!("node {node_id} ({})", broker.addr()))
             .await
