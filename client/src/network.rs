@@ -17,6 +17,8 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use crate::connection::Connection;
 use crate::error::{ClientError, KafkaCode, Result};
 
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
 /// Settings every client shares.
 #[derive(Clone, Debug)]
 pub struct CommonConfig {
@@ -284,8 +286,12 @@ impl NetworkClient {
             let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
                 continue;
             };
-            if t.error_code != 0 {
+            if t.error_code == UNKNOWN_TOPIC_OR_PARTITION {
                 cache.topics.remove(&name);
+                continue;
+            }
+            if t.error_code != 0 {
+                // LEADER_NOT_AVAILABLE and the like: keep the view we had.
                 continue;
             }
             let mut partitions: Vec<PartitionMetadata> = t

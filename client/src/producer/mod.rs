@@ -78,6 +78,8 @@ pub struct ProducerConfig {
     pub delivery_timeout_ms: u64,
     /// `enable.idempotence`. Needs acks=all, as in Kafka.
     pub enable_idempotence: bool,
+    /// `max.block.ms`: how long `send` waits for a topic's metadata.
+    pub max_block_ms: u64,
     /// Whether the producer's metadata requests may auto-create topics (the broker's
     /// `auto.create.topics.enable` decides too).
     pub allow_auto_topic_creation: bool,
@@ -94,6 +96,7 @@ impl Default for ProducerConfig {
             compression: Compression::None,
             delivery_timeout_ms: 120_000,
             enable_idempotence: true,
+            max_block_ms: 60_000,
             allow_auto_topic_creation: true,
         }
     }
@@ -155,6 +158,8 @@ pub(crate) struct Shared {
     drained: Notify,
     /// `buffer.memory`, in bytes, as permits.
     memory: Semaphore,
+    /// Batches sent again after a failed attempt, for tests and tools.
+    retries: std::sync::atomic::AtomicU64,
 }
 
 /// A Kafka producer. Cheap to clone; clones share batches and the sender.
@@ -183,6 +188,7 @@ impl Producer {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
             drained: Notify::new(),
+            retries: Default::default(),
         });
         tokio::spawn(sender::run(shared.clone()));
         Ok(Producer { shared })
@@ -191,6 +197,11 @@ impl Producer {
     /// The connection pool and metadata this producer uses.
     pub fn network(&self) -> &NetworkClient {
         &self.shared.net
+    }
+
+    /// How many times a batch has been put back for another attempt.
+    pub fn retry_count(&self) -> u64 {
+        self.shared.retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends `record` and waits until it is acknowledged.
@@ -202,10 +213,7 @@ impl Producer {
     /// known and `buffer.memory` has room); the future resolves on acknowledgement.
     pub async fn send_nowait(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let shared = &self.shared;
-        let topic = shared
-            .net
-            .topic_or_fetch(&record.topic, shared.config.allow_auto_topic_creation)
-            .await?;
+        let topic = self.topic_metadata(&record.topic).await?;
         let partitions = topic.partitions.len();
         let size = accumulator::record_size(&record);
         // A record larger than the whole buffer still goes, alone.
@@ -263,6 +271,27 @@ impl Producer {
             shared.wake.notify_one();
         }
         Ok(DeliveryFuture(receiver))
+    }
+
+    /// The topic's metadata, waiting up to `max.block.ms` for it to appear (a topic
+    /// being auto-created, or a metadata answer from a broker that has not caught up).
+    async fn topic_metadata(&self, topic: &str) -> Result<crate::network::TopicMetadata> {
+        let shared = &self.shared;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(shared.config.max_block_ms);
+        loop {
+            match shared
+                .net
+                .topic_or_fetch(topic, shared.config.allow_auto_topic_creation)
+                .await
+            {
+                Ok(t) => return Ok(t),
+                Err(e) if e.is_retriable() && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%topic, error = %e, "waiting for topic metadata");
+                    tokio::time::sleep(shared.net.retry_backoff()).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Sends every queued record now (no lingering) and waits until each is acknowledged

@@ -157,6 +157,7 @@ fn finish(shared: &Shared, batch: Batch, outcome: Result<i64, ClientError>) {
 
 fn retry(shared: &Shared, batch: Batch, error: String, refresh: bool) {
     tracing::debug!(tp = %batch.tp, %error, attempts = batch.attempts + 1, "retrying a batch");
+    shared.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let retry_at = Instant::now() + shared.net.retry_backoff();
     let mut s = shared.state.lock().expect("producer state");
     s.requeue(batch, retry_at, error);
