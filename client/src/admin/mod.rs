@@ -274,7 +274,8 @@ impl Admin {
             .with_timeout_ms(self.timeout_ms())
             .with_topics(vec![CreatePartitionsTopic::default()
                 .with_name(TopicName(s(topic)))
-                .with_count(total)]);
+                .with_count(total)
+                .with_assignments(None)]);
         let conn = self.net.any().await?;
         let response = conn.call(&request).await?;
         for r in &response.results {
