@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use eddy_client::{
-    Admin, CommonConfig, Consumer, ConsumerConfig, NewTopic, OffsetReset, Producer,
-    ProducerConfig, ProducerRecord, TopicPartition,
+    Admin, CommonConfig, Consumer, ConsumerConfig, NewTopic, OffsetReset, Producer, ProducerConfig,
+    ProducerRecord, TopicPartition,
 };
 use support::Cluster;
 
@@ -75,12 +75,16 @@ async fn idempotent_producer_loses_and_duplicates_nothing_when_a_broker_is_kille
     }
     let mut acked = 0;
     for p in pending {
-        p.await.expect("every record is acknowledged despite the kill");
+        p.await
+            .expect("every record is acknowledged despite the kill");
         acked += 1;
     }
     assert_eq!(acked, RECORDS);
     eprintln!("batch retries: {}", producer.retry_count());
-    assert!(producer.retry_count() > 0, "the kill hit batches in flight or queued for it");
+    assert!(
+        producer.retry_count() > 0,
+        "the kill hit batches in flight or queued for it"
+    );
     producer.close().await;
 
     let mut consumer = Consumer::new(ConsumerConfig {
@@ -96,14 +100,20 @@ async fn idempotent_producer_loses_and_duplicates_nothing_when_a_broker_is_kille
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while total < RECORDS && tokio::time::Instant::now() < deadline {
         for r in consumer.poll(Duration::from_millis(500)).await.unwrap() {
-            let v: usize = std::str::from_utf8(r.value.as_deref().unwrap()).unwrap().parse().unwrap();
+            let v: usize = std::str::from_utf8(r.value.as_deref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
             by_partition.entry(r.partition).or_default().push(v);
             total += 1;
         }
     }
     // A little longer: anything beyond RECORDS would be a duplicate.
     for r in consumer.poll(Duration::from_millis(1_000)).await.unwrap() {
-        let v: usize = std::str::from_utf8(r.value.as_deref().unwrap()).unwrap().parse().unwrap();
+        let v: usize = std::str::from_utf8(r.value.as_deref().unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
         by_partition.entry(r.partition).or_default().push(v);
         total += 1;
     }

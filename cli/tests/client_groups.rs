@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use eddy_client::{
-    Admin, CommonConfig, Consumer, ConsumerConfig, NewTopic, OffsetReset, Producer,
-    ProducerConfig, ProducerRecord, RebalanceEvent, TopicPartition,
+    Admin, CommonConfig, Consumer, ConsumerConfig, NewTopic, OffsetReset, Producer, ProducerConfig,
+    ProducerRecord, RebalanceEvent, TopicPartition,
 };
 use eddy_core::group::Assignor;
 use support::Broker;
@@ -75,7 +75,10 @@ fn member(
 async fn wait_until(what: &str, ok: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !ok() {
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not after 60 s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not after 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -126,7 +129,15 @@ async fn three_split_six_then_two_take_over(assignor: Assignor) {
     let seen: Vec<Arc<Mutex<Seen>>> = (0..3).map(|_| Arc::default()).collect();
     let stops: Vec<Arc<AtomicBool>> = (0..3).map(|_| Arc::default()).collect();
     let tasks: Vec<_> = (0..3)
-        .map(|i| member(broker.addr.clone(), topic, assignor, seen[i].clone(), stops[i].clone()))
+        .map(|i| {
+            member(
+                broker.addr.clone(),
+                topic,
+                assignor,
+                seen[i].clone(),
+                stops[i].clone(),
+            )
+        })
         .collect();
     wait_until("three members hold two partitions each", || {
         let (sizes, all) = sizes(&seen);

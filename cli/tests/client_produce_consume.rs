@@ -83,7 +83,10 @@ async fn every_record_comes_back_with_each_compression_codec() {
         for p in pending {
             let md = p.await.unwrap();
             assert!(md.offset >= 0);
-            assert!(offsets.insert((md.partition, md.offset), ()).is_none(), "offsets unique");
+            assert!(
+                offsets.insert((md.partition, md.offset), ()).is_none(),
+                "offsets unique"
+            );
         }
         producer.close().await;
 
@@ -95,9 +98,19 @@ async fn every_record_comes_back_with_each_compression_codec() {
         for r in &got {
             let key = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();
             let i: usize = key.strip_prefix("key-").unwrap().parse().unwrap();
-            assert_eq!(r.value.as_deref(), Some(format!("value-{i}-").repeat(5).as_bytes()));
-            assert_eq!(r.headers, vec![("i".to_string(), Some(Bytes::from(i.to_string())))]);
-            assert_eq!(r.partition, partition_for_key(key.as_bytes(), 3), "murmur2 placement");
+            assert_eq!(
+                r.value.as_deref(),
+                Some(format!("value-{i}-").repeat(5).as_bytes())
+            );
+            assert_eq!(
+                r.headers,
+                vec![("i".to_string(), Some(Bytes::from(i.to_string())))]
+            );
+            assert_eq!(
+                r.partition,
+                partition_for_key(key.as_bytes(), 3),
+                "murmur2 placement"
+            );
             assert!(seen.insert(i), "{codec}: no duplicates");
         }
         c.close().await.unwrap();
@@ -108,7 +121,11 @@ async fn every_record_comes_back_with_each_compression_codec() {
 async fn acks_zero_one_and_all_all_deliver() {
     let broker = Broker::start("client-acks", &[]);
     create(&broker.addr, "acks", 1).await;
-    for (acks, idempotent) in [(Acks::None, false), (Acks::Leader, false), (Acks::All, true)] {
+    for (acks, idempotent) in [
+        (Acks::None, false),
+        (Acks::Leader, false),
+        (Acks::All, true),
+    ] {
         let producer = Producer::new(ProducerConfig {
             common: common(&broker.addr),
             acks,
@@ -118,7 +135,11 @@ async fn acks_zero_one_and_all_all_deliver() {
         .unwrap();
         for i in 0..100 {
             let md = producer
-                .send(ProducerRecord::new("acks", None, Some(Bytes::from(format!("{i}")))))
+                .send(ProducerRecord::new(
+                    "acks",
+                    None,
+                    Some(Bytes::from(format!("{i}"))),
+                ))
                 .await
                 .unwrap();
             assert_eq!(md.offset < 0, acks == Acks::None, "{acks:?}: {md:?}");
@@ -184,13 +205,19 @@ async fn seek_position_pause_and_resume() {
     .unwrap();
     for i in 0..50 {
         producer
-            .send_nowait(ProducerRecord::new("seeks", None, Some(Bytes::from(format!("{i}")))))
+            .send_nowait(ProducerRecord::new(
+                "seeks",
+                None,
+                Some(Bytes::from(format!("{i}"))),
+            ))
             .await
             .unwrap();
     }
     producer.flush().await;
     let tp = TopicPartition::new("seeks", 0);
-    let ends = list_offsets(producer.network(), &[tp.clone()], -1).await.unwrap();
+    let ends = list_offsets(producer.network(), &[tp.clone()], -1)
+        .await
+        .unwrap();
     assert_eq!(ends[&tp], 50);
 
     let mut c = consumer(&broker.addr, None);
@@ -199,12 +226,18 @@ async fn seek_position_pause_and_resume() {
     assert_eq!(c.position(&tp).await.unwrap(), 50);
     c.seek(&tp, 45);
     let got = read_n(&mut c, 5).await;
-    assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![45, 46, 47, 48, 49]);
+    assert_eq!(
+        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![45, 46, 47, 48, 49]
+    );
     assert_eq!(c.position(&tp).await.unwrap(), 50);
 
     c.seek_to_beginning(&[tp.clone()]).await.unwrap();
     c.pause(&[tp.clone()]);
-    assert!(c.poll(Duration::from_millis(300)).await.unwrap().is_empty(), "paused");
+    assert!(
+        c.poll(Duration::from_millis(300)).await.unwrap().is_empty(),
+        "paused"
+    );
     c.resume(&[tp.clone()]);
     let got = read_n(&mut c, 50).await;
     assert_eq!(got.first().map(|r| r.offset), Some(0));

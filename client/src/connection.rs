@@ -111,7 +111,11 @@ impl Connection {
 
     /// Whether the connection has failed (the pool then opens a new one).
     pub(crate) fn is_closed(&self) -> bool {
-        self.inflight.lock().expect("inflight lock").closed.is_some()
+        self.inflight
+            .lock()
+            .expect("inflight lock")
+            .closed
+            .is_some()
     }
 
     /// Closes the connection: pending calls fail, the reader stops.
@@ -141,7 +145,10 @@ impl Connection {
                 .map(|k| (k.api_key, (k.min_version, k.max_version)))
                 .collect();
             if resp.error_code == 35 {
-                let (_, max) = ranges.get(&(ApiKey::ApiVersions as i16)).copied().unwrap_or((0, 0));
+                let (_, max) = ranges
+                    .get(&(ApiKey::ApiVersions as i16))
+                    .copied()
+                    .unwrap_or((0, 0));
                 version = max.min(version - 1).max(0);
                 continue;
             }
@@ -166,16 +173,16 @@ impl Connection {
     pub fn version(&self, key: ApiKey) -> Result<i16> {
         let (cmin, cmax, name) = versions::client_range(key);
         let broker = self.versions.get(&(key as i16)).copied();
-        broker
-            .and_then(|b| versions::pick((cmin, cmax), b))
-            .ok_or(ClientError::UnsupportedVersion {
+        broker.and_then(|b| versions::pick((cmin, cmax), b)).ok_or(
+            ClientError::UnsupportedVersion {
                 broker: self.broker.clone(),
                 api: name,
                 broker_min: broker.map_or(-1, |b| b.0),
                 broker_max: broker.map_or(-1, |b| b.1),
                 client_min: cmin,
                 client_max: cmax,
-            })
+            },
+        )
     }
 
     /// Sends `request` at the negotiated version and waits for its response.

@@ -98,7 +98,9 @@ pub enum ClientError {
     },
     #[error("Topic {topic} does not exist (no broker knows it); create it first.")]
     UnknownTopic { topic: String },
-    #[error("Partition {topic}-{partition} does not exist: the topic has {partitions} partitions.")]
+    #[error(
+        "Partition {topic}-{partition} does not exist: the topic has {partitions} partitions."
+    )]
     UnknownPartition {
         topic: String,
         partition: i32,

@@ -14,13 +14,13 @@ pub mod consumer;
 pub mod error;
 pub mod network;
 pub mod partitioner;
-pub mod records;
 pub mod producer;
+pub mod records;
 mod versions;
 
-pub use eddy_core::TopicPartition;
 pub use admin::{Admin, NewTopic};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceEvent};
+pub use eddy_core::TopicPartition;
 pub use error::{ClientError, KafkaCode, Result};
 pub use network::{CommonConfig, NetworkClient};
 pub use producer::{Acks, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

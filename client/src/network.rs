@@ -183,8 +183,11 @@ impl NetworkClient {
                 })?
             }
         };
-        self.connect(&broker.addr(), format!("node {node_id} ({})", broker.addr()))
-            .await
+        self.connect(
+            &broker.addr(),
+            format!("node {node_id} ({})", broker.addr()),
+        )
+        .await
     }
 
     /// A connection to any reachable broker: the known ones first, then the bootstrap list.
@@ -357,7 +360,11 @@ impl NetworkClient {
     /// The cached leader of a partition, if it has one.
     pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
         let cache = self.inner.cache.lock().expect("cache lock");
-        let p = cache.topics.get(topic)?.partitions.get(partition as usize)?;
+        let p = cache
+            .topics
+            .get(topic)?
+            .partitions
+            .get(partition as usize)?;
         (p.leader >= 0).then_some(p.leader)
     }
 

@@ -73,7 +73,12 @@ mod tests {
             (b"key", 3_215_029_929u32 as i32),
         ];
         for (key, want) in cases {
-            assert_eq!(murmur2(key), *want, "murmur2({:?})", String::from_utf8_lossy(key));
+            assert_eq!(
+                murmur2(key),
+                *want,
+                "murmur2({:?})",
+                String::from_utf8_lossy(key)
+            );
         }
     }
 

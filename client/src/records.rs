@@ -67,8 +67,8 @@ pub(crate) fn build_batch(
     out.put_slice(&compressed);
     let batch_length = i32::try_from(out.len() - batch::LOG_OVERHEAD).expect("batch under 2 GiB");
     out[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
-    let attributes = i16::from_be_bytes([out[ATTRIBUTES_AT], out[ATTRIBUTES_AT + 1]])
-        | code(compression);
+    let attributes =
+        i16::from_be_bytes([out[ATTRIBUTES_AT], out[ATTRIBUTES_AT + 1]]) | code(compression);
     out[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
     let crc = crc32c::crc32c(&out[ATTRIBUTES_AT..]);
     out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
@@ -107,12 +107,18 @@ fn decompress(compression: Compression, data: Bytes) -> Result<Bytes, String> {
     let mut data = data;
     let r = match compression {
         Compression::None => return Ok(data),
-        Compression::Gzip => codec::Gzip::decompress(&mut data, |b: &mut Bytes| Ok(std::mem::take(b))),
+        Compression::Gzip => {
+            codec::Gzip::decompress(&mut data, |b: &mut Bytes| Ok(std::mem::take(b)))
+        }
         Compression::Snappy => {
             codec::Snappy::decompress(&mut data, |b: &mut Bytes| Ok(std::mem::take(b)))
         }
-        Compression::Lz4 => codec::Lz4::decompress(&mut data, |b: &mut Bytes| Ok(std::mem::take(b))),
-        Compression::Zstd => codec::Zstd::decompress(&mut data, |b: &mut Bytes| Ok(std::mem::take(b))),
+        Compression::Lz4 => {
+            codec::Lz4::decompress(&mut data, |b: &mut Bytes| Ok(std::mem::take(b)))
+        }
+        Compression::Zstd => {
+            codec::Zstd::decompress(&mut data, |b: &mut Bytes| Ok(std::mem::take(b)))
+        }
     };
     r.map_err(|e| format!("{compression:?} decompression failed: {e}"))
 }
@@ -153,7 +159,11 @@ pub(crate) fn decode_batches(bytes: &Bytes) -> Result<(Vec<FetchedRecord>, Optio
     Ok((out, next_offset))
 }
 
-fn decode_one(header: &BatchHeader, raw: Bytes, out: &mut Vec<FetchedRecord>) -> Result<(), String> {
+fn decode_one(
+    header: &BatchHeader,
+    raw: Bytes,
+    out: &mut Vec<FetchedRecord>,
+) -> Result<(), String> {
     let compression = header.compression().map_err(|e| e.to_string())?;
     let plain = if compression == Compression::None {
         raw

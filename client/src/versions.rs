@@ -20,7 +20,12 @@ const CLIENT_VERSIONS: &[(ApiKey, i16, i16, &str)] = &[
     (ApiKey::DeleteTopics, 1, 5, "DeleteTopics"),
     (ApiKey::CreatePartitions, 0, 3, "CreatePartitions"),
     (ApiKey::DescribeConfigs, 1, 4, "DescribeConfigs"),
-    (ApiKey::IncrementalAlterConfigs, 0, 1, "IncrementalAlterConfigs"),
+    (
+        ApiKey::IncrementalAlterConfigs,
+        0,
+        1,
+        "IncrementalAlterConfigs",
+    ),
     (ApiKey::DescribeCluster, 0, 1, "DescribeCluster"),
     (ApiKey::FindCoordinator, 0, 3, "FindCoordinator"),
     (ApiKey::JoinGroup, 0, 7, "JoinGroup"),

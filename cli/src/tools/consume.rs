@@ -55,7 +55,9 @@ pub(crate) fn run(args: ConsumeArgs) -> ExitCode {
 
 async fn consume(args: ConsumeArgs) -> Result<(), String> {
     let e = |e: eddy_client::ClientError| e.to_string();
-    if args.group.is_some() && (args.partition.is_some() || args.offset.is_some() || args.from_timestamp.is_some()) {
+    if args.group.is_some()
+        && (args.partition.is_some() || args.offset.is_some() || args.from_timestamp.is_some())
+    {
         return Err("--partition, --offset and --from-timestamp read without a group; drop --group, or reset the group's offsets with `eddy groups --reset-offsets`".to_string());
     }
     let mut consumer = Consumer::new(ConsumerConfig {
@@ -89,7 +91,10 @@ async fn consume(args: ConsumeArgs) -> Result<(), String> {
                 consumer.seek(tp, o);
             }
         } else if let Some(ts) = args.from_timestamp {
-            consumer.seek_to_timestamp(&partitions, ts).await.map_err(e)?;
+            consumer
+                .seek_to_timestamp(&partitions, ts)
+                .await
+                .map_err(e)?;
         } else if args.from_beginning {
             consumer.seek_to_beginning(&partitions).await.map_err(e)?;
         } else {
@@ -104,7 +109,10 @@ async fn consume(args: ConsumeArgs) -> Result<(), String> {
         let records = consumer.poll(poll).await.map_err(e)?;
         if records.is_empty() {
             idle += poll;
-            if args.timeout_ms.is_some_and(|t| idle >= Duration::from_millis(t)) {
+            if args
+                .timeout_ms
+                .is_some_and(|t| idle >= Duration::from_millis(t))
+            {
                 break;
             }
             continue;
@@ -144,7 +152,10 @@ async fn consume(args: ConsumeArgs) -> Result<(), String> {
 }
 
 fn text(b: Option<&[u8]>) -> String {
-    b.map_or_else(|| "null".to_string(), |b| String::from_utf8_lossy(b).into_owned())
+    b.map_or_else(
+        || "null".to_string(),
+        |b| String::from_utf8_lossy(b).into_owned(),
+    )
 }
 
 fn to_json(r: &ConsumerRecord) -> String {

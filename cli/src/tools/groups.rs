@@ -94,15 +94,27 @@ async fn act(admin: &Admin, args: &GroupsArgs) -> Result<(), String> {
                 "Group {group} is {} with {} members (assignor {}).\n",
                 d.state,
                 d.members.len(),
-                if d.protocol.is_empty() { "-" } else { &d.protocol }
+                if d.protocol.is_empty() {
+                    "-"
+                } else {
+                    &d.protocol
+                }
             );
             println!(
                 "{:<20} {:<20} {:>9} {:>14} {:>14} {:>8}  {:<40} {:<16} CLIENT-ID",
-                "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST"
+                "GROUP",
+                "TOPIC",
+                "PARTITION",
+                "CURRENT-OFFSET",
+                "LOG-END-OFFSET",
+                "LAG",
+                "CONSUMER-ID",
+                "HOST"
             );
         }
         for l in &lags {
-            let (member, host, client) = owner.get(&l.partition).copied().unwrap_or(("-", "-", "-"));
+            let (member, host, client) =
+                owner.get(&l.partition).copied().unwrap_or(("-", "-", "-"));
             if args.json {
                 println!(
                     "{}",
@@ -143,12 +155,18 @@ async fn act(admin: &Admin, args: &GroupsArgs) -> Result<(), String> {
             .topic
             .clone()
             .ok_or_else(|| "--reset-offsets needs --topic NAME".to_string())?;
-        let meta = admin.network().topic_or_fetch(&topic, false).await.map_err(e)?;
+        let meta = admin
+            .network()
+            .topic_or_fetch(&topic, false)
+            .await
+            .map_err(e)?;
         let tps: Vec<TopicPartition> = (0..meta.partitions.len() as u32)
             .map(|p| TopicPartition::new(topic.clone(), p))
             .collect();
         let net = admin.network();
-        let earliest = list_offsets(net, &tps, EARLIEST_TIMESTAMP).await.map_err(e)?;
+        let earliest = list_offsets(net, &tps, EARLIEST_TIMESTAMP)
+            .await
+            .map_err(e)?;
         let latest = list_offsets(net, &tps, LATEST_TIMESTAMP).await.map_err(e)?;
         let current: BTreeMap<TopicPartition, i64> = admin
             .group_lag(&group)
@@ -169,13 +187,22 @@ async fn act(admin: &Admin, args: &GroupsArgs) -> Result<(), String> {
             } else if let Some(d) = args.shift_by {
                 current.get(tp).copied().filter(|c| *c >= 0).unwrap_or(lo) + d
             } else {
-                return Err("--reset-offsets needs --to-earliest, --to-latest, --to-offset or --shift-by".to_string());
+                return Err(
+                    "--reset-offsets needs --to-earliest, --to-latest, --to-offset or --shift-by"
+                        .to_string(),
+                );
             };
             plan.insert(tp.clone(), target.clamp(lo, hi));
         }
-        println!("{:<20} {:<20} {:>9} {:>14}", "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET");
+        println!(
+            "{:<20} {:<20} {:>9} {:>14}",
+            "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"
+        );
         for (tp, o) in &plan {
-            println!("{:<20} {:<20} {:>9} {:>14}", group, tp.topic, tp.partition, o);
+            println!(
+                "{:<20} {:<20} {:>9} {:>14}",
+                group, tp.topic, tp.partition, o
+            );
         }
         if args.execute {
             admin.reset_group_offsets(&group, &plan).await.map_err(e)?;

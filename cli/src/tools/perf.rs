@@ -103,9 +103,14 @@ fn mb(bytes: f64) -> f64 {
 }
 
 async fn produce(args: ProducePerf) -> Result<(), String> {
-    let acks = Acks::parse(&args.acks).ok_or_else(|| format!("--acks {}: use 0, 1 or all", args.acks))?;
-    let compression = parse_compression(&args.compression)
-        .ok_or_else(|| format!("--compression {}: use none, gzip, snappy, lz4 or zstd", args.compression))?;
+    let acks =
+        Acks::parse(&args.acks).ok_or_else(|| format!("--acks {}: use 0, 1 or all", args.acks))?;
+    let compression = parse_compression(&args.compression).ok_or_else(|| {
+        format!(
+            "--compression {}: use none, gzip, snappy, lz4 or zstd",
+            args.compression
+        )
+    })?;
     let producer = Producer::new(ProducerConfig {
         common: args.connect.common(),
         acks,
@@ -135,7 +140,10 @@ async fn produce(args: ProducePerf) -> Result<(), String> {
     for i in 0..args.num_records {
         let sent_at = Instant::now();
         let record = ProducerRecord::new(args.topic.clone(), None, Some(payload.clone()));
-        let delivery = producer.send_nowait(record).await.map_err(|e| e.to_string())?;
+        let delivery = producer
+            .send_nowait(record)
+            .await
+            .map_err(|e| e.to_string())?;
         let stats2 = stats.clone();
         let size = payload.len() as u64;
         acks_pending.push(tokio::spawn(async move {
@@ -182,7 +190,11 @@ async fn produce(args: ProducePerf) -> Result<(), String> {
         }
         l[((p * n as f64) as usize).min(n - 1)] as f64 / 1000.0
     };
-    let avg_ms = if n == 0 { 0.0 } else { l.iter().sum::<u64>() as f64 / n as f64 / 1000.0 };
+    let avg_ms = if n == 0 {
+        0.0
+    } else {
+        l.iter().sum::<u64>() as f64 / n as f64 / 1000.0
+    };
     let max_ms = l.last().copied().unwrap_or(0) as f64 / 1000.0;
     let rate = n as f64 / elapsed;
     let mb_s = mb(s.bytes as f64) / elapsed;
@@ -220,15 +232,27 @@ async fn produce(args: ProducePerf) -> Result<(), String> {
 }
 
 /// Prints one progress line for the records acknowledged since the last one.
-fn report_window(stats: &Mutex<Stats>, (since, from): (Instant, usize), now: Instant) -> (Instant, usize) {
+fn report_window(
+    stats: &Mutex<Stats>,
+    (since, from): (Instant, usize),
+    now: Instant,
+) -> (Instant, usize) {
     let mut s = stats.lock().expect("stats");
     let window = &s.latencies_us[from..];
     let n = window.len();
     let secs = now.duration_since(since).as_secs_f64().max(1e-9);
-    let avg = if n == 0 { 0.0 } else { window.iter().sum::<u64>() as f64 / n as f64 / 1000.0 };
+    let avg = if n == 0 {
+        0.0
+    } else {
+        window.iter().sum::<u64>() as f64 / n as f64 / 1000.0
+    };
     let max = window.iter().max().copied().unwrap_or(0) as f64 / 1000.0;
     let rate = n as f64 / secs;
-    let avg_size = if s.latencies_us.is_empty() { 0.0 } else { s.bytes as f64 / s.latencies_us.len() as f64 };
+    let avg_size = if s.latencies_us.is_empty() {
+        0.0
+    } else {
+        s.bytes as f64 / s.latencies_us.len() as f64
+    };
     eprintln!(
         "{n} records sent, {rate:.1} records/sec ({:.2} MB/sec), {avg:.1} ms avg latency, {max:.1} ms max latency.",
         mb(rate * avg_size)
@@ -252,7 +276,11 @@ async fn consume(args: ConsumePerf) -> Result<(), String> {
     if args.group.is_some() {
         consumer.subscribe([args.topic.clone()]).map_err(e)?;
     } else {
-        let meta = consumer.network().topic_or_fetch(&args.topic, false).await.map_err(e)?;
+        let meta = consumer
+            .network()
+            .topic_or_fetch(&args.topic, false)
+            .await
+            .map_err(e)?;
         let tps: Vec<TopicPartition> = (0..meta.partitions.len() as u32)
             .map(|p| TopicPartition::new(args.topic.clone(), p))
             .collect();
@@ -269,7 +297,10 @@ async fn consume(args: ConsumePerf) -> Result<(), String> {
         let now = Instant::now();
         if records.is_empty() {
             if now.duration_since(last_record) >= Duration::from_millis(args.timeout_ms) {
-                eprintln!("No record for {} ms; stopping after {count} records.", args.timeout_ms);
+                eprintln!(
+                    "No record for {} ms; stopping after {count} records.",
+                    args.timeout_ms
+                );
                 break;
             }
         } else {
@@ -282,7 +313,11 @@ async fn consume(args: ConsumePerf) -> Result<(), String> {
         }
         if now >= next_report {
             let secs = now.duration_since(start).as_secs_f64();
-            eprintln!("{count} records consumed, {:.1} records/sec ({:.2} MB/sec).", count as f64 / secs, mb(bytes as f64) / secs);
+            eprintln!(
+                "{count} records consumed, {:.1} records/sec ({:.2} MB/sec).",
+                count as f64 / secs,
+                mb(bytes as f64) / secs
+            );
             next_report = now + interval;
         }
     }

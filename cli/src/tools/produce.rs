@@ -54,9 +54,13 @@ pub(crate) fn run(args: ProduceArgs) -> ExitCode {
 }
 
 async fn produce(args: ProduceArgs) -> Result<(), String> {
-    let acks = Acks::parse(&args.acks).ok_or_else(|| format!("--acks {}: use 0, 1 or all", args.acks))?;
+    let acks =
+        Acks::parse(&args.acks).ok_or_else(|| format!("--acks {}: use 0, 1 or all", args.acks))?;
     let compression = parse_compression(&args.compression).ok_or_else(|| {
-        format!("--compression {}: use none, gzip, snappy, lz4 or zstd", args.compression)
+        format!(
+            "--compression {}: use none, gzip, snappy, lz4 or zstd",
+            args.compression
+        )
     })?;
     let headers: Vec<(String, Option<Bytes>)> = args
         .headers
@@ -101,7 +105,12 @@ async fn produce(args: ProduceArgs) -> Result<(), String> {
         let mut record = ProducerRecord::new(args.topic.clone(), key, Some(Bytes::from(value)));
         record.headers = headers.clone();
         record.partition = args.partition;
-        unacked.push_back(producer.send_nowait(record).await.map_err(|e| e.to_string())?);
+        unacked.push_back(
+            producer
+                .send_nowait(record)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
         sent += 1;
         while unacked.len() > MAX_UNACKED {
             settle(unacked.pop_front().expect("not empty").await);
@@ -111,9 +120,15 @@ async fn produce(args: ProduceArgs) -> Result<(), String> {
         settle(d.await);
     }
     producer.close().await;
-    eprintln!("Produced {} of {sent} records to {}.", sent - failed, args.topic);
+    eprintln!(
+        "Produced {} of {sent} records to {}.",
+        sent - failed,
+        args.topic
+    );
     match first_error {
-        Some(e) => Err(format!("{failed} records were not acknowledged; the first: {e}")),
+        Some(e) => Err(format!(
+            "{failed} records were not acknowledged; the first: {e}"
+        )),
         None => Ok(()),
     }
 }

@@ -148,7 +148,12 @@ async fn act(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
             let (k, v) = key_value(c)?;
             ops.push(AlterConfigOp::Set(k, v));
         }
-        ops.extend(args.delete_configs.iter().cloned().map(AlterConfigOp::Delete));
+        ops.extend(
+            args.delete_configs
+                .iter()
+                .cloned()
+                .map(AlterConfigOp::Delete),
+        );
         if !ops.is_empty() {
             admin
                 .alter_configs(&ConfigResource::Topic(topic.clone()), &ops)

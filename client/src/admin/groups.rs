@@ -14,7 +14,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use super::Admin;
-use crate::consumer::{commit_offsets, fetch_committed, find_coordinator, list_offsets, LATEST_TIMESTAMP};
+use crate::consumer::{
+    commit_offsets, fetch_committed, find_coordinator, list_offsets, LATEST_TIMESTAMP,
+};
 use crate::error::{ClientError, KafkaCode, Result};
 
 /// A group as ListGroups names it.
@@ -106,11 +108,15 @@ impl Admin {
         let request = DescribeGroupsRequest::default()
             .with_groups(vec![GroupId(StrBytes::from_string(group_id.to_string()))]);
         let response = conn.call(&request).await?;
-        let g = response.groups.into_iter().next().ok_or_else(|| ClientError::Protocol {
-            broker: conn.broker().to_string(),
-            api: "DescribeGroups",
-            reason: format!("no answer for group {group_id}"),
-        })?;
+        let g = response
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Protocol {
+                broker: conn.broker().to_string(),
+                api: "DescribeGroups",
+                reason: format!("no answer for group {group_id}"),
+            })?;
         if g.error_code != 0 {
             return Err(ClientError::Broker {
                 broker: conn.broker().to_string(),
@@ -172,7 +178,11 @@ impl Admin {
             .map(|(tp, c)| {
                 let end = ends.get(&tp).copied().unwrap_or(-1);
                 PartitionLag {
-                    lag: if c >= 0 && end >= 0 { (end - c).max(0) } else { -1 },
+                    lag: if c >= 0 && end >= 0 {
+                        (end - c).max(0)
+                    } else {
+                        -1
+                    },
                     partition: tp,
                     committed: c,
                     log_end_offset: end,

@@ -160,7 +160,10 @@ impl Admin {
             .map(|r| {
                 (
                     r.name.0.to_string(),
-                    (r.error_code, r.error_message.as_ref().map(|m| m.to_string())),
+                    (
+                        r.error_code,
+                        r.error_message.as_ref().map(|m| m.to_string()),
+                    ),
                 )
             })
             .collect();
@@ -193,14 +196,18 @@ impl Admin {
             Err(ClientError::Topic { code, .. }) if code.0 == TOPIC_ALREADY_EXISTS => {}
             Err(e) => return Err(e),
         }
-        self.wait_for_leaders(&topic.name, Duration::from_secs(30)).await
+        self.wait_for_leaders(&topic.name, Duration::from_secs(30))
+            .await
     }
 
     /// Waits until `topic` is known and each of its partitions has a leader.
     pub async fn wait_for_leaders(&self, topic: &str, timeout: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let _ = self.net.refresh_metadata(Some(&[topic.to_string()]), false).await;
+            let _ = self
+                .net
+                .refresh_metadata(Some(&[topic.to_string()]), false)
+                .await;
             if let Some(t) = self.net.topic(topic) {
                 if !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader >= 0) {
                     return Ok(());
@@ -327,7 +334,11 @@ impl Admin {
         Ok(out)
     }
 
-    pub async fn alter_configs(&self, resource: &ConfigResource, ops: &[AlterConfigOp]) -> Result<()> {
+    pub async fn alter_configs(
+        &self,
+        resource: &ConfigResource,
+        ops: &[AlterConfigOp],
+    ) -> Result<()> {
         let (kind, name) = resource.wire();
         let configs = ops
             .iter()

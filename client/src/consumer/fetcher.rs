@@ -52,7 +52,6 @@ pub async fn list_offsets(
                 None => unknown = true,
             }
         }
-        let mut retry = Vec::new();
         for (leader, tps) in by_leader {
             let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
             for tp in &tps {
@@ -67,18 +66,24 @@ pub async fn list_offsets(
                 .with_topics(
                     topics
                         .into_iter()
-                        .map(|(t, ps)| ListOffsetsTopic::default().with_name(topic_name(t)).with_partitions(ps))
+                        .map(|(t, ps)| {
+                            ListOffsetsTopic::default()
+                                .with_name(topic_name(t))
+                                .with_partitions(ps)
+                        })
                         .collect(),
                 );
             let answer = match net.node(leader).await {
-                Ok(conn) => conn.call(&request).await.map(|r| (r, conn.broker().to_string())),
+                Ok(conn) => conn
+                    .call(&request)
+                    .await
+                    .map(|r| (r, conn.broker().to_string())),
                 Err(e) => Err(e),
             };
             let (response, broker) = match answer {
                 Ok(r) => r,
                 Err(e) if e.is_retriable() => {
                     last_error = Some(e);
-                    retry.extend(tps);
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -97,7 +102,6 @@ pub async fn list_offsets(
                             partition: tp.partition as i32,
                             code,
                         });
-                        retry.push(tp);
                     } else {
                         return Err(ClientError::Partition {
                             broker: broker.clone(),
@@ -116,7 +120,6 @@ pub async fn list_offsets(
             let _ = net.refresh_metadata(Some(&topics), false).await;
             tokio::time::sleep(net.retry_backoff()).await;
         }
-        let _ = retry;
     }
     Err(last_error.unwrap_or_else(|| ClientError::Connection {
         broker: "any".to_string(),
@@ -227,7 +230,11 @@ async fn fetch_from(
         .with_topics(
             topics
                 .into_iter()
-                .map(|(t, ps)| FetchTopic::default().with_topic(topic_name(t)).with_partitions(ps))
+                .map(|(t, ps)| {
+                    FetchTopic::default()
+                        .with_topic(topic_name(t))
+                        .with_partitions(ps)
+                })
                 .collect(),
         );
     let response = match conn.call(&request).await {

@@ -138,7 +138,11 @@ impl Membership {
         Err(last_error.expect("attempts failed"))
     }
 
-    async fn join_once(&mut self, topics: &BTreeSet<String>, owned: &[TopicPartition]) -> Result<Joined> {
+    async fn join_once(
+        &mut self,
+        topics: &BTreeSet<String>,
+        owned: &[TopicPartition],
+    ) -> Result<Joined> {
         let conn = self.coordinator().await?;
         let metadata = encode_subscription(topics, owned);
         let version = conn.version(ApiKey::JoinGroup)?;
@@ -179,12 +183,19 @@ impl Membership {
         }
         self.member_id = response.member_id.to_string();
         self.generation = response.generation_id;
-        let protocol_name = response.protocol_name.as_ref().map(|p| p.to_string()).unwrap_or_default();
-        let protocol = Assignor::from_name(&protocol_name).ok_or_else(|| ClientError::Protocol {
-            broker: conn.broker().to_string(),
-            api: "JoinGroup",
-            reason: format!("the group chose assignor {protocol_name:?}, which this client does not have"),
-        })?;
+        let protocol_name = response
+            .protocol_name
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let protocol =
+            Assignor::from_name(&protocol_name).ok_or_else(|| ClientError::Protocol {
+                broker: conn.broker().to_string(),
+                api: "JoinGroup",
+                reason: format!(
+                    "the group chose assignor {protocol_name:?}, which this client does not have"
+                ),
+            })?;
         let assignments = if response.leader.as_str() == self.member_id {
             self.assign(protocol, &response.members).await?
         } else {
@@ -208,11 +219,12 @@ impl Membership {
             self.forget_coordinator_if(response.error_code);
             return Err(self.group_error(&conn, "SyncGroup", response.error_code));
         }
-        let assignment = decode_assignment(&response.assignment).map_err(|reason| ClientError::Protocol {
-            broker: conn.broker().to_string(),
-            api: "SyncGroup",
-            reason,
-        })?;
+        let assignment =
+            decode_assignment(&response.assignment).map_err(|reason| ClientError::Protocol {
+                broker: conn.broker().to_string(),
+                api: "SyncGroup",
+                reason,
+            })?;
         tracing::debug!(group = %self.config.group_id, member = %self.member_id, generation = self.generation, ?assignment, "joined");
         Ok(Joined {
             generation: self.generation,
@@ -230,13 +242,12 @@ impl Membership {
         let mut subscriptions = Vec::new();
         let mut all_topics = BTreeSet::new();
         for m in members {
-            let (topics, owned, generation) = decode_subscription(&m.metadata).map_err(|reason| {
-                ClientError::Protocol {
+            let (topics, owned, generation) =
+                decode_subscription(&m.metadata).map_err(|reason| ClientError::Protocol {
                     broker: "the group leader's input".to_string(),
                     api: "JoinGroup",
                     reason: format!("member {}: {reason}", m.member_id),
-                }
-            })?;
+                })?;
             all_topics.extend(topics.iter().cloned());
             let mut sub = Subscription::new(m.member_id.to_string(), topics);
             if !owned.is_empty() || generation >= 0 {
@@ -248,7 +259,11 @@ impl Membership {
         self.net.refresh_metadata(Some(&topics), false).await?;
         let partitions_per_topic: BTreeMap<String, u32> = topics
             .iter()
-            .filter_map(|t| self.net.topic(t).map(|m| (t.clone(), m.partitions.len() as u32)))
+            .filter_map(|t| {
+                self.net
+                    .topic(t)
+                    .map(|m| (t.clone(), m.partitions.len() as u32))
+            })
             .collect();
         let assignment = protocol.assign(&subscriptions, &partitions_per_topic);
         Ok(assignment
@@ -272,7 +287,8 @@ impl Membership {
 
     fn start_heartbeat(&self) {
         let generation = i64::from(self.generation);
-        self.heartbeat_generation.store(generation, Ordering::SeqCst);
+        self.heartbeat_generation
+            .store(generation, Ordering::SeqCst);
         let current = self.heartbeat_generation.clone();
         let rejoin = self.rejoin_needed.clone();
         let net = self.net.clone();
@@ -321,7 +337,8 @@ impl Membership {
         }
         let conn = self.coordinator().await?;
         let version = conn.version(ApiKey::LeaveGroup)?;
-        let mut request = LeaveGroupRequest::default().with_group_id(GroupId(s(&self.config.group_id)));
+        let mut request =
+            LeaveGroupRequest::default().with_group_id(GroupId(s(&self.config.group_id)));
         if version >= 3 {
             request.members = vec![MemberIdentity::default().with_member_id(s(&self.member_id))];
         } else {
@@ -340,9 +357,14 @@ impl Membership {
     pub(crate) async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
         let conn = self.coordinator().await?;
         let (generation, member) = (self.generation, self.member_id.clone());
-        let result = commit_offsets(&conn, &self.config.group_id, generation, &member, offsets).await;
-        if let Err(ClientError::Broker { code, .. } | ClientError::Partition { code, .. }) = &result {
-            if matches!(code.0, ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID | REBALANCE_IN_PROGRESS) {
+        let result =
+            commit_offsets(&conn, &self.config.group_id, generation, &member, offsets).await;
+        if let Err(ClientError::Broker { code, .. } | ClientError::Partition { code, .. }) = &result
+        {
+            if matches!(
+                code.0,
+                ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID | REBALANCE_IN_PROGRESS
+            ) {
                 self.rejoin_needed.store(true, Ordering::SeqCst);
             }
             self.forget_coordinator_if(code.0);
@@ -445,7 +467,10 @@ pub(crate) async fn fetch_committed(
     let topics = partitions.map(|ps| {
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for tp in ps {
-            by_topic.entry(&tp.topic).or_default().push(tp.partition as i32);
+            by_topic
+                .entry(&tp.topic)
+                .or_default()
+                .push(tp.partition as i32);
         }
         by_topic
             .into_iter()
@@ -493,14 +518,21 @@ pub(crate) async fn fetch_committed(
 fn encode_subscription(topics: &BTreeSet<String>, owned: &[TopicPartition]) -> Bytes {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for tp in owned {
-        by_topic.entry(&tp.topic).or_default().push(tp.partition as i32);
+        by_topic
+            .entry(&tp.topic)
+            .or_default()
+            .push(tp.partition as i32);
     }
     let sub = ConsumerProtocolSubscription::default()
         .with_topics(topics.iter().map(|t| s(t)).collect())
         .with_owned_partitions(
             by_topic
                 .into_iter()
-                .map(|(t, ps)| OwnedTopic::default().with_topic(TopicName(s(t))).with_partitions(ps))
+                .map(|(t, ps)| {
+                    OwnedTopic::default()
+                        .with_topic(TopicName(s(t)))
+                        .with_partitions(ps)
+                })
                 .collect(),
         );
     let mut buf = BytesMut::new();
@@ -524,21 +556,36 @@ fn decode_subscription(bytes: &Bytes) -> std::result::Result<DecodedSubscription
     let owned = sub
         .owned_partitions
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|&p| TopicPartition::new(t.topic.0.to_string(), p as u32)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|&p| TopicPartition::new(t.topic.0.to_string(), p as u32))
+        })
         .collect();
     let generation = if version >= 2 { sub.generation_id } else { -1 };
-    Ok((sub.topics.iter().map(|t| t.to_string()).collect(), owned, generation))
+    Ok((
+        sub.topics.iter().map(|t| t.to_string()).collect(),
+        owned,
+        generation,
+    ))
 }
 
 fn encode_assignment(tps: &[TopicPartition]) -> Bytes {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for tp in tps {
-        by_topic.entry(&tp.topic).or_default().push(tp.partition as i32);
+        by_topic
+            .entry(&tp.topic)
+            .or_default()
+            .push(tp.partition as i32);
     }
     let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
         by_topic
             .into_iter()
-            .map(|(t, ps)| AssignedTopic::default().with_topic(TopicName(s(t))).with_partitions(ps))
+            .map(|(t, ps)| {
+                AssignedTopic::default()
+                    .with_topic(TopicName(s(t)))
+                    .with_partitions(ps)
+            })
             .collect(),
     );
     let mut buf = BytesMut::new();
@@ -560,7 +607,11 @@ fn decode_assignment(bytes: &Bytes) -> std::result::Result<Vec<TopicPartition>, 
     let mut out: Vec<TopicPartition> = a
         .assigned_partitions
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|&p| TopicPartition::new(t.topic.0.to_string(), p as u32)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|&p| TopicPartition::new(t.topic.0.to_string(), p as u32))
+        })
         .collect();
     out.sort();
     Ok(out)
@@ -577,7 +628,10 @@ mod tests {
         let (t, o, _) = decode_subscription(&encode_subscription(&topics, &owned)).unwrap();
         assert_eq!(t, vec!["a", "b"]);
         assert_eq!(o, owned);
-        assert_eq!(decode_assignment(&encode_assignment(&owned)).unwrap(), owned);
+        assert_eq!(
+            decode_assignment(&encode_assignment(&owned)).unwrap(),
+            owned
+        );
         assert_eq!(decode_assignment(&Bytes::new()).unwrap(), vec![]);
     }
 }

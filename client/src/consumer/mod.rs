@@ -27,8 +27,8 @@ use crate::network::{CommonConfig, NetworkClient};
 pub use fetcher::{list_offsets, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use fetcher::{FetchLimits, PartitionFetch};
 pub use group::GroupConfig;
-pub(crate) use group::{commit_offsets, fetch_committed, find_coordinator};
 use group::Membership;
+pub(crate) use group::{commit_offsets, fetch_committed, find_coordinator};
 
 /// OFFSET_OUT_OF_RANGE.
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -164,7 +164,10 @@ impl Consumer {
     }
 
     /// Called with each rebalance's revocations and assignments.
-    pub fn set_rebalance_listener(&mut self, listener: impl FnMut(&RebalanceEvent) + Send + 'static) {
+    pub fn set_rebalance_listener(
+        &mut self,
+        listener: impl FnMut(&RebalanceEvent) + Send + 'static,
+    ) {
         self.listener = Some(Box::new(listener));
     }
 
@@ -182,7 +185,9 @@ impl Consumer {
                 "subscribe needs group.id; set one, or use assign".to_string(),
             ));
         };
-        group.rejoin_needed.store(true, std::sync::atomic::Ordering::SeqCst);
+        group
+            .rejoin_needed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.subscription = Some(topics.into_iter().map(Into::into).collect());
         Ok(())
     }
@@ -197,8 +202,9 @@ impl Consumer {
         self.positions.retain(|tp, _| assigned.contains(tp));
         self.fetch_positions.retain(|tp, _| assigned.contains(tp));
         self.paused.retain(|tp| assigned.contains(tp));
-        self.buffered
-            .retain(|r| assigned.contains(&TopicPartition::new(r.topic.clone(), r.partition as u32)));
+        self.buffered.retain(|r| {
+            assigned.contains(&TopicPartition::new(r.topic.clone(), r.partition as u32))
+        });
     }
 
     /// Waits up to `timeout` for records and returns those that came (maybe none).
@@ -315,8 +321,10 @@ impl Consumer {
         let n = self.buffered.len().min(self.config.max_poll_records);
         let out: Vec<ConsumerRecord> = self.buffered.drain(..n).collect();
         for r in &out {
-            self.positions
-                .insert(TopicPartition::new(r.topic.clone(), r.partition as u32), r.offset + 1);
+            self.positions.insert(
+                TopicPartition::new(r.topic.clone(), r.partition as u32),
+                r.offset + 1,
+            );
         }
         if self.buffered.is_empty() {
             // Past skipped control batches too.
@@ -381,7 +389,10 @@ impl Consumer {
             let Some(group) = &self.group else {
                 return Ok(());
             };
-            if !group.rejoin_needed.load(std::sync::atomic::Ordering::SeqCst) {
+            if !group
+                .rejoin_needed
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
                 return Ok(());
             }
             let cooperative = self
@@ -404,7 +415,9 @@ impl Consumer {
                 // Cooperative (KIP-429): having given partitions up, rejoin so that the
                 // next round hands them to their new owners.
                 let group = self.group.as_ref().expect("checked");
-                group.rejoin_needed.store(true, std::sync::atomic::Ordering::SeqCst);
+                group
+                    .rejoin_needed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
             }
             let added: Vec<TopicPartition> = new.difference(&self.assigned).cloned().collect();
             self.assigned = new;
@@ -464,17 +477,22 @@ impl Consumer {
         if offsets.is_empty() {
             return Ok(());
         }
-        let group = self.group.as_mut().ok_or_else(|| {
-            ClientError::Config("commit needs group.id".to_string())
-        })?;
+        let group = self
+            .group
+            .as_mut()
+            .ok_or_else(|| ClientError::Config("commit needs group.id".to_string()))?;
         group.commit(offsets).await
     }
 
     /// The group's committed offsets (-1 where none).
-    pub async fn committed(&mut self, partitions: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, i64>> {
-        let group = self.group.as_mut().ok_or_else(|| {
-            ClientError::Config("committed needs group.id".to_string())
-        })?;
+    pub async fn committed(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let group = self
+            .group
+            .as_mut()
+            .ok_or_else(|| ClientError::Config("committed needs group.id".to_string()))?;
         group.committed(partitions).await
     }
 
@@ -483,9 +501,10 @@ impl Consumer {
         if !self.positions.contains_key(tp) {
             self.resolve_positions().await?;
         }
-        self.positions.get(tp).copied().ok_or_else(|| {
-            ClientError::Config(format!("{tp} is not assigned to this consumer"))
-        })
+        self.positions
+            .get(tp)
+            .copied()
+            .ok_or_else(|| ClientError::Config(format!("{tp} is not assigned to this consumer")))
     }
 
     /// The high watermark of `tp` as the last fetch saw it.
@@ -512,7 +531,11 @@ impl Consumer {
     }
 
     /// Seeks each partition to the first record at or after `timestamp_ms`.
-    pub async fn seek_to_timestamp(&mut self, partitions: &[TopicPartition], timestamp_ms: i64) -> Result<()> {
+    pub async fn seek_to_timestamp(
+        &mut self,
+        partitions: &[TopicPartition],
+        timestamp_ms: i64,
+    ) -> Result<()> {
         for (tp, o) in list_offsets(&self.net, partitions, timestamp_ms).await? {
             self.set_position(&tp, o);
         }

@@ -179,7 +179,9 @@ impl Producer {
             )));
         }
         if config.batch_size == 0 {
-            return Err(ClientError::Config("batch.size = 0: must be at least 1".to_string()));
+            return Err(ClientError::Config(
+                "batch.size = 0: must be at least 1".to_string(),
+            ));
         }
         let shared = Arc::new(Shared {
             net: NetworkClient::new(config.common.clone())?,
@@ -201,7 +203,9 @@ impl Producer {
 
     /// How many times a batch has been put back for another attempt.
     pub fn retry_count(&self) -> u64 {
-        self.shared.retries.load(std::sync::atomic::Ordering::Relaxed)
+        self.shared
+            .retries
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends `record` and waits until it is acknowledged.
@@ -277,7 +281,8 @@ impl Producer {
     /// being auto-created, or a metadata answer from a broker that has not caught up).
     async fn topic_metadata(&self, topic: &str) -> Result<crate::network::TopicMetadata> {
         let shared = &self.shared;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(shared.config.max_block_ms);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(shared.config.max_block_ms);
         loop {
             match shared
                 .net
@@ -307,7 +312,14 @@ impl Producer {
     async fn wait_drained(&self) {
         loop {
             let drained = self.shared.drained.notified();
-            if self.shared.state.lock().expect("producer state").outstanding == 0 {
+            if self
+                .shared
+                .state
+                .lock()
+                .expect("producer state")
+                .outstanding
+                == 0
+            {
                 return;
             }
             // Also re-check now and then, in case a wake-up raced the check.

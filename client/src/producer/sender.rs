@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, ProduceRequest, ProducerId, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
@@ -36,9 +38,8 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if shared.config.enable_idempotence && outstanding > 0 {
             ensure_producer_id(&shared).await;
         }
-        let needs_metadata = std::mem::take(
-            &mut shared.state.lock().expect("producer state").needs_metadata,
-        );
+        let needs_metadata =
+            std::mem::take(&mut shared.state.lock().expect("producer state").needs_metadata);
         if needs_metadata {
             refresh_metadata(&shared).await;
         }
@@ -81,7 +82,13 @@ pub(super) async fn run(shared: Arc<Shared>) {
 }
 
 async fn ensure_producer_id(shared: &Shared) {
-    if shared.state.lock().expect("producer state").producer.is_some() {
+    if shared
+        .state
+        .lock()
+        .expect("producer state")
+        .producer
+        .is_some()
+    {
         return;
     }
     let request = InitProducerIdRequest::default()
@@ -91,7 +98,11 @@ async fn ensure_producer_id(shared: &Shared) {
         .with_producer_epoch(-1);
     match shared.net.call_any(&request).await {
         Ok(r) if r.error_code == 0 => {
-            tracing::debug!(producer_id = r.producer_id.0, epoch = r.producer_epoch, "producer id");
+            tracing::debug!(
+                producer_id = r.producer_id.0,
+                epoch = r.producer_epoch,
+                "producer id"
+            );
             shared.state.lock().expect("producer state").producer =
                 Some((r.producer_id.0, r.producer_epoch));
         }
@@ -134,7 +145,11 @@ fn fail_expired(shared: &Shared, batch: Batch) {
     if was_sent && shared.config.enable_idempotence {
         // The broker may or may not have the batch: the sequence numbers after it can
         // no longer be trusted, so start over under a new producer id.
-        shared.state.lock().expect("producer state").reset_producer_id();
+        shared
+            .state
+            .lock()
+            .expect("producer state")
+            .reset_producer_id();
     }
 }
 
@@ -148,7 +163,9 @@ fn finish(shared: &Shared, batch: Batch, outcome: Result<i64, ClientError>) {
         let freed = s.finished(&tp, n, bytes);
         (freed, s.outstanding == 0)
     };
-    shared.memory.add_permits(freed.min(shared.config.buffer_memory));
+    shared
+        .memory
+        .add_permits(freed.min(shared.config.buffer_memory));
     shared.wake.notify_one();
     if drained {
         shared.drained.notify_waiters();
@@ -157,7 +174,9 @@ fn finish(shared: &Shared, batch: Batch, outcome: Result<i64, ClientError>) {
 
 fn retry(shared: &Shared, batch: Batch, error: String, refresh: bool) {
     tracing::debug!(tp = %batch.tp, %error, attempts = batch.attempts + 1, "retrying a batch");
-    shared.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .retries
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let retry_at = Instant::now() + shared.net.retry_backoff();
     let mut s = shared.state.lock().expect("producer state");
     s.requeue(batch, retry_at, error);
@@ -232,7 +251,11 @@ async fn send_to(shared: Arc<Shared>, leader: i32, batches: Vec<Batch>) {
         for p in &t.partition_responses {
             answers.insert(
                 (t.name.0.to_string(), p.index),
-                (p.error_code, p.base_offset, p.error_message.as_ref().map(|m| m.to_string())),
+                (
+                    p.error_code,
+                    p.base_offset,
+                    p.error_message.as_ref().map(|m| m.to_string()),
+                ),
             );
         }
     }

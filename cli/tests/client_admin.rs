@@ -1,0 +1,67 @@
+//! Eddy's admin client against a real broker: topics, partitions, configs, the cluster,
+//! and errors that name the broker and the topic.
+
+mod support;
+
+use eddy_client::admin::{AlterConfigOp, ConfigResource};
+use eddy_client::{Admin, ClientError, CommonConfig, NewTopic};
+use support::Broker;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_manages_topics_configs_and_describes_the_cluster() {
+    let broker = Broker::start("client-admin", &[]);
+    let admin = Admin::new(CommonConfig {
+        bootstrap_servers: broker.addr.clone(),
+        ..CommonConfig::default()
+    })
+    .unwrap();
+
+    let cluster = admin.describe_cluster().await.unwrap();
+    assert_eq!(cluster.brokers.len(), 1);
+    assert_eq!(cluster.brokers[0].addr(), broker.addr);
+
+    let mut t = NewTopic::new("admin-a", 2, 1);
+    t.configs.insert("cleanup.policy".into(), "compact".into());
+    admin.create_topic_if_missing(&t).await.unwrap();
+    admin
+        .create_topic_if_missing(&NewTopic::new("admin-b", -1, -1))
+        .await
+        .unwrap();
+    assert_eq!(admin.list_topics(false).await.unwrap(), vec!["admin-a", "admin-b"]);
+
+    let err = admin
+        .create_topics(&[NewTopic::new("admin-a", 1, 1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, ClientError::Topic { topic, .. } if topic == "admin-a"), "{err}");
+    assert!(err.to_string().contains(&broker.addr), "names the broker: {err}");
+
+    admin.create_partitions("admin-a", 4).await.unwrap();
+    admin.wait_for_leaders("admin-a", std::time::Duration::from_secs(10)).await.unwrap();
+    let described = admin.describe_topics(&["admin-a".to_string()]).await.unwrap();
+    assert_eq!(described[0].partitions.len(), 4);
+
+    let resource = ConfigResource::Topic("admin-a".into());
+    let value = |configs: &[eddy_client::admin::ConfigEntry], name: &str| {
+        configs.iter().find(|c| c.name == name).and_then(|c| c.value.clone())
+    };
+    let configs = admin.describe_configs(&resource).await.unwrap();
+    assert_eq!(value(&configs, "cleanup.policy").as_deref(), Some("compact"));
+    admin
+        .alter_configs(
+            &resource,
+            &[
+                AlterConfigOp::Set("retention.ms".into(), "12345".into()),
+                AlterConfigOp::Delete("cleanup.policy".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    let configs = admin.describe_configs(&resource).await.unwrap();
+    assert_eq!(value(&configs, "retention.ms").as_deref(), Some("12345"));
+    assert_eq!(value(&configs, "cleanup.policy").as_deref(), Some("delete"));
+
+    admin.delete_topics(&["admin-b".to_string()]).await.unwrap();
+    assert_eq!(admin.list_topics(false).await.unwrap(), vec!["admin-a"]);
+    admin.close().await;
+}
