@@ -21,7 +21,7 @@ async fn admin_manages_topics_configs_and_describes_the_cluster() {
     assert_eq!(cluster.brokers[0].addr(), broker.addr);
 
     let mut t = NewTopic::new("admin-a", 2, 1);
-    t.configs.insert("cleanup.policy".into(), "compact".into());
+    t.configs.insert("retention.ms".into(), "5000000".into());
     admin.create_topic_if_missing(&t).await.unwrap();
     admin
         .create_topic_if_missing(&NewTopic::new("admin-b", -1, -1))
@@ -46,20 +46,24 @@ async fn admin_manages_topics_configs_and_describes_the_cluster() {
         configs.iter().find(|c| c.name == name).and_then(|c| c.value.clone())
     };
     let configs = admin.describe_configs(&resource).await.unwrap();
-    assert_eq!(value(&configs, "cleanup.policy").as_deref(), Some("compact"));
+    assert_eq!(value(&configs, "retention.ms").as_deref(), Some("5000000"));
     admin
         .alter_configs(
             &resource,
             &[
-                AlterConfigOp::Set("retention.ms".into(), "12345".into()),
-                AlterConfigOp::Delete("cleanup.policy".into()),
+                AlterConfigOp::Set("segment.bytes".into(), "1048576".into()),
+                AlterConfigOp::Delete("retention.ms".into()),
             ],
         )
         .await
         .unwrap();
     let configs = admin.describe_configs(&resource).await.unwrap();
-    assert_eq!(value(&configs, "retention.ms").as_deref(), Some("12345"));
-    assert_eq!(value(&configs, "cleanup.policy").as_deref(), Some("delete"));
+    assert_eq!(value(&configs, "segment.bytes").as_deref(), Some("1048576"));
+    assert_eq!(
+        value(&configs, "retention.ms").as_deref(),
+        Some("604800000"),
+        "deleted: back to the broker's default"
+    );
 
     admin.delete_topics(&["admin-b".to_string()]).await.unwrap();
     assert_eq!(admin.list_topics(false).await.unwrap(), vec!["admin-a"]);
