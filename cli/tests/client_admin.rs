@@ -27,23 +27,41 @@ async fn admin_manages_topics_configs_and_describes_the_cluster() {
         .create_topic_if_missing(&NewTopic::new("admin-b", -1, -1))
         .await
         .unwrap();
-    assert_eq!(admin.list_topics(false).await.unwrap(), vec!["admin-a", "admin-b"]);
+    assert_eq!(
+        admin.list_topics(false).await.unwrap(),
+        vec!["admin-a", "admin-b"]
+    );
 
     let err = admin
         .create_topics(&[NewTopic::new("admin-a", 1, 1)])
         .await
         .unwrap_err();
-    assert!(matches!(&err, ClientError::Topic { topic, .. } if topic == "admin-a"), "{err}");
-    assert!(err.to_string().contains(&broker.addr), "names the broker: {err}");
+    assert!(
+        matches!(&err, ClientError::Topic { topic, .. } if topic == "admin-a"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&broker.addr),
+        "names the broker: {err}"
+    );
 
     admin.create_partitions("admin-a", 4).await.unwrap();
-    admin.wait_for_leaders("admin-a", std::time::Duration::from_secs(10)).await.unwrap();
-    let described = admin.describe_topics(&["admin-a".to_string()]).await.unwrap();
+    admin
+        .wait_for_leaders("admin-a", std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let described = admin
+        .describe_topics(&["admin-a".to_string()])
+        .await
+        .unwrap();
     assert_eq!(described[0].partitions.len(), 4);
 
     let resource = ConfigResource::Topic("admin-a".into());
     let value = |configs: &[eddy_client::admin::ConfigEntry], name: &str| {
-        configs.iter().find(|c| c.name == name).and_then(|c| c.value.clone())
+        configs
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.value.clone())
     };
     let configs = admin.describe_configs(&resource).await.unwrap();
     assert_eq!(value(&configs, "retention.ms").as_deref(), Some("5000000"));

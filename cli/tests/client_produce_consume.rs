@@ -215,14 +215,13 @@ async fn seek_position_pause_and_resume() {
     }
     producer.flush().await;
     let tp = TopicPartition::new("seeks", 0);
-    let ends = list_offsets(producer.network(), &[tp.clone()], -1)
-        .await
-        .unwrap();
+    let one = [tp.clone()];
+    let ends = list_offsets(producer.network(), &one, -1).await.unwrap();
     assert_eq!(ends[&tp], 50);
 
     let mut c = consumer(&broker.addr, None);
     c.assign([tp.clone()]);
-    c.seek_to_end(&[tp.clone()]).await.unwrap();
+    c.seek_to_end(&one).await.unwrap();
     assert_eq!(c.position(&tp).await.unwrap(), 50);
     c.seek(&tp, 45);
     let got = read_n(&mut c, 5).await;
@@ -232,13 +231,13 @@ async fn seek_position_pause_and_resume() {
     );
     assert_eq!(c.position(&tp).await.unwrap(), 50);
 
-    c.seek_to_beginning(&[tp.clone()]).await.unwrap();
-    c.pause(&[tp.clone()]);
+    c.seek_to_beginning(&one).await.unwrap();
+    c.pause(&one);
     assert!(
         c.poll(Duration::from_millis(300)).await.unwrap().is_empty(),
         "paused"
     );
-    c.resume(&[tp.clone()]);
+    c.resume(&one);
     let got = read_n(&mut c, 50).await;
     assert_eq!(got.first().map(|r| r.offset), Some(0));
     assert_eq!(got.len(), 50);

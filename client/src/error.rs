@@ -16,7 +16,7 @@ impl KafkaCode {
         ResponseError::try_from_code(self.0).is_some_and(|e| e.is_retriable())
             // Not in the crate's retriable list, but Kafka's clients retry them after
             // looking the coordinator up again.
-            || matches!(self.0, 14 | 15 | 16)
+            || matches!(self.0, 14..=16)
     }
 
     /// Whether the answer means the client's view of partition leadership is stale

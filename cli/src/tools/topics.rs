@@ -135,7 +135,10 @@ async fn act(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
         }
     } else if args.delete {
         let topic = need_topic(args)?;
-        admin.delete_topics(&[topic.clone()]).await.map_err(e)?;
+        admin
+            .delete_topics(std::slice::from_ref(&topic))
+            .await
+            .map_err(e)?;
         println!("Deleted topic {topic}.");
     } else if args.alter {
         let topic = need_topic(args)?;

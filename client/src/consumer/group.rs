@@ -106,7 +106,7 @@ impl Membership {
     }
 
     fn forget_coordinator_if(&mut self, code: i16) {
-        if matches!(code, 14 | 15 | 16) {
+        if matches!(code, 14..=16) {
             self.coordinator = None;
         }
     }
