@@ -130,3 +130,116 @@ async fn idempotent_producer_loses_and_duplicates_nothing_when_a_broker_is_kille
     }
     cluster.restart_stopped();
 }
+
+/// A group of two consumers keeps reading, and its commits keep working, when the broker
+/// that coordinates the group is killed: the members find the new coordinator (the
+/// new leader of the group's `__consumer_offsets` partition) and every record produced
+/// is read, and committed, by the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_survives_the_death_of_its_coordinator() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut cluster = Cluster::start("client-coord", 3, FAST_FAILOVER);
+    let bootstrap = cluster.bootstrap();
+    let admin = Admin::new(common(&bootstrap)).unwrap();
+    admin
+        .create_topic_if_missing(&NewTopic::new("coord", PARTITIONS, 3))
+        .await
+        .unwrap();
+    let producer = Producer::new(ProducerConfig {
+        common: common(&bootstrap),
+        ..ProducerConfig::default()
+    })
+    .unwrap();
+    let seen: Arc<Mutex<std::collections::BTreeSet<usize>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let members: Vec<_> = (0..2)
+        .map(|_| {
+            let (bootstrap, seen, stop) = (bootstrap.clone(), seen.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut c = Consumer::new(ConsumerConfig {
+                    common: common(&bootstrap),
+                    group_id: Some("survivors".to_string()),
+                    auto_offset_reset: OffsetReset::Earliest,
+                    enable_auto_commit: false,
+                    heartbeat_interval_ms: 300,
+                    session_timeout_ms: 10_000,
+                    ..ConsumerConfig::default()
+                })
+                .unwrap();
+                c.subscribe(["coord"]).unwrap();
+                while !stop.load(Ordering::SeqCst) {
+                    let records = match c.poll(Duration::from_millis(200)).await {
+                        Ok(r) => r,
+                        Err(e) => panic!("poll failed: {e}"),
+                    };
+                    for r in &records {
+                        let v = std::str::from_utf8(r.value.as_deref().unwrap()).unwrap();
+                        seen.lock().unwrap().insert(v.parse().unwrap());
+                    }
+                    if let Err(e) = c.commit().await {
+                        eprintln!("commit failed (retried on the next poll): {e}");
+                    }
+                }
+                c.close().await.ok();
+            })
+        })
+        .collect();
+    let produce = |from: usize, to: usize| {
+        let producer = producer.clone();
+        async move {
+            for i in from..to {
+                producer
+                    .send(ProducerRecord::new("coord", None, Some(Bytes::from(i.to_string()))))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    produce(0, 200).await;
+    let coordinator = {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(d) = admin.describe_group("survivors").await {
+                if d.members.len() == 2 && d.state == "Stable" {
+                    break;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the group forms");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eddy_client::consumer::find_coordinator_of(admin.network(), "survivors")
+            .await
+            .unwrap()
+    };
+    eprintln!("killing the coordinator, broker {coordinator}");
+    cluster.broker(coordinator as u32).kill();
+    produce(200, 400).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.lock().unwrap().len() < 400 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "read {} of 400 after the coordinator died",
+            seen.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Commits work again: the group's lag drops to zero.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(lag) = admin.group_lag("survivors").await {
+            if lag.len() == PARTITIONS as usize && lag.iter().all(|l| l.lag == 0) {
+                break;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "commits resume");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for m in members {
+        m.await.unwrap();
+    }
+    producer.close().await;
+    cluster.restart_stopped();
+}

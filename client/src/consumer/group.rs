@@ -292,7 +292,8 @@ impl Membership {
         let current = self.heartbeat_generation.clone();
         let rejoin = self.rejoin_needed.clone();
         let net = self.net.clone();
-        let coordinator = self.coordinator;
+        let mut coordinator = self.coordinator;
+        let group_id = self.config.group_id.clone();
         let request = HeartbeatRequest::default()
             .with_group_id(GroupId(s(&self.config.group_id)))
             .with_generation_id(self.generation)
@@ -304,9 +305,21 @@ impl Membership {
                 if current.load(Ordering::SeqCst) != generation {
                     return;
                 }
-                let Some(node) = coordinator else {
-                    rejoin.store(true, Ordering::SeqCst);
-                    return;
+                let node = match coordinator {
+                    Some(n) => n,
+                    // The coordinator moved or died: find the new one (as Kafka's
+                    // clients do) and heartbeat there; it knows the member if the group
+                    // survived, and says UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION if not.
+                    None => match find_coordinator(&net, &group_id).await {
+                        Ok(n) => {
+                            coordinator = Some(n);
+                            n
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "heartbeat: no coordinator yet");
+                            continue;
+                        }
+                    },
                 };
                 let answer = match net.node(node).await {
                     Ok(c) => c.call(&request).await,
@@ -317,12 +330,19 @@ impl Membership {
                 }
                 match answer {
                     Ok(r) if r.error_code == 0 => {}
+                    Ok(r) if matches!(r.error_code, 14..=16) => {
+                        tracing::debug!(code = %KafkaCode(r.error_code), "heartbeat: coordinator moved");
+                        coordinator = None;
+                    }
                     Ok(r) => {
                         tracing::debug!(code = %KafkaCode(r.error_code), "heartbeat: rejoin");
                         rejoin.store(true, Ordering::SeqCst);
                         return;
                     }
-                    Err(e) => tracing::debug!(error = %e, "heartbeat failed; trying again"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "heartbeat failed; looking the coordinator up again");
+                        coordinator = None;
+                    }
                 }
             }
         });

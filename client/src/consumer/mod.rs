@@ -30,6 +30,11 @@ pub use group::GroupConfig;
 use group::Membership;
 pub(crate) use group::{commit_offsets, fetch_committed, find_coordinator};
 
+/// The node id of the broker coordinating `group_id`.
+pub async fn find_coordinator_of(net: &NetworkClient, group_id: &str) -> Result<i32> {
+    find_coordinator(net, group_id).await
+}
+
 /// OFFSET_OUT_OF_RANGE.
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 /// Rebalance rounds one `poll` goes through before handing control back (a
@@ -349,7 +354,17 @@ impl Consumer {
         }
         let mut still = missing.clone();
         if let Some(group) = &mut self.group {
-            let committed = group.committed(&missing).await?;
+            let committed = match group.committed(&missing).await {
+                Ok(c) => c,
+                // The coordinator may be moving: leave these partitions unresolved and
+                // try again on the next poll, rather than reset them.
+                Err(e) if e.is_retriable() => {
+                    tracing::debug!(error = %e, "committed offsets unavailable; retrying");
+                    tokio::time::sleep(self.net.retry_backoff()).await;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
             for (tp, offset) in committed {
                 if offset >= 0 {
                     self.set_position(&tp, offset);
