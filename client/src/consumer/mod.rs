@@ -115,6 +115,14 @@ pub enum RebalanceEvent {
 
 type Listener = Box<dyn FnMut(&RebalanceEvent) + Send>;
 
+/// A fetch started while the application works through what the last one brought
+/// (fetch pipelining): used by the next `poll` if the positions it fetched from are
+/// still the ones to fetch, dropped otherwise (after a seek, pause or rebalance).
+struct Prefetch {
+    positions: BTreeMap<TopicPartition, i64>,
+    handle: tokio::task::JoinHandle<Vec<(TopicPartition, PartitionFetch)>>,
+}
+
 /// A Kafka consumer. Owned by one task, as Kafka's is; heartbeats run on their own.
 pub struct Consumer {
     net: NetworkClient,
@@ -130,6 +138,7 @@ pub struct Consumer {
     buffered: VecDeque<ConsumerRecord>,
     last_auto_commit: Instant,
     listener: Option<Listener>,
+    prefetch: Option<Prefetch>,
 }
 
 impl Consumer {
@@ -161,6 +170,7 @@ impl Consumer {
             buffered: VecDeque::new(),
             last_auto_commit: Instant::now(),
             listener: None,
+            prefetch: None,
         })
     }
 
@@ -224,12 +234,7 @@ impl Consumer {
                 return Ok(self.hand_out());
             }
             self.resolve_positions().await?;
-            let fetchable: BTreeMap<TopicPartition, i64> = self
-                .fetch_positions
-                .iter()
-                .filter(|(tp, _)| self.assigned.contains(*tp) && !self.paused.contains(*tp))
-                .map(|(tp, o)| (tp.clone(), *o))
-                .collect();
+            let fetchable = self.fetchable();
             let now = Instant::now();
             if fetchable.is_empty() {
                 if now >= deadline {
@@ -247,7 +252,20 @@ impl Consumer {
                 max_bytes: self.config.fetch_max_bytes,
                 max_partition_bytes: self.config.max_partition_fetch_bytes,
             };
-            let results = fetcher::fetch(&self.net, &fetchable, limits).await;
+            let results = match self.prefetch.take() {
+                Some(mut p) if p.positions == fetchable => {
+                    let left = deadline.saturating_duration_since(now);
+                    match tokio::time::timeout(left, &mut p.handle).await {
+                        Ok(r) => r.unwrap_or_default(),
+                        Err(_) => {
+                            // Still waiting at the broker: keep it for the next poll.
+                            self.prefetch = Some(p);
+                            return Ok(Vec::new());
+                        }
+                    }
+                }
+                _ => fetcher::fetch(&self.net, &fetchable, limits).await,
+            };
             let mut refresh = false;
             for (tp, result) in results {
                 refresh |= self.take_fetched(tp, result).await?;
@@ -258,12 +276,41 @@ impl Consumer {
                 tokio::time::sleep(self.net.retry_backoff()).await;
             }
             if !self.buffered.is_empty() {
+                self.start_prefetch();
                 return Ok(self.hand_out());
             }
             if Instant::now() >= deadline {
                 return Ok(Vec::new());
             }
         }
+    }
+
+    /// The partitions to fetch and the offsets to fetch them from.
+    fn fetchable(&self) -> BTreeMap<TopicPartition, i64> {
+        self.fetch_positions
+            .iter()
+            .filter(|(tp, _)| self.assigned.contains(*tp) && !self.paused.contains(*tp))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect()
+    }
+
+    /// Starts the next fetch now, so its answer is on the way while the application
+    /// handles the records this poll returns.
+    fn start_prefetch(&mut self) {
+        let positions = self.fetchable();
+        if positions.is_empty() {
+            return;
+        }
+        let limits = FetchLimits {
+            max_wait_ms: self.config.fetch_max_wait_ms,
+            min_bytes: self.config.fetch_min_bytes,
+            max_bytes: self.config.fetch_max_bytes,
+            max_partition_bytes: self.config.max_partition_fetch_bytes,
+        };
+        let net = self.net.clone();
+        let fetch_from = positions.clone();
+        let handle = tokio::spawn(async move { fetcher::fetch(&net, &fetch_from, limits).await });
+        self.prefetch = Some(Prefetch { positions, handle });
     }
 
     /// Buffers one partition's fetch; returns whether metadata needs a refresh.
