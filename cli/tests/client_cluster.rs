@@ -191,7 +191,11 @@ async fn a_group_survives_the_death_of_its_coordinator() {
         async move {
             for i in from..to {
                 producer
-                    .send(ProducerRecord::new("coord", None, Some(Bytes::from(i.to_string()))))
+                    .send(ProducerRecord::new(
+                        "coord",
+                        None,
+                        Some(Bytes::from(i.to_string())),
+                    ))
                     .await
                     .unwrap();
             }

@@ -252,3 +252,30 @@ async fn seek_position_pause_and_resume() {
     let err = strict.poll(Duration::from_millis(100)).await.unwrap_err();
     assert!(err.to_string().contains("seeks-0"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_for_a_dead_broker_fails_after_the_delivery_timeout_naming_its_partition() {
+    let mut broker = Broker::start("client-timeout", &[]);
+    create(&broker.addr, "doomed", 1).await;
+    let producer = Producer::new(ProducerConfig {
+        common: CommonConfig {
+            request_timeout_ms: 500,
+            ..common(&broker.addr)
+        },
+        delivery_timeout_ms: 2_000,
+        ..ProducerConfig::default()
+    })
+    .unwrap();
+    let record = ProducerRecord::new("doomed", None, Some(Bytes::from_static(b"x")));
+    producer.send(record.clone()).await.unwrap();
+    broker.kill();
+    let started = tokio::time::Instant::now();
+    let err = producer.send(record).await.unwrap_err();
+    assert!(
+        matches!(err, eddy_client::ClientError::DeliveryTimeout { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("doomed-0"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    producer.close().await;
+}

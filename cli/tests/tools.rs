@@ -175,6 +175,38 @@ fn produce_then_consume_keys_headers_json_offsets_and_groups() {
     assert!(json.contains(r#""partition":0,"offset":3,"#), "{json}");
     assert!(json.contains(r#""headers":{"origin":"test"}"#), "{json}");
 
+    // By time: from the epoch is everything; from the far future is nothing.
+    let out = eddy(
+        &[
+            "consume",
+            "--bootstrap-server",
+            bs,
+            "--topic",
+            "lines",
+            "--from-timestamp",
+            "0",
+            "--max-messages",
+            "100",
+        ],
+        "",
+    );
+    assert_eq!(out.lines().count(), 100);
+    let out = eddy(
+        &[
+            "consume",
+            "--bootstrap-server",
+            bs,
+            "--topic",
+            "lines",
+            "--from-timestamp",
+            "99999999999999",
+            "--timeout-ms",
+            "1000",
+        ],
+        "",
+    );
+    assert_eq!(out.lines().count(), 0);
+
     // A group reads 60, commits what it printed; describe shows the lag of the rest.
     let out = eddy(
         &[

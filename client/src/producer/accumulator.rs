@@ -326,3 +326,118 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(batch_size: usize, linger_ms: u64) -> ProducerConfig {
+        ProducerConfig {
+            batch_size,
+            linger_ms,
+            ..ProducerConfig::default()
+        }
+    }
+
+    fn record(value_len: usize) -> NewRecord {
+        NewRecord {
+            value: Some(Bytes::from(vec![b'x'; value_len])),
+            ..NewRecord::default()
+        }
+    }
+
+    fn append(s: &mut State, partition: i32, value_len: usize, c: &ProducerConfig) -> bool {
+        let (reply, _) = oneshot::channel();
+        let size = RECORD_OVERHEAD_BYTES + value_len;
+        s.append("t", partition, record(value_len), size, reply, c)
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_sealed_at_batch_size_and_lingers_otherwise() {
+        let c = config(1_000, 60_000);
+        let mut s = State::default();
+        for _ in 0..4 {
+            assert!(!append(&mut s, 0, 179, &c), "200 bytes each: not full yet");
+        }
+        assert!(
+            append(&mut s, 0, 179, &c),
+            "the fifth fills the batch and wakes the sender"
+        );
+        let q = &s.partitions[&TopicPartition::new("t", 0)];
+        assert_eq!(q.sealed.len(), 1);
+        assert!(q.open.is_none());
+        assert!(!append(&mut s, 0, 179, &c));
+        // The lingering batch is not drained before linger.ms; the full one is.
+        let (ready, expired, next) = s.drain(Instant::now(), &c, |_| Some(1));
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].batch.records.len(), 5);
+        assert!(expired.is_empty());
+        assert!(
+            next.is_some(),
+            "the sender is told when the lingering batch is due"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_batch_per_partition_is_in_flight_and_a_retry_goes_first() {
+        let c = config(100, 0);
+        let mut s = State::default();
+        for _ in 0..3 {
+            append(&mut s, 0, 79, &c); // each record fills a batch
+        }
+        let (ready, _, _) = s.drain(Instant::now(), &c, |_| Some(1));
+        assert_eq!(ready.len(), 1, "one request's worth per partition");
+        // The backlog behind the first batch went with it, merged (none was sent yet).
+        assert_eq!(ready[0].batch.records.len(), 3);
+        let mut first = ready.into_iter().next().unwrap().batch;
+        s.producer = Some((7, 0));
+        s.assign_sequence(&mut first);
+        assert_eq!(first.sequence, Some((7, 0, 0)));
+        first.encoded = Some(Bytes::from_static(b"sent"));
+        append(&mut s, 0, 79, &c);
+        let (ready, _, _) = s.drain(Instant::now(), &c, |_| Some(1));
+        assert!(ready.is_empty(), "nothing more while a batch is in flight");
+        s.requeue(first, Instant::now(), "NOT_LEADER_OR_FOLLOWER".into());
+        let (ready, _, _) = s.drain(Instant::now(), &c, |_| Some(1));
+        let retried = &ready[0].batch;
+        assert_eq!(
+            retried.sequence,
+            Some((7, 0, 0)),
+            "a retry keeps its sequence"
+        );
+        assert_eq!(retried.records.len(), 3, "a sent batch is never merged");
+        let q = &s.partitions[&TopicPartition::new("t", 0)];
+        assert_eq!(q.next_sequence, 3);
+        assert_eq!(q.sealed.len(), 1, "the newer batch waits behind the retry");
+    }
+
+    #[tokio::test]
+    async fn a_batch_past_the_delivery_timeout_expires_and_sequences_wrap() {
+        let c = ProducerConfig {
+            delivery_timeout_ms: 10,
+            ..config(100, 0)
+        };
+        let mut s = State::default();
+        append(&mut s, 0, 79, &c);
+        let later = Instant::now() + Duration::from_millis(20);
+        let (ready, expired, _) = s.drain(later, &c, |_| None);
+        assert!(ready.is_empty());
+        assert_eq!(expired.len(), 1);
+
+        s.producer = Some((1, 0));
+        append(&mut s, 1, 79, &c);
+        s.partitions
+            .get_mut(&TopicPartition::new("t", 1))
+            .unwrap()
+            .next_sequence = i32::MAX;
+        let (ready, _, _) = s.drain(Instant::now(), &c, |_| Some(1));
+        let mut b = ready.into_iter().next().unwrap().batch;
+        s.assign_sequence(&mut b);
+        assert_eq!(b.sequence, Some((1, 0, i32::MAX)));
+        assert_eq!(
+            s.partitions[&TopicPartition::new("t", 1)].next_sequence,
+            0,
+            "wraps at 2^31"
+        );
+    }
+}
