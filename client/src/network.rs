@@ -90,7 +90,7 @@ struct Inner {
     config: CommonConfig,
     bootstrap: Vec<String>,
     cache: Mutex<Cache>,
-    /// Open connections by address. A tokio mutex: opening one awaits the handshake.
+    /// Open connections by address.
     connections: tokio::sync::Mutex<BTreeMap<String, Arc<Connection>>>,
 }
 
@@ -134,10 +134,11 @@ impl NetworkClient {
         Duration::from_millis(self.inner.config.retry_backoff_ms)
     }
 
-    /// The open connection to `addr`, or a new one.
+    /// The open connection to `addr`, or a new one. The pool is not locked while a
+    /// connection opens, so one slow or unreachable broker does not hold up calls to
+    /// the others; two tasks racing to open the same address keep the first.
     async fn connect(&self, addr: &str, name: String) -> Result<Arc<Connection>> {
-        let mut conns = self.inner.connections.lock().await;
-        if let Some(c) = conns.get(addr) {
+        if let Some(c) = self.inner.connections.lock().await.get(addr) {
             if !c.is_closed() {
                 return Ok(c.clone());
             }
@@ -151,8 +152,14 @@ impl NetworkClient {
             )
             .await?,
         );
-        conns.insert(addr.to_string(), conn.clone());
-        Ok(conn)
+        let mut conns = self.inner.connections.lock().await;
+        match conns.get(addr) {
+            Some(existing) if !existing.is_closed() => Ok(existing.clone()),
+            _ => {
+                conns.insert(addr.to_string(), conn.clone());
+                Ok(conn)
+            }
+        }
     }
 
     /// The connection to broker `node_id` (from the metadata).

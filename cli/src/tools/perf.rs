@@ -136,34 +136,27 @@ async fn produce(args: ProducePerf) -> Result<(), String> {
     let interval = Duration::from_millis(args.reporting_interval_ms);
     let mut next_report = start + interval;
     let mut window = (start, 0usize);
-    let mut acks_pending = Vec::new();
     for i in 0..args.num_records {
         let sent_at = Instant::now();
         let record = ProducerRecord::new(args.topic.clone(), None, Some(payload.clone()));
-        let delivery = producer
-            .send_nowait(record)
-            .await
-            .map_err(|e| e.to_string())?;
         let stats2 = stats.clone();
         let size = payload.len() as u64;
-        acks_pending.push(tokio::spawn(async move {
-            let r = delivery.await;
-            let mut s = stats2.lock().expect("stats");
-            match r {
-                Ok(_) => {
-                    s.latencies_us.push(sent_at.elapsed().as_micros() as u64);
-                    s.bytes += size;
+        producer
+            .send_with_callback(record, move |r| {
+                let mut s = stats2.lock().expect("stats");
+                match r {
+                    Ok(_) => {
+                        s.latencies_us.push(sent_at.elapsed().as_micros() as u64);
+                        s.bytes += size;
+                    }
+                    Err(e) => {
+                        s.failed += 1;
+                        s.first_error.get_or_insert(e.to_string());
+                    }
                 }
-                Err(e) => {
-                    s.failed += 1;
-                    s.first_error.get_or_insert(e.to_string());
-                }
-            }
-        }));
-        if acks_pending.len() >= 10_000 {
-            // Bound the tasks waiting on acknowledgements.
-            acks_pending.retain(|h| !h.is_finished());
-        }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         if args.throughput > 0 {
             let due = start + Duration::from_secs_f64((i + 1) as f64 / args.throughput as f64);
             tokio::time::sleep_until(due).await;
@@ -173,9 +166,6 @@ async fn produce(args: ProducePerf) -> Result<(), String> {
             window = report_window(&stats, window, now);
             next_report = now + interval;
         }
-    }
-    for h in acks_pending {
-        let _ = h.await;
     }
     producer.flush().await;
     let elapsed = start.elapsed().as_secs_f64();

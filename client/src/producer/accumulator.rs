@@ -34,7 +34,23 @@ pub(super) fn record_size(r: &ProducerRecord) -> usize {
             .sum::<usize>()
 }
 
-pub(super) type Reply = oneshot::Sender<Result<RecordMetadata>>;
+/// Where a record's outcome goes: a [`super::DeliveryFuture`], or a callback (run on the
+/// producer's sender task, so it must be quick, as in Kafka's Java client).
+pub(super) enum Reply {
+    Future(oneshot::Sender<Result<RecordMetadata>>),
+    Callback(Box<dyn FnOnce(Result<RecordMetadata>) + Send>),
+}
+
+impl Reply {
+    fn send(self, outcome: Result<RecordMetadata>) {
+        match self {
+            Reply::Future(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Reply::Callback(f) => f(outcome),
+        }
+    }
+}
 
 /// A batch: its records with their callers, and its send history.
 pub(super) struct Batch {
@@ -62,7 +78,7 @@ impl Batch {
         match outcome {
             Ok(base_offset) => {
                 for (i, (reply, r)) in self.replies.into_iter().zip(&self.records).enumerate() {
-                    let _ = reply.send(Ok(RecordMetadata {
+                    reply.send(Ok(RecordMetadata {
                         topic: self.tp.topic.clone(),
                         partition: self.tp.partition as i32,
                         offset: if base_offset < 0 {
@@ -82,7 +98,7 @@ impl Batch {
                         broker: String::new(),
                         reason: message.clone(),
                     });
-                    let _ = reply.send(Err(e));
+                    reply.send(Err(e));
                 }
             }
         }
@@ -348,6 +364,7 @@ mod tests {
 
     fn append(s: &mut State, partition: i32, value_len: usize, c: &ProducerConfig) -> bool {
         let (reply, _) = oneshot::channel();
+        let reply = Reply::Future(reply);
         let size = RECORD_OVERHEAD_BYTES + value_len;
         s.append("t", partition, record(value_len), size, reply, c)
     }

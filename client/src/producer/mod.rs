@@ -216,6 +216,24 @@ impl Producer {
     /// Queues `record` for sending and returns at once (after metadata for its topic is
     /// known and `buffer.memory` has room); the future resolves on acknowledgement.
     pub async fn send_nowait(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let (reply, receiver) = oneshot::channel();
+        self.enqueue(record, accumulator::Reply::Future(reply))
+            .await?;
+        Ok(DeliveryFuture(receiver))
+    }
+
+    /// Queues `record` like [`Producer::send_nowait`] and calls `callback` with the
+    /// outcome. The callback runs on the producer's sender task: keep it short.
+    pub async fn send_with_callback(
+        &self,
+        record: ProducerRecord,
+        callback: impl FnOnce(Result<RecordMetadata>) + Send + 'static,
+    ) -> Result<()> {
+        self.enqueue(record, accumulator::Reply::Callback(Box::new(callback)))
+            .await
+    }
+
+    async fn enqueue(&self, record: ProducerRecord, reply: accumulator::Reply) -> Result<()> {
         let shared = &self.shared;
         let topic = self.topic_metadata(&record.topic).await?;
         let partitions = topic.partitions.len();
@@ -244,7 +262,6 @@ impl Producer {
             (None, None) => -1, // sticky, chosen under the lock
         };
         let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms);
-        let (reply, receiver) = oneshot::channel();
         let wake = {
             let mut state = shared.state.lock().expect("producer state");
             if state.closed {
@@ -274,7 +291,7 @@ impl Producer {
         if wake {
             shared.wake.notify_one();
         }
-        Ok(DeliveryFuture(receiver))
+        Ok(())
     }
 
     /// The topic's metadata, waiting up to `max.block.ms` for it to appear (a topic
