@@ -130,3 +130,56 @@ c.close()
     }
     assert_eq!(n, 200, "kafka-python read every record Eddy wrote");
 }
+
+/// kcat (librdkafka) with `partitioner=murmur2_random` puts a key where Eddy's client
+/// computes it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_murmur2_random_places_keys_where_eddy_does() {
+    if !support::have_kcat() {
+        return;
+    }
+    let broker = Broker::start("client-cross-kcat", &[]);
+    let bs = broker.addr.clone();
+    let admin = Admin::new(common(&bs)).unwrap();
+    admin
+        .create_topic_if_missing(&NewTopic::new("from-kcat", PARTITIONS, 1))
+        .await
+        .unwrap();
+    let input: String = (0..200).map(|i| format!("key-{i}\tkcat-{i}\n")).collect();
+    support::kcat(
+        &[
+            "-b",
+            &bs,
+            "-t",
+            "from-kcat",
+            "-P",
+            "-K",
+            "\t",
+            "-X",
+            "partitioner=murmur2_random",
+        ],
+        input.as_bytes(),
+    );
+    let mut c = Consumer::new(ConsumerConfig {
+        common: common(&bs),
+        auto_offset_reset: OffsetReset::Earliest,
+        enable_auto_commit: false,
+        ..ConsumerConfig::default()
+    })
+    .unwrap();
+    c.assign((0..PARTITIONS as u32).map(|p| TopicPartition::new("from-kcat", p)));
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < 200 && tokio::time::Instant::now() < deadline {
+        got.extend(c.poll(Duration::from_millis(500)).await.unwrap());
+    }
+    assert_eq!(got.len(), 200);
+    for r in &got {
+        let key = r.key.as_deref().unwrap();
+        assert_eq!(
+            r.partition,
+            partition_for_key(key, PARTITIONS as usize),
+            "{r:?}"
+        );
+    }
+}
