@@ -87,3 +87,62 @@ async fn admin_manages_topics_configs_and_describes_the_cluster() {
     assert_eq!(admin.list_topics(false).await.unwrap(), vec!["admin-a"]);
     admin.close().await;
 }
+
+/// Many requests pipelined on one connection from many tasks each get their own answer:
+/// ListOffsets for a different partition each, whose answers say which partition they
+/// are about, so a mismatched correlation would show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_on_one_connection_each_get_their_own_answer() {
+    use bytes::Bytes;
+    use eddy_client::{Producer, ProducerConfig, ProducerRecord, TopicPartition};
+
+    let broker = Broker::start("client-pipelining", &[]);
+    let common = CommonConfig {
+        bootstrap_servers: broker.addr.clone(),
+        ..CommonConfig::default()
+    };
+    let admin = Admin::new(common.clone()).unwrap();
+    admin
+        .create_topic_if_missing(&NewTopic::new("piped", 8, 1))
+        .await
+        .unwrap();
+    // Partition p holds p records, so its end offset names it.
+    let producer = Producer::new(ProducerConfig {
+        common: common.clone(),
+        ..ProducerConfig::default()
+    })
+    .unwrap();
+    for p in 0..8 {
+        for _ in 0..p {
+            let mut r = ProducerRecord::new("piped", None, Some(Bytes::from_static(b"x")));
+            r.partition = Some(p);
+            producer.send_nowait(r).await.unwrap();
+        }
+    }
+    producer.close().await;
+
+    let net = admin.network().clone();
+    let conn = net.any().await.unwrap();
+    assert!(
+        conn.version(kafka_protocol::messages::ApiKey::Produce)
+            .unwrap()
+            >= 3
+    );
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let net = net.clone();
+            tokio::spawn(async move {
+                let p = (i % 8) as u32;
+                let tp = TopicPartition::new("piped", p);
+                let ends = eddy_client::consumer::list_offsets(&net, std::slice::from_ref(&tp), -1)
+                    .await
+                    .unwrap();
+                assert_eq!(ends[&tp], i64::from(p), "the answer for {tp}");
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    admin.close().await;
+}
