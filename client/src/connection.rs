@@ -394,3 +394,86 @@ async fn read_loop(mut read: ReadHalf<TcpStream>, inflight: Arc<Mutex<Inflight>>
     tracing::debug!(%broker, %reason, "connection closed");
     fail_all(&inflight, reason);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::ResponseHeader;
+    use tokio::net::TcpListener;
+
+    async fn read_request(s: &mut TcpStream) -> (i16, i16, i32) {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).await.unwrap();
+        let mut b = &body[..];
+        (b.get_i16(), b.get_i16(), b.get_i32())
+    }
+
+    async fn answer(
+        s: &mut TcpStream,
+        correlation_id: i32,
+        version: i16,
+        resp: &ApiVersionsResponse,
+    ) {
+        let mut body = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(&mut body, 0)
+            .unwrap();
+        resp.encode(&mut body, version).unwrap();
+        let mut frame = BytesMut::new();
+        frame.put_i32(body.len() as i32);
+        frame.put_slice(&body);
+        s.write_all(&frame).await.unwrap();
+    }
+
+    fn range(key: ApiKey, min: i16, max: i16) -> ApiVersion {
+        ApiVersion::default()
+            .with_api_key(key as i16)
+            .with_min_version(min)
+            .with_max_version(max)
+    }
+
+    /// KIP-511: a broker that does not know ApiVersions v3 answers in v0 format with
+    /// UNSUPPORTED_VERSION and its range; the client asks again at a version it names,
+    /// then sends each API at the highest version both sides speak.
+    #[tokio::test]
+    async fn api_versions_falls_back_to_the_brokers_version_and_negotiates_each_api() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let broker = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let (key, version, cid) = read_request(&mut s).await;
+            assert_eq!((key, version), (ApiKey::ApiVersions as i16, 3));
+            let refuse = ApiVersionsResponse::default()
+                .with_error_code(35)
+                .with_api_keys(vec![range(ApiKey::ApiVersions, 0, 2)]);
+            answer(&mut s, cid, 0, &refuse).await;
+            let (key, version, cid) = read_request(&mut s).await;
+            assert_eq!((key, version), (ApiKey::ApiVersions as i16, 2));
+            let ok = ApiVersionsResponse::default().with_api_keys(vec![
+                range(ApiKey::ApiVersions, 0, 2),
+                range(ApiKey::Metadata, 0, 7),
+                range(ApiKey::Produce, 0, 13),
+                range(ApiKey::Fetch, 0, 3),
+            ]);
+            answer(&mut s, cid, 2, &ok).await;
+            s
+        });
+        let conn = Connection::open(&addr, "test".into(), "t", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let _socket = broker.await.unwrap();
+        assert_eq!(conn.version(ApiKey::Metadata).unwrap(), 7);
+        assert_eq!(
+            conn.version(ApiKey::Produce).unwrap(),
+            9,
+            "capped at the client's 9"
+        );
+        let err = conn.version(ApiKey::Fetch).unwrap_err();
+        assert!(err.to_string().contains("Fetch"), "{err}");
+        assert!(conn.version(ApiKey::JoinGroup).is_err(), "not advertised");
+    }
+}
