@@ -28,6 +28,26 @@ const FAST_FAILOVER: &[&str] = &[
 const RECORDS: usize = 30_000;
 const PARTITIONS: i32 = 6;
 
+/// Waits until the cluster reports all three brokers (a topic with three replicas
+/// cannot be created before they have registered).
+async fn wait_for_brokers(admin: &Admin) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if admin
+            .describe_cluster()
+            .await
+            .is_ok_and(|c| c.brokers.len() == 3)
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "three brokers register"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn common(bootstrap: &str) -> CommonConfig {
     CommonConfig {
         bootstrap_servers: bootstrap.to_string(),
@@ -41,6 +61,7 @@ async fn idempotent_producer_loses_and_duplicates_nothing_when_a_broker_is_kille
     let mut cluster = Cluster::start("client-kill", 3, FAST_FAILOVER);
     let bootstrap = cluster.bootstrap();
     let admin = Admin::new(common(&bootstrap)).unwrap();
+    wait_for_brokers(&admin).await;
     admin
         .create_topic_if_missing(&NewTopic::new("kill", PARTITIONS, 3))
         .await
@@ -143,6 +164,7 @@ async fn a_group_survives_the_death_of_its_coordinator() {
     let mut cluster = Cluster::start("client-coord", 3, FAST_FAILOVER);
     let bootstrap = cluster.bootstrap();
     let admin = Admin::new(common(&bootstrap)).unwrap();
+    wait_for_brokers(&admin).await;
     admin
         .create_topic_if_missing(&NewTopic::new("coord", PARTITIONS, 3))
         .await

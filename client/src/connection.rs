@@ -44,6 +44,9 @@ struct Inflight {
     queue: VecDeque<Pending>,
     /// Why the connection is closed, once it is; new requests fail at once.
     closed: Option<String>,
+    /// Wakes the reader task to stop when the connection closes, so a dropped or failed
+    /// connection releases its socket at once rather than when the broker hangs up.
+    stop: Arc<tokio::sync::Notify>,
 }
 
 struct Writer {
@@ -87,6 +90,7 @@ impl Connection {
             broker: broker.clone(),
             queue: VecDeque::new(),
             closed: None,
+            stop: Arc::new(tokio::sync::Notify::new()),
         }));
         tokio::spawn(read_loop(read, inflight.clone(), broker.clone()));
         let mut conn = Connection {
@@ -329,6 +333,7 @@ fn fail_all(inflight: &Mutex<Inflight>, reason: String) {
     let mut inflight = inflight.lock().expect("inflight lock");
     if inflight.closed.is_none() {
         inflight.closed = Some(reason.clone());
+        inflight.stop.notify_one();
     }
     let broker = inflight.broker.clone();
     for pending in inflight.queue.drain(..) {
@@ -339,24 +344,38 @@ fn fail_all(inflight: &Mutex<Inflight>, reason: String) {
     }
 }
 
+/// Reads one response frame's body.
+async fn read_frame(read: &mut ReadHalf<TcpStream>) -> std::result::Result<Vec<u8>, String> {
+    let mut len = [0u8; 4];
+    read.read_exact(&mut len)
+        .await
+        .map_err(|e| format!("reading a response failed: {e}"))?;
+    let len = i32::from_be_bytes(len);
+    let len = usize::try_from(len)
+        .map_err(|_| format!("a response frame has a negative length {len}"))?;
+    if !(4..=MAX_RESPONSE_BYTES).contains(&len) {
+        return Err(format!("a response frame of {len} bytes is out of bounds"));
+    }
+    let mut body = vec![0u8; len];
+    read.read_exact(&mut body)
+        .await
+        .map_err(|e| format!("reading a response failed: {e}"))?;
+    Ok(body)
+}
+
 /// Reads response frames and hands each to the request at the front of the queue.
 async fn read_loop(mut read: ReadHalf<TcpStream>, inflight: Arc<Mutex<Inflight>>, broker: String) {
+    let stop = inflight.lock().expect("inflight lock").stop.clone();
     let reason = loop {
-        let mut len = [0u8; 4];
-        if let Err(e) = read.read_exact(&mut len).await {
-            break format!("reading a response failed: {e}");
-        }
-        let len = i32::from_be_bytes(len);
-        let Ok(len) = usize::try_from(len) else {
-            break format!("a response frame has a negative length {len}");
+        let frame = tokio::select! {
+            biased;
+            _ = stop.notified() => return,
+            frame = read_frame(&mut read) => frame,
         };
-        if !(4..=MAX_RESPONSE_BYTES).contains(&len) {
-            break format!("a response frame of {len} bytes is out of bounds");
-        }
-        let mut body = vec![0u8; len];
-        if let Err(e) = read.read_exact(&mut body).await {
-            break format!("reading a response failed: {e}");
-        }
+        let body = match frame {
+            Ok(body) => body,
+            Err(reason) => break reason,
+        };
         let mut body = Bytes::from(body);
         let pending = {
             let mut inflight = inflight.lock().expect("inflight lock");

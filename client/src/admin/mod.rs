@@ -29,6 +29,8 @@ pub use groups::{GroupDescription, GroupListing, GroupMember, PartitionLag};
 const RESOURCE_TOPIC: i8 = 2;
 /// ConfigResource type of a broker.
 const RESOURCE_BROKER: i8 = 4;
+/// How long `create_topic_if_missing` keeps trying, and then waits for leaders.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// TOPIC_ALREADY_EXISTS, not an error for `create_topic_if_missing`.
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 
@@ -191,13 +193,20 @@ impl Admin {
     /// Creates the topic unless it exists, then waits until every partition has a
     /// leader (so that producing to it right away works).
     pub async fn create_topic_if_missing(&self, topic: &NewTopic) -> Result<()> {
-        match self.create_topics(std::slice::from_ref(topic)).await {
-            Ok(()) => {}
-            Err(ClientError::Topic { code, .. }) if code.0 == TOPIC_ALREADY_EXISTS => {}
-            Err(e) => return Err(e),
+        let deadline = tokio::time::Instant::now() + CREATE_TIMEOUT;
+        loop {
+            match self.create_topics(std::slice::from_ref(topic)).await {
+                Ok(()) => break,
+                Err(ClientError::Topic { code, .. }) if code.0 == TOPIC_ALREADY_EXISTS => break,
+                // A cluster still electing its controller, or a broker just gone.
+                Err(e) if e.is_retriable() && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(topic = %topic.name, error = %e, "retrying CreateTopics");
+                    tokio::time::sleep(self.net.retry_backoff()).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        self.wait_for_leaders(&topic.name, Duration::from_secs(30))
-            .await
+        self.wait_for_leaders(&topic.name, CREATE_TIMEOUT).await
     }
 
     /// Waits until `topic` is known and each of its partitions has a leader.
