@@ -9,7 +9,7 @@
 //!
 //! When the connection opens, ApiVersions (v3, falling back to the version the broker
 //! names, KIP-511) learns the broker's ranges; every later request is sent at the
-//! highest version both sides speak ([`crate::versions`]).
+//! highest version both sides speak (`versions.rs`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -7,6 +7,13 @@
 //! - [`network`]: the bootstrap list, the connection pool and the metadata cache.
 //! - [`partitioner`]: murmur2 exactly as the Java client computes it.
 //! - [`records`]: building (and compressing) batches, reading fetched ones.
+//! - [`producer`]: `send` → offset; batching, compression, acks, retries, idempotence.
+//! - [`consumer`]: `assign` or `subscribe` (group membership), `poll`, commits, seeks.
+//! - [`admin`]: topics, partitions, configs, groups and their offsets, the cluster.
+//!
+//! The record batch format (v2 encoding, CRC-32C) and the group assignors are the
+//! core's (`eddy_core::batch`, `eddy_core::group`), so the simulator's clients and this
+//! one build the same bytes and make the same assignments.
 
 pub mod admin;
 pub mod connection;

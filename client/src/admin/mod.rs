@@ -1,5 +1,5 @@
 //! The admin client: topics (create, delete, list, describe, add partitions), configs
-//! (describe, incremental alter), the cluster, and consumer groups ([`groups`]).
+//! (describe, incremental alter), the cluster, and consumer groups (`groups.rs`).
 //! Each call goes to any broker (Eddy's brokers forward to the controller) and reports
 //! a per-topic error as one naming the topic.
 

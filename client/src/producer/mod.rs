@@ -1,8 +1,8 @@
 //! The producer: `send` a record, get back the offset it was written at.
 //!
-//! Records are appended to a per-partition batch ([`accumulator`]); a batch is sent when
+//! Records are appended to a per-partition batch (`accumulator.rs`); a batch is sent when
 //! it reaches `batch.size`, when it is `linger.ms` old, or on `flush`/`close`. A single
-//! sender task ([`sender`]) drains ready batches, groups them by partition leader into
+//! sender task (`sender.rs`) drains ready batches, groups them by partition leader into
 //! Produce requests, and retries what failed with a retriable error after
 //! `retry.backoff.ms`, until `delivery.timeout.ms` has passed since the record was sent.
 //!
