@@ -1,0 +1,657 @@
+//! Group membership in Kafka's classic protocol, from the member's side: find the
+//! coordinator, JoinGroup (answering MEMBER_ID_REQUIRED, KIP-394), run the assignor
+//! when this member is the leader (the core's range, round-robin and
+//! cooperative-sticky), SyncGroup, heartbeats in a background task, LeaveGroup; and the
+//! group's committed offsets (OffsetCommit, OffsetFetch).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use eddy_core::group::{Assignor, Generation, Subscription};
+use eddy_core::TopicPartition;
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
+use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    ApiKey, ConsumerProtocolAssignment, ConsumerProtocolSubscription, FindCoordinatorRequest,
+    GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
+    OffsetFetchRequest, SyncGroupRequest, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use crate::connection::Connection;
+use crate::error::{ClientError, KafkaCode, Result};
+use crate::network::NetworkClient;
+
+const MEMBER_ID_REQUIRED: i16 = 79;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const ILLEGAL_GENERATION: i16 = 22;
+const REBALANCE_IN_PROGRESS: i16 = 27;
+const FENCED_INSTANCE_ID: i16 = 82;
+/// The subscription format version written (v1 carries owned partitions, which
+/// cooperative-sticky needs).
+const SUBSCRIPTION_VERSION: i16 = 1;
+/// Join attempts before `join` gives up and reports the last error.
+const MAX_JOIN_ATTEMPTS: u32 = 50;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// The group's settings.
+#[derive(Clone, Debug)]
+pub struct GroupConfig {
+    pub group_id: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub heartbeat_interval_ms: u64,
+    /// `partition.assignment.strategy`, most preferred first.
+    pub assignors: Vec<Assignor>,
+}
+
+/// What a completed join gives the member.
+#[derive(Clone, Debug)]
+pub(crate) struct Joined {
+    pub(crate) generation: i32,
+    pub(crate) protocol: Assignor,
+    pub(crate) assignment: Vec<TopicPartition>,
+}
+
+/// This member's standing in the group.
+pub(crate) struct Membership {
+    net: NetworkClient,
+    pub(crate) config: GroupConfig,
+    coordinator: Option<i32>,
+    pub(crate) member_id: String,
+    pub(crate) generation: i32,
+    /// Set by the heartbeat task when the coordinator says a rebalance is under way.
+    pub(crate) rejoin_needed: Arc<AtomicBool>,
+    /// The generation the running heartbeat task serves; it stops when this moves on.
+    heartbeat_generation: Arc<AtomicI64>,
+}
+
+impl Membership {
+    pub(crate) fn new(net: NetworkClient, config: GroupConfig) -> Membership {
+        Membership {
+            net,
+            config,
+            coordinator: None,
+            member_id: String::new(),
+            generation: -1,
+            rejoin_needed: Arc::new(AtomicBool::new(true)),
+            heartbeat_generation: Arc::new(AtomicI64::new(-1)),
+        }
+    }
+
+    /// The connection to the group's coordinator, looked up if unknown.
+    pub(crate) async fn coordinator(&mut self) -> Result<Arc<Connection>> {
+        if let Some(node) = self.coordinator {
+            if let Ok(c) = self.net.node(node).await {
+                return Ok(c);
+            }
+            self.coordinator = None;
+        }
+        let node = find_coordinator(&self.net, &self.config.group_id).await?;
+        self.coordinator = Some(node);
+        self.net.node(node).await
+    }
+
+    fn forget_coordinator_if(&mut self, code: i16) {
+        if matches!(code, 14..=16) {
+            self.coordinator = None;
+        }
+    }
+
+    /// Joins (or rejoins) the group and returns this member's assignment. `owned` is what
+    /// the member holds now (for cooperative-sticky).
+    pub(crate) async fn join(
+        &mut self,
+        topics: &BTreeSet<String>,
+        owned: &[TopicPartition],
+    ) -> Result<Joined> {
+        self.heartbeat_generation.store(-1, Ordering::SeqCst);
+        let mut last_error = None;
+        for _ in 0..MAX_JOIN_ATTEMPTS {
+            match self.join_once(topics, owned).await {
+                Ok(joined) => {
+                    self.rejoin_needed.store(false, Ordering::SeqCst);
+                    self.start_heartbeat();
+                    return Ok(joined);
+                }
+                Err(e) if e.is_retriable() || is_rejoin(&e) => {
+                    tracing::debug!(group = %self.config.group_id, error = %e, "rejoining");
+                    last_error = Some(e);
+                    tokio::time::sleep(self.net.retry_backoff()).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.expect("attempts failed"))
+    }
+
+    async fn join_once(
+        &mut self,
+        topics: &BTreeSet<String>,
+        owned: &[TopicPartition],
+    ) -> Result<Joined> {
+        let conn = self.coordinator().await?;
+        let metadata = encode_subscription(topics, owned);
+        let version = conn.version(ApiKey::JoinGroup)?;
+        let mut request = JoinGroupRequest::default()
+            .with_group_id(GroupId(s(&self.config.group_id)))
+            .with_session_timeout_ms(self.config.session_timeout_ms)
+            .with_member_id(s(&self.member_id))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(
+                self.config
+                    .assignors
+                    .iter()
+                    .map(|a| {
+                        JoinGroupRequestProtocol::default()
+                            .with_name(s(a.name()))
+                            .with_metadata(metadata.clone())
+                    })
+                    .collect(),
+            );
+        if version >= 1 {
+            request.rebalance_timeout_ms = self.config.rebalance_timeout_ms;
+        }
+        let response = conn.call_at(&request, version).await?;
+        match response.error_code {
+            0 => {}
+            MEMBER_ID_REQUIRED => {
+                self.member_id = response.member_id.to_string();
+                return Err(self.group_error(&conn, "JoinGroup", MEMBER_ID_REQUIRED));
+            }
+            UNKNOWN_MEMBER_ID | ILLEGAL_GENERATION | FENCED_INSTANCE_ID => {
+                self.member_id.clear();
+                return Err(self.group_error(&conn, "JoinGroup", response.error_code));
+            }
+            code => {
+                self.forget_coordinator_if(code);
+                return Err(self.group_error(&conn, "JoinGroup", code));
+            }
+        }
+        self.member_id = response.member_id.to_string();
+        self.generation = response.generation_id;
+        let protocol_name = response
+            .protocol_name
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let protocol =
+            Assignor::from_name(&protocol_name).ok_or_else(|| ClientError::Protocol {
+                broker: conn.broker().to_string(),
+                api: "JoinGroup",
+                reason: format!(
+                    "the group chose assignor {protocol_name:?}, which this client does not have"
+                ),
+            })?;
+        let assignments = if response.leader.as_str() == self.member_id {
+            self.assign(protocol, &response.members).await?
+        } else {
+            Vec::new()
+        };
+        let version = conn.version(ApiKey::SyncGroup)?;
+        let mut request = SyncGroupRequest::default()
+            .with_group_id(GroupId(s(&self.config.group_id)))
+            .with_generation_id(self.generation)
+            .with_member_id(s(&self.member_id))
+            .with_assignments(assignments);
+        if version >= 5 {
+            request.protocol_type = Some(s("consumer"));
+            request.protocol_name = Some(s(protocol.name()));
+        }
+        let response = conn.call_at(&request, version).await?;
+        if response.error_code != 0 {
+            if matches!(response.error_code, UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID) {
+                self.member_id.clear();
+            }
+            self.forget_coordinator_if(response.error_code);
+            return Err(self.group_error(&conn, "SyncGroup", response.error_code));
+        }
+        let assignment =
+            decode_assignment(&response.assignment).map_err(|reason| ClientError::Protocol {
+                broker: conn.broker().to_string(),
+                api: "SyncGroup",
+                reason,
+            })?;
+        tracing::debug!(group = %self.config.group_id, member = %self.member_id, generation = self.generation, ?assignment, "joined");
+        Ok(Joined {
+            generation: self.generation,
+            protocol,
+            assignment,
+        })
+    }
+
+    /// The leader's part: run the chosen assignor over every member's subscription.
+    async fn assign(
+        &self,
+        protocol: Assignor,
+        members: &[kafka_protocol::messages::join_group_response::JoinGroupResponseMember],
+    ) -> Result<Vec<SyncGroupRequestAssignment>> {
+        let mut subscriptions = Vec::new();
+        let mut all_topics = BTreeSet::new();
+        for m in members {
+            let (topics, owned, generation) =
+                decode_subscription(&m.metadata).map_err(|reason| ClientError::Protocol {
+                    broker: "the group leader's input".to_string(),
+                    api: "JoinGroup",
+                    reason: format!("member {}: {reason}", m.member_id),
+                })?;
+            all_topics.extend(topics.iter().cloned());
+            let mut sub = Subscription::new(m.member_id.to_string(), topics);
+            if !owned.is_empty() || generation >= 0 {
+                sub = sub.with_owned(owned, Generation(generation.max(0)));
+            }
+            subscriptions.push(sub);
+        }
+        let topics: Vec<String> = all_topics.into_iter().collect();
+        self.net.refresh_metadata(Some(&topics), false).await?;
+        let partitions_per_topic: BTreeMap<String, u32> = topics
+            .iter()
+            .filter_map(|t| {
+                self.net
+                    .topic(t)
+                    .map(|m| (t.clone(), m.partitions.len() as u32))
+            })
+            .collect();
+        let assignment = protocol.assign(&subscriptions, &partitions_per_topic);
+        Ok(assignment
+            .into_iter()
+            .map(|(member, tps)| {
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(s(&member))
+                    .with_assignment(encode_assignment(&tps))
+            })
+            .collect())
+    }
+
+    fn group_error(&self, conn: &Connection, api: &'static str, code: i16) -> ClientError {
+        ClientError::Broker {
+            broker: conn.broker().to_string(),
+            api,
+            code: KafkaCode(code),
+            message: Some(format!("group {}", self.config.group_id)),
+        }
+    }
+
+    fn start_heartbeat(&self) {
+        let generation = i64::from(self.generation);
+        self.heartbeat_generation
+            .store(generation, Ordering::SeqCst);
+        let current = self.heartbeat_generation.clone();
+        let rejoin = self.rejoin_needed.clone();
+        let net = self.net.clone();
+        let mut coordinator = self.coordinator;
+        let group_id = self.config.group_id.clone();
+        let request = HeartbeatRequest::default()
+            .with_group_id(GroupId(s(&self.config.group_id)))
+            .with_generation_id(self.generation)
+            .with_member_id(s(&self.member_id));
+        let interval = Duration::from_millis(self.config.heartbeat_interval_ms);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                if current.load(Ordering::SeqCst) != generation {
+                    return;
+                }
+                let node = match coordinator {
+                    Some(n) => n,
+                    // The coordinator moved or died: find the new one (as Kafka's
+                    // clients do) and heartbeat there; it knows the member if the group
+                    // survived, and says UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION if not.
+                    None => match find_coordinator(&net, &group_id).await {
+                        Ok(n) => {
+                            coordinator = Some(n);
+                            n
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "heartbeat: no coordinator yet");
+                            continue;
+                        }
+                    },
+                };
+                let answer = match net.node(node).await {
+                    Ok(c) => c.call(&request).await,
+                    Err(e) => Err(e),
+                };
+                if current.load(Ordering::SeqCst) != generation {
+                    return;
+                }
+                match answer {
+                    Ok(r) if r.error_code == 0 => {}
+                    Ok(r) if matches!(r.error_code, 14..=16) => {
+                        tracing::debug!(code = %KafkaCode(r.error_code), "heartbeat: coordinator moved");
+                        coordinator = None;
+                    }
+                    Ok(r) => {
+                        tracing::debug!(code = %KafkaCode(r.error_code), "heartbeat: rejoin");
+                        rejoin.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "heartbeat failed; looking the coordinator up again");
+                        coordinator = None;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Leaves the group (on close), so the others rebalance at once rather than after
+    /// the session timeout.
+    pub(crate) async fn leave(&mut self) -> Result<()> {
+        self.heartbeat_generation.store(-1, Ordering::SeqCst);
+        if self.member_id.is_empty() {
+            return Ok(());
+        }
+        let conn = self.coordinator().await?;
+        let version = conn.version(ApiKey::LeaveGroup)?;
+        let mut request =
+            LeaveGroupRequest::default().with_group_id(GroupId(s(&self.config.group_id)));
+        if version >= 3 {
+            request.members = vec![MemberIdentity::default().with_member_id(s(&self.member_id))];
+        } else {
+            request.member_id = s(&self.member_id);
+        }
+        let response = conn.call_at(&request, version).await?;
+        self.member_id.clear();
+        self.generation = -1;
+        if response.error_code != 0 && response.error_code != UNKNOWN_MEMBER_ID {
+            return Err(self.group_error(&conn, "LeaveGroup", response.error_code));
+        }
+        Ok(())
+    }
+
+    /// Commits `offsets` under this member's generation.
+    pub(crate) async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        let conn = self.coordinator().await?;
+        let (generation, member) = (self.generation, self.member_id.clone());
+        let result =
+            commit_offsets(&conn, &self.config.group_id, generation, &member, offsets).await;
+        if let Err(ClientError::Broker { code, .. } | ClientError::Partition { code, .. }) = &result
+        {
+            if matches!(
+                code.0,
+                ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID | REBALANCE_IN_PROGRESS
+            ) {
+                self.rejoin_needed.store(true, Ordering::SeqCst);
+            }
+            self.forget_coordinator_if(code.0);
+        }
+        result
+    }
+
+    /// The group's committed offsets for `partitions` (-1 where none).
+    pub(crate) async fn committed(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let conn = self.coordinator().await?;
+        fetch_committed(&conn, &self.config.group_id, Some(partitions)).await
+    }
+}
+
+fn is_rejoin(e: &ClientError) -> bool {
+    matches!(e, ClientError::Broker { code, .. }
+        if matches!(code.0, MEMBER_ID_REQUIRED | UNKNOWN_MEMBER_ID | ILLEGAL_GENERATION | REBALANCE_IN_PROGRESS | FENCED_INSTANCE_ID))
+}
+
+/// The coordinator of `group_id` (FindCoordinator, retried while it is being elected).
+pub(crate) async fn find_coordinator(net: &NetworkClient, group_id: &str) -> Result<i32> {
+    let mut last = None;
+    for _ in 0..MAX_JOIN_ATTEMPTS {
+        let request = FindCoordinatorRequest::default().with_key(s(group_id));
+        match net.call_any(&request).await {
+            Ok(r) if r.error_code == 0 => return Ok(r.node_id.0),
+            Ok(r) => {
+                last = Some(ClientError::Broker {
+                    broker: "any".to_string(),
+                    api: "FindCoordinator",
+                    code: KafkaCode(r.error_code),
+                    message: Some(format!("group {group_id}")),
+                })
+            }
+            Err(e) if e.is_retriable() => last = Some(e),
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(net.retry_backoff()).await;
+    }
+    Err(last.expect("attempts failed"))
+}
+
+/// OffsetCommit for `group_id`; generation -1 and an empty member id commit as a
+/// non-member (admin tools, assign-mode consumers).
+pub(crate) async fn commit_offsets(
+    conn: &Connection,
+    group_id: &str,
+    generation: i32,
+    member_id: &str,
+    offsets: &BTreeMap<TopicPartition, i64>,
+) -> Result<()> {
+    let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+    for (tp, &offset) in offsets {
+        topics.entry(&tp.topic).or_default().push(
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(tp.partition as i32)
+                .with_committed_offset(offset),
+        );
+    }
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group_id)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(s(member_id))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(s(t)))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    let response = conn.call(&request).await?;
+    for t in &response.topics {
+        for p in &t.partitions {
+            if p.error_code != 0 {
+                return Err(ClientError::Partition {
+                    broker: conn.broker().to_string(),
+                    api: "OffsetCommit",
+                    topic: t.name.0.to_string(),
+                    partition: p.partition_index,
+                    code: KafkaCode(p.error_code),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// OffsetFetch for `group_id`: `None` asks for every partition the group has offsets for.
+pub(crate) async fn fetch_committed(
+    conn: &Connection,
+    group_id: &str,
+    partitions: Option<&[TopicPartition]>,
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    let topics = partitions.map(|ps| {
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in ps {
+            by_topic
+                .entry(&tp.topic)
+                .or_default()
+                .push(tp.partition as i32);
+        }
+        by_topic
+            .into_iter()
+            .map(|(t, ids)| {
+                OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(s(t)))
+                    .with_partition_indexes(ids)
+            })
+            .collect()
+    });
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group_id)))
+        .with_topics(topics);
+    let response = conn.call(&request).await?;
+    if response.error_code != 0 {
+        return Err(ClientError::Broker {
+            broker: conn.broker().to_string(),
+            api: "OffsetFetch",
+            code: KafkaCode(response.error_code),
+            message: Some(format!("group {group_id}")),
+        });
+    }
+    let mut out = BTreeMap::new();
+    for t in &response.topics {
+        for p in &t.partitions {
+            if p.error_code != 0 {
+                return Err(ClientError::Partition {
+                    broker: conn.broker().to_string(),
+                    api: "OffsetFetch",
+                    topic: t.name.0.to_string(),
+                    partition: p.partition_index,
+                    code: KafkaCode(p.error_code),
+                });
+            }
+            out.insert(
+                TopicPartition::new(t.name.0.to_string(), p.partition_index as u32),
+                p.committed_offset,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The consumer protocol's subscription bytes: version, then the struct.
+fn encode_subscription(topics: &BTreeSet<String>, owned: &[TopicPartition]) -> Bytes {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for tp in owned {
+        by_topic
+            .entry(&tp.topic)
+            .or_default()
+            .push(tp.partition as i32);
+    }
+    let sub = ConsumerProtocolSubscription::default()
+        .with_topics(topics.iter().map(|t| s(t)).collect())
+        .with_owned_partitions(
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    OwnedTopic::default()
+                        .with_topic(TopicName(s(t)))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    let mut buf = BytesMut::new();
+    buf.put_i16(SUBSCRIPTION_VERSION);
+    sub.encode(&mut buf, SUBSCRIPTION_VERSION)
+        .expect("a subscription encodes");
+    buf.freeze()
+}
+
+type DecodedSubscription = (Vec<String>, Vec<TopicPartition>, i32);
+
+fn decode_subscription(bytes: &Bytes) -> std::result::Result<DecodedSubscription, String> {
+    let mut b = bytes.clone();
+    if b.remaining() < 2 {
+        return Err("the subscription is shorter than its version".to_string());
+    }
+    // A newer version than the crate knows is read as the newest it knows: Kafka's
+    // formats only append fields.
+    let version = b.get_i16().clamp(0, 3);
+    let sub = ConsumerProtocolSubscription::decode(&mut b, version).map_err(|e| e.to_string())?;
+    let owned = sub
+        .owned_partitions
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|&p| TopicPartition::new(t.topic.0.to_string(), p as u32))
+        })
+        .collect();
+    let generation = if version >= 2 { sub.generation_id } else { -1 };
+    Ok((
+        sub.topics.iter().map(|t| t.to_string()).collect(),
+        owned,
+        generation,
+    ))
+}
+
+fn encode_assignment(tps: &[TopicPartition]) -> Bytes {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for tp in tps {
+        by_topic
+            .entry(&tp.topic)
+            .or_default()
+            .push(tp.partition as i32);
+    }
+    let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
+        by_topic
+            .into_iter()
+            .map(|(t, ps)| {
+                AssignedTopic::default()
+                    .with_topic(TopicName(s(t)))
+                    .with_partitions(ps)
+            })
+            .collect(),
+    );
+    let mut buf = BytesMut::new();
+    buf.put_i16(1);
+    a.encode(&mut buf, 1).expect("an assignment encodes");
+    buf.freeze()
+}
+
+fn decode_assignment(bytes: &Bytes) -> std::result::Result<Vec<TopicPartition>, String> {
+    if bytes.is_empty() {
+        return Ok(Vec::new()); // no assignment (the group has nothing for this member)
+    }
+    let mut b = bytes.clone();
+    if b.remaining() < 2 {
+        return Err("the assignment is shorter than its version".to_string());
+    }
+    let version = b.get_i16().clamp(0, 3);
+    let a = ConsumerProtocolAssignment::decode(&mut b, version).map_err(|e| e.to_string())?;
+    let mut out: Vec<TopicPartition> = a
+        .assigned_partitions
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|&p| TopicPartition::new(t.topic.0.to_string(), p as u32))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_and_assignment_bytes_round_trip() {
+        let topics: BTreeSet<String> = ["a".to_string(), "b".to_string()].into();
+        let owned = vec![TopicPartition::new("a", 1), TopicPartition::new("b", 0)];
+        let (t, o, _) = decode_subscription(&encode_subscription(&topics, &owned)).unwrap();
+        assert_eq!(t, vec!["a", "b"]);
+        assert_eq!(o, owned);
+        assert_eq!(
+            decode_assignment(&encode_assignment(&owned)).unwrap(),
+            owned
+        );
+        assert_eq!(decode_assignment(&Bytes::new()).unwrap(), vec![]);
+    }
+}
