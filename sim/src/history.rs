@@ -279,11 +279,22 @@ pub enum Observation {
         partition_epoch: u32,
         leader: bool,
     },
-    /// A broker (voter or observer) gave its node the partition states of its committed
-    /// metadata image, which holds the metadata log up to `index`.
+    /// A broker (voter or observer) at `incarnation` gave its node the partition states
+    /// of its committed metadata image, which holds the metadata log up to `index`.
     BrokerMetadata {
         at: TimeMs,
         node: NodeId,
+        incarnation: u64,
+        index: u64,
+    },
+    /// The committed metadata log first unfenced broker `node` at `incarnation` (since it
+    /// registered that incarnation) at entry `index`: the lowest index any broker's
+    /// committed image reports for it (one that learned it from a snapshot reports the
+    /// snapshot's index, an upper bound).
+    BrokerUnfenced {
+        at: TimeMs,
+        node: NodeId,
+        incarnation: u64,
         index: u64,
     },
     /// At the end of the run, the active controller's committed image: partitions whose
@@ -318,6 +329,7 @@ impl Observation {
             | Observation::ControllerActive { at, .. }
             | Observation::PartitionView { at, .. }
             | Observation::BrokerMetadata { at, .. }
+            | Observation::BrokerUnfenced { at, .. }
             | Observation::FencedLeadersAtEnd { at, .. }
             | Observation::GroupJoining { at, .. }
             | Observation::GroupAssigned { at, .. }

@@ -65,8 +65,9 @@ fn a_heartbeat_from_an_unknown_incarnation_is_refused_and_a_registration_is_answ
     let heartbeat = ControllerRequest::Heartbeat {
         broker: NodeId(1),
         incarnation: 0,
+        metadata_offset: 0,
     };
-    voter.request(now, NodeId(1), heartbeat.clone());
+    voter.request(now, NodeId(1), heartbeat);
     let outs = step(&mut voter, &mut disk, now);
     assert!(voter.committed().broker(NodeId(1)).is_none());
     assert!(
@@ -104,7 +105,13 @@ fn a_heartbeat_from_an_unknown_incarnation_is_refused_and_a_registration_is_answ
         )),
         "{outs:?}"
     );
-    // Registered, its heartbeat unfences it and carries its partitions.
+    // Registered, its heartbeat unfences it (its image, the voter's own, has the
+    // registration) and carries its partitions.
+    let heartbeat = ControllerRequest::Heartbeat {
+        broker: NodeId(1),
+        incarnation: 0,
+        metadata_offset: voter.applied().index.0,
+    };
     voter.request(now, NodeId(1), heartbeat);
     let outs = step(&mut voter, &mut disk, now);
     assert!(
@@ -153,6 +160,7 @@ fn a_voter_that_does_not_lead_answers_not_controller() {
         ControllerRequest::Heartbeat {
             broker: NodeId(3),
             incarnation: 0,
+            metadata_offset: 0,
         },
     );
     let outs = voter.take_out();
@@ -256,11 +264,13 @@ fn an_observer_follows_the_committed_log_into_its_own_image_and_recovers_it_from
         listeners: Vec::new(),
         rack: None,
     };
-    let heartbeat = ControllerRequest::Heartbeat {
-        broker: NodeId(1),
-        incarnation: 0,
-    };
-    for req in [register, heartbeat] {
+    for req in [Some(register), None] {
+        // The heartbeat reports the voter's image, which has the registration by then.
+        let req = req.unwrap_or(ControllerRequest::Heartbeat {
+            broker: NodeId(1),
+            incarnation: 0,
+            metadata_offset: voter.applied().index.0,
+        });
         voter.request(now, NodeId(1), req);
         run_pair(
             &mut voter,

@@ -136,6 +136,12 @@ impl Quorum {
         self.voter.leader()
     }
 
+    /// The last metadata-log index applied to this broker's image, which its heartbeats
+    /// report (the controller unfences it only once that reaches its registration).
+    pub(crate) fn applied_offset(&self) -> u64 {
+        self.voter.applied().index.0
+    }
+
     /// See [`Voter::caught_up`].
     pub(crate) fn caught_up(&self) -> bool {
         self.voter.caught_up()

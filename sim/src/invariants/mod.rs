@@ -7,6 +7,7 @@
 
 mod acked_durability;
 mod agreement;
+mod broker_image_unfenced;
 mod controller_liveness;
 mod election_safety;
 mod group_commits_monotonic;
@@ -30,6 +31,7 @@ use eddy_core::TimeMs;
 
 pub use acked_durability::AckedDurability;
 pub use agreement::ReplicaAgreement;
+pub use broker_image_unfenced::BrokerImageUnfenced;
 pub use controller_liveness::ControllerLiveness;
 pub use election_safety::ElectionSafety;
 pub use group_commits_monotonic::GroupCommitsMonotonic;
@@ -131,7 +133,7 @@ pub trait Checker {
 }
 
 /// The names of every checker, in the order they run.
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 18] = [
     "acked-durability",
     "dense-stable-offsets",
     "replica-agreement",
@@ -143,6 +145,7 @@ pub const ALL: [&str; 17] = [
     "raft-leader-completeness",
     "one-leader-per-epoch",
     "metadata-monotonic",
+    "broker-image-unfenced",
     "controller-liveness",
     "group-exclusive-ownership",
     "group-commits-monotonic",
@@ -175,6 +178,7 @@ impl CheckerSet {
                 Box::new(LeaderCompleteness::new()),
                 Box::new(PartitionLeadership::new(ctx.clone())),
                 Box::new(MetadataMonotonic::new(ctx.clone())),
+                Box::new(BrokerImageUnfenced::new()),
                 Box::new(ControllerLiveness::new(ctx.clone())),
                 Box::new(GroupExclusiveOwnership::new(ctx.clone())),
                 Box::new(GroupCommitsMonotonic::new(ctx.clone())),

@@ -335,6 +335,7 @@ impl Model {
             | Observation::ControllerActive { .. }
             | Observation::PartitionView { .. }
             | Observation::BrokerMetadata { .. }
+            | Observation::BrokerUnfenced { .. }
             | Observation::FencedLeadersAtEnd { .. }
             | Observation::GroupJoining { .. }
             | Observation::GroupAssigned { .. }

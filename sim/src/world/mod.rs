@@ -275,6 +275,9 @@ pub(crate) struct World<'a> {
     last_hw: BTreeMap<(NodeId, Part), (Offset, bool)>,
     last_isr: BTreeMap<Part, Vec<NodeId>>,
     last_view: BTreeMap<(NodeId, Part), (u32, u32, bool)>,
+    /// Per (broker, incarnation): the lowest log index any image reported unfencing it
+    /// at (`Observation::BrokerUnfenced`).
+    unfence_seen: BTreeMap<(NodeId, u64), u64>,
     /// Faults scheduled to start, by id (kept out of the events: they hold floats).
     planned: BTreeMap<u64, FaultAction>,
     /// What each active fault did, to undo it when it ends.
@@ -439,6 +442,7 @@ impl<'a> World<'a> {
             last_hw: BTreeMap::new(),
             last_isr: BTreeMap::new(),
             last_view: BTreeMap::new(),
+            unfence_seen: BTreeMap::new(),
             planned: BTreeMap::new(),
             active: BTreeMap::new(),
             next_fault: 0,
