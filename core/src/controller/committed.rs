@@ -165,3 +165,79 @@ impl CommittedImage {
         self.unfenced_at.retain(current);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quorum::Term;
+
+    fn entry(index: u64, records: &[MetadataRecord]) -> Entry {
+        Entry {
+            term: Term(1),
+            index: LogIndex(index),
+            payload: Payload::Command(encode_records(records)),
+        }
+    }
+
+    fn register(broker: u32, incarnation: u64) -> MetadataRecord {
+        MetadataRecord::RegisterBroker {
+            broker: NodeId(broker),
+            incarnation,
+            listeners: Vec::new(),
+            rack: None,
+        }
+    }
+
+    fn unfence(broker: u32, incarnation: u64) -> MetadataRecord {
+        MetadataRecord::UnfenceBroker {
+            broker: NodeId(broker),
+            incarnation,
+        }
+    }
+
+    fn fence(broker: u32, incarnation: u64) -> MetadataRecord {
+        MetadataRecord::FenceBroker {
+            broker: NodeId(broker),
+            incarnation,
+        }
+    }
+
+    #[test]
+    fn registration_and_first_unfencing_indexes_follow_the_current_incarnation() {
+        let mut c = CommittedImage::default();
+        let mut out = Vec::new();
+        c.apply(&entry(1, &[register(1, 1)]), &mut out);
+        c.apply(&entry(2, &[unfence(1, 1)]), &mut out);
+        c.apply(&entry(3, &[fence(1, 1)]), &mut out);
+        c.apply(&entry(4, &[unfence(1, 1)]), &mut out);
+        assert_eq!(c.registered_at()[&NodeId(1)], (1, LogIndex(1)));
+        // The first unfencing of the incarnation counts, not a later one.
+        assert_eq!(c.unfenced_at()[&NodeId(1)], (1, LogIndex(2)));
+        // A restart: registered anew, not unfenced yet.
+        c.apply(&entry(5, &[register(1, 2)]), &mut out);
+        assert_eq!(c.registered_at()[&NodeId(1)], (2, LogIndex(5)));
+        assert!(!c.unfenced_at().contains_key(&NodeId(1)));
+        c.apply(&entry(6, &[unfence(1, 2)]), &mut out);
+        assert_eq!(c.unfenced_at()[&NodeId(1)], (2, LogIndex(6)));
+        assert_eq!(out.len(), 6, "one Applied per entry: {out:?}");
+    }
+
+    #[test]
+    fn a_snapshot_gives_its_own_index_as_an_upper_bound() {
+        let mut source = CommittedImage::default();
+        let mut out = Vec::new();
+        source.apply(&entry(1, &[register(1, 1), register(2, 1)]), &mut out);
+        source.apply(&entry(2, &[unfence(1, 1)]), &mut out);
+        let snapshot = Snapshot {
+            last: source.applied(),
+            data: encode_records(&source.image().snapshot()),
+        };
+        let mut c = CommittedImage::default();
+        c.install(&snapshot, &mut out);
+        assert_eq!(c.image(), source.image());
+        assert_eq!(c.registered_at()[&NodeId(1)], (1, LogIndex(2)));
+        assert_eq!(c.registered_at()[&NodeId(2)], (1, LogIndex(2)));
+        assert_eq!(c.unfenced_at()[&NodeId(1)], (1, LogIndex(2)));
+        assert!(!c.unfenced_at().contains_key(&NodeId(2)), "still fenced");
+    }
+}
