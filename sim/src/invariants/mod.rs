@@ -6,6 +6,7 @@
 //! with exactly the violation it exists for.
 
 mod acked_durability;
+mod admin_outcomes;
 mod agreement;
 mod broker_image_unfenced;
 mod controller_liveness;
@@ -30,6 +31,7 @@ use std::fmt;
 use eddy_core::TimeMs;
 
 pub use acked_durability::AckedDurability;
+pub use admin_outcomes::AdminOutcomes;
 pub use agreement::ReplicaAgreement;
 pub use broker_image_unfenced::BrokerImageUnfenced;
 pub use controller_liveness::ControllerLiveness;
@@ -133,7 +135,7 @@ pub trait Checker {
 }
 
 /// The names of every checker, in the order they run.
-pub const ALL: [&str; 18] = [
+pub const ALL: [&str; 19] = [
     "acked-durability",
     "dense-stable-offsets",
     "replica-agreement",
@@ -146,6 +148,7 @@ pub const ALL: [&str; 18] = [
     "one-leader-per-epoch",
     "metadata-monotonic",
     "broker-image-unfenced",
+    "admin-outcomes",
     "controller-liveness",
     "group-exclusive-ownership",
     "group-commits-monotonic",
@@ -179,6 +182,7 @@ impl CheckerSet {
                 Box::new(PartitionLeadership::new(ctx.clone())),
                 Box::new(MetadataMonotonic::new(ctx.clone())),
                 Box::new(BrokerImageUnfenced::new()),
+                Box::new(AdminOutcomes::new()),
                 Box::new(ControllerLiveness::new(ctx.clone())),
                 Box::new(GroupExclusiveOwnership::new(ctx.clone())),
                 Box::new(GroupCommitsMonotonic::new(ctx.clone())),

@@ -336,6 +336,8 @@ impl Model {
             | Observation::PartitionView { .. }
             | Observation::BrokerMetadata { .. }
             | Observation::BrokerUnfenced { .. }
+            | Observation::Admin { .. }
+            | Observation::TopicsAtEnd { .. }
             | Observation::FencedLeadersAtEnd { .. }
             | Observation::GroupJoining { .. }
             | Observation::GroupAssigned { .. }

@@ -6,6 +6,7 @@
 //! messages, disk writes and observations for the checkers. Nothing here reads the wall
 //! clock or any ambient randomness, so a seed always replays the same run.
 
+mod admin;
 mod clients;
 mod faults;
 mod members;
@@ -89,6 +90,17 @@ enum Payload {
     /// controller (`leader`: the one it knows of).
     NotController {
         leader: Option<NodeId>,
+    },
+    /// An admin request: from the admin client to a broker, or forwarded by a broker to
+    /// the controller it knows of. `id` names the client's attempt.
+    AdminRequest {
+        id: u64,
+        input: eddy_core::controller::ControllerInput,
+    },
+    /// A broker's answer to the admin client's attempt `id`.
+    AdminResponse {
+        id: u64,
+        result: Result<(), ErrorCode>,
     },
 }
 
@@ -253,7 +265,9 @@ pub(crate) struct World<'a> {
     controller_cfg: ControllerConfig,
     /// The highest index any voter applied: the committed image the model follows.
     commit_frontier: u64,
-    created_topics: BTreeSet<String>,
+    admin: admin::AdminClient,
+    /// Admin requests brokers hold until their image has the topic.
+    admin_waiting: Vec<admin::AdminWaiting>,
     failovers: Vec<Failover>,
     /// The broker of the failover in progress, and whether it led partitions.
     failing_over: Option<(NodeId, bool)>,
@@ -424,7 +438,8 @@ impl<'a> World<'a> {
             raft_cfg: RaftConfig::default(),
             controller_cfg: ControllerConfig::from_broker_config(&broker_cfg),
             commit_frontier: 0,
-            created_topics: BTreeSet::new(),
+            admin: admin::AdminClient::default(),
+            admin_waiting: Vec::new(),
             failovers: Vec::new(),
             failing_over: None,
             network: Network::new(scenario.network.clone()),
@@ -682,6 +697,9 @@ impl<'a> World<'a> {
                     (Endpoint::Broker(p), Payload::NotController { leader }) => {
                         return self.not_controller(b, p, leader);
                     }
+                    (from, Payload::AdminRequest { id, input }) => {
+                        return self.admin_request(b, from, id, input);
+                    }
                     (Endpoint::Broker(p), Payload::FromController(msg)) => {
                         self.heard_from_controller(b, p);
                         Input::Controller(msg)
@@ -713,6 +731,9 @@ impl<'a> World<'a> {
             (Endpoint::Member(i), Payload::Disconnected { corr }) => {
                 self.client_step(Client::Member(i), Reply::Disconnected(corr))
             }
+            (Endpoint::Admin, Payload::AdminResponse { id, result }) => {
+                self.admin_response(id, result)
+            }
             (to, payload) => unreachable!("{payload:?} cannot go to {to:?}"),
         }
     }
@@ -742,6 +763,14 @@ impl<'a> World<'a> {
                     Payload::NotController { leader } => {
                         Some(Payload::NotController { leader: *leader })
                     }
+                    Payload::AdminRequest { id, input } => Some(Payload::AdminRequest {
+                        id: *id,
+                        input: input.clone(),
+                    }),
+                    Payload::AdminResponse { id, result } => Some(Payload::AdminResponse {
+                        id: *id,
+                        result: *result,
+                    }),
                 };
                 self.schedule(self.now + delays[0], Event::Deliver { from, to, payload });
                 if let Some(copy) = copy {

@@ -14,13 +14,11 @@ use std::collections::BTreeMap;
 
 use super::*;
 
-use eddy_core::controller::{ControllerInput, MetadataImage};
+use eddy_core::controller::MetadataImage;
 use eddy_core::quorum::{LogIndex, Role};
 
 use eddy_core::controller::voter::{Voter, VoterOut};
 
-/// How often the admin client checks for topics still to create.
-pub(super) const ADMIN_TICK_MS: u64 = 200;
 /// A broker that has not heard from the controller it talks to for this long asks
 /// another voter (its own request timeout; KRaft's brokers re-resolve the active
 /// controller the same way).
@@ -88,7 +86,7 @@ impl World<'_> {
     }
 
     /// The committed metadata image of broker index `b`: its voter's, or its observer's.
-    fn image_of(&self, b: usize) -> Option<&MetadataImage> {
+    pub(super) fn image_of(&self, b: usize) -> Option<&MetadataImage> {
         let slot = &self.brokers[b];
         match (&slot.voter, &slot.observer) {
             (Some(voter), _) => Some(voter.committed()),
@@ -328,6 +326,9 @@ impl World<'_> {
         if image_moved || !self.brokers[b].caught_up {
             self.feed_image(b);
         }
+        if image_moved {
+            self.answer_admin(b);
+        }
     }
 
     /// A broker crashes: if its voter was the active controller, a failover starts.
@@ -483,51 +484,6 @@ impl World<'_> {
         }
     }
 
-    /// The admin client: creates each scenario topic whose time has come through the
-    /// active controller, until the committed metadata holds it.
-    pub(super) fn admin_tick(&mut self) {
-        let due: Vec<&crate::scenario::TopicSpec> = self
-            .scenario
-            .topics
-            .iter()
-            .filter(|t| t.create_at_ms <= self.now)
-            .collect();
-        let mut missing = false;
-        let active = (0..self.brokers.len()).find(|&b| {
-            !self.brokers[b].paused && self.brokers[b].voter.as_ref().is_some_and(Voter::is_active)
-        });
-        for t in due {
-            let created = self.created_topics.contains(&t.name);
-            if created {
-                continue;
-            }
-            missing = true;
-            let Some(b) = active else {
-                continue;
-            };
-            let voter = self.brokers[b].voter.as_ref().expect("active");
-            if voter.committed().topic(&t.name).is_some() {
-                self.created_topics.insert(t.name.clone());
-                continue;
-            }
-            if voter.pending().is_some_and(|p| p.topic(&t.name).is_some()) {
-                continue;
-            }
-            let input = ControllerInput::CreateTopic {
-                name: t.name.clone(),
-                num_partitions: Some(t.partitions),
-                replication_factor: Some(t.replication_factor as u16),
-                configs: Vec::new(),
-            };
-            self.with_voter(b, |v, now, _| {
-                v.admin(now, input);
-            });
-        }
-        if missing || self.created_topics.len() < self.scenario.topics.len() {
-            self.schedule(self.now + ADMIN_TICK_MS, Event::AdminTick);
-        }
-    }
-
     /// The voter ticks that ride on the broker's tick, and the controller's own timer.
     pub(super) fn controller_ticks(&mut self) {
         for b in 0..self.brokers.len() {
@@ -558,6 +514,13 @@ impl World<'_> {
 
     /// At the end: which partitions the active controller has led by fenced brokers.
     pub(super) fn observe_fenced_leaders(&mut self) {
+        let topics = self
+            .active_image()
+            .map(|image| image.topics().map(|(name, _)| name.to_string()).collect());
+        self.observe(Observation::TopicsAtEnd {
+            at: self.now,
+            topics,
+        });
         let fenced_leaders = self.active_image().map(|image| {
             image
                 .partitions()
