@@ -280,13 +280,28 @@ impl Voter {
     /// An admin request (CreateTopics), handed in by the shell's admin path. Returns
     /// false if this voter is not the active controller.
     pub fn admin(&mut self, now_ms: TimeMs, input: ControllerInput) -> bool {
-        let Some(active) = self.active.as_mut() else {
-            return false;
-        };
+        self.admin_decide(now_ms, input).is_some()
+    }
+
+    /// Like [`Voter::admin`], for a shell that answers the admin client itself: `None` if
+    /// this voter is not the active controller; else the decision's replies if it was
+    /// refused outright (nothing to commit: the shell may answer at once), or no replies
+    /// if its records were proposed (the shell answers once they commit).
+    pub fn admin_decide(
+        &mut self,
+        now_ms: TimeMs,
+        input: ControllerInput,
+    ) -> Option<Vec<ControllerReply>> {
+        let active = self.active.as_mut()?;
         let output = active.controller.handle(now_ms, &active.pending, input);
+        let refused = if output.records.is_empty() {
+            output.replies.clone()
+        } else {
+            Vec::new()
+        };
         self.propose(now_ms, None, output);
         self.pump(now_ms);
-        true
+        Some(refused)
     }
 
     /// Proposes a decision's records as one entry and holds its replies until it

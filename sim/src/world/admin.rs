@@ -14,7 +14,7 @@
 
 use super::*;
 
-use eddy_core::controller::ControllerInput;
+use eddy_core::controller::{ControllerInput, ControllerReply};
 
 use crate::history::AdminOutcome;
 
@@ -138,12 +138,20 @@ impl World<'_> {
         let topic = name.clone();
         let me = self.brokers[b].id.0;
         let active = self.brokers[b].voter.as_ref().is_some_and(Voter::is_active);
-        if from != Endpoint::Admin {
-            // A forward: decided only by the active controller, never answered.
+        if let Endpoint::Broker(forwarder) = from {
+            // A forward: decided only by the active controller; a refusal goes back to
+            // the forwarding broker, a creation it sees in its own image.
             if active {
-                self.with_voter(b, |v, now, _| {
-                    v.admin(now, input);
-                });
+                if let Some(code) = self.decide_admin(b, input) {
+                    self.send(
+                        Endpoint::Broker(me),
+                        Endpoint::Broker(forwarder),
+                        Payload::AdminResponse {
+                            id,
+                            result: Err(code),
+                        },
+                    );
+                }
             }
             return;
         }
@@ -158,9 +166,17 @@ impl World<'_> {
             return;
         }
         if active {
-            self.with_voter(b, |v, now, _| {
-                v.admin(now, input);
-            });
+            if let Some(code) = self.decide_admin(b, input) {
+                self.send(
+                    Endpoint::Broker(me),
+                    Endpoint::Admin,
+                    Payload::AdminResponse {
+                        id,
+                        result: Err(code),
+                    },
+                );
+                return;
+            }
         } else {
             let slot = &self.brokers[b];
             let leader = match (&slot.voter, &slot.observer) {
@@ -194,6 +210,48 @@ impl World<'_> {
         });
         // Its image may hold the topic already (decided and committed at once).
         self.answer_admin(b);
+    }
+
+    /// Has the active controller on broker index `b` decide `input`: the error if it
+    /// refused it outright. TOPIC_ALREADY_EXISTS for a topic only pending is no refusal
+    /// to pass on: an earlier attempt's creation is on its way to commit.
+    fn decide_admin(&mut self, b: usize, input: ControllerInput) -> Option<ErrorCode> {
+        let mut refused = Vec::new();
+        self.with_voter(b, |v, now, _| {
+            refused = v.admin_decide(now, input).unwrap_or_default();
+        });
+        let pending = |topic: &str| {
+            self.brokers[b]
+                .voter
+                .as_ref()
+                .and_then(Voter::pending)
+                .is_some_and(|p| p.topic(topic).is_some())
+        };
+        refused.into_iter().find_map(|reply| match reply {
+            ControllerReply::CreateTopic {
+                result: Err(ErrorCode::TopicAlreadyExists),
+                name,
+            } if pending(&name) => None,
+            ControllerReply::CreateTopic {
+                result: Err(code), ..
+            } => Some(code),
+            _ => None,
+        })
+    }
+
+    /// The active controller refused a request broker index `b` forwarded: pass the
+    /// refusal on to the admin client.
+    pub(super) fn admin_refused(&mut self, b: usize, id: u64, result: Result<(), ErrorCode>) {
+        let me = self.brokers[b].id.0;
+        let before = self.admin_waiting.len();
+        self.admin_waiting.retain(|w| w.broker != me || w.id != id);
+        if self.admin_waiting.len() < before {
+            self.send(
+                Endpoint::Broker(me),
+                Endpoint::Admin,
+                Payload::AdminResponse { id, result },
+            );
+        }
     }
 
     /// Answers the admin requests waiting on broker index `b` whose topic its committed

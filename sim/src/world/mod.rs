@@ -700,6 +700,9 @@ impl<'a> World<'a> {
                     (from, Payload::AdminRequest { id, input }) => {
                         return self.admin_request(b, from, id, input);
                     }
+                    (Endpoint::Broker(_), Payload::AdminResponse { id, result }) => {
+                        return self.admin_refused(b, id, result);
+                    }
                     (Endpoint::Broker(p), Payload::FromController(msg)) => {
                         self.heard_from_controller(b, p);
                         Input::Controller(msg)
