@@ -215,3 +215,24 @@ fn group_coordinator_faults_259_lost_tail_never_rewritten() {
 fn group_coordinator_faults_315_group_loaded_at_an_older_generation() {
     assert_group_passes("group-coordinator-faults", 315);
 }
+
+/// Found when brokers first followed their own metadata images (before the admin client
+/// went over the network, which moved the event stream on): a broker resumed from a long
+/// pause as the leader of the group's `__consumer_offsets` partition in its stale image
+/// and, for the few milliseconds before its image caught up, acked a member's heartbeat
+/// as a zombie coordinator; the member counted its session from that ack, while the real
+/// coordinator, which had loaded the group during the pause, expired it and gave its
+/// partition to another member. Not fixed: KRaft brokers have the same window, and the
+/// group-exclusive-ownership checker assumes one coordinator at a time (see the report
+/// on issue 3). Stays as a run that must pass.
+#[test]
+fn group_chaos_842_zombie_coordinator_after_a_pause_acked_a_heartbeat() {
+    assert_group_passes("group-chaos", 842);
+}
+
+/// The same zombie-coordinator window as seed 842, in group b (static members): the
+/// paused broker acked member 6's heartbeat as it resumed.
+#[test]
+fn group_chaos_731_zombie_coordinator_after_a_pause_acked_a_heartbeat() {
+    assert_group_passes("group-chaos", 731);
+}
