@@ -330,3 +330,48 @@ fn an_observer_follows_the_committed_log_into_its_own_image_and_recovers_it_from
         restarted.applied()
     );
 }
+
+/// The simulated admin path answers a refusal at once: `admin_decide` hands it back
+/// when nothing is to commit, and nothing when records were proposed.
+#[test]
+fn admin_decide_returns_a_refusal_and_nothing_for_a_proposal() {
+    let (mut voter, mut disk, now) = single_voter_until_active();
+    let create = |rf: u16| ControllerInput::CreateTopic {
+        name: "t".into(),
+        num_partitions: Some(1),
+        replication_factor: Some(rf),
+        configs: Vec::new(),
+    };
+    // No broker is registered: replication factor 1 cannot be met.
+    let refused = voter.admin_decide(now, create(1)).expect("active");
+    assert!(
+        matches!(
+            refused.as_slice(),
+            [eddy_core::controller::ControllerReply::CreateTopic {
+                result: Err(ErrorCode::InvalidReplicationFactor),
+                ..
+            }]
+        ),
+        "{refused:?}"
+    );
+    step(&mut voter, &mut disk, now);
+    let register = ControllerRequest::Register {
+        broker: NodeId(1),
+        incarnation: 0,
+        listeners: Vec::new(),
+        rack: None,
+    };
+    voter.request(now, NodeId(1), register);
+    step(&mut voter, &mut disk, now);
+    // Its image (the voter's own) holds the registration: the heartbeat unfences it.
+    let heartbeat = ControllerRequest::Heartbeat {
+        broker: NodeId(1),
+        incarnation: 0,
+        metadata_offset: voter.applied().index.0,
+    };
+    voter.request(now, NodeId(1), heartbeat);
+    step(&mut voter, &mut disk, now);
+    assert_eq!(voter.admin_decide(now, create(1)), Some(Vec::new()));
+    step(&mut voter, &mut disk, now);
+    assert!(voter.committed().topic("t").is_some());
+}
