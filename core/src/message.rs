@@ -196,10 +196,14 @@ pub enum ControllerRequest {
         listeners: Vec<String>,
         rack: Option<String>,
     },
-    /// Liveness, sent every `broker.heartbeat.interval.ms` by a registered incarnation.
+    /// Liveness, sent every `broker.heartbeat.interval.ms` by a registered incarnation,
+    /// with the last metadata-log index the broker applied to its image (KIP-631's
+    /// `currentMetadataOffset`): the controller unfences it only once that reaches the
+    /// entry that registered this incarnation.
     Heartbeat {
         broker: NodeId,
         incarnation: u64,
+        metadata_offset: u64,
     },
     AlterPartition(AlterPartition),
 }

@@ -114,6 +114,13 @@ pub struct Node {
     /// does, the node sends Register instead of Heartbeat; a heartbeat answered
     /// BROKER_ID_NOT_REGISTERED or STALE_BROKER_EPOCH makes it register again.
     registered: bool,
+    /// The last metadata-log index the broker applied to its image, as the shell reports
+    /// it ([`Node::set_metadata_offset`]); heartbeats carry it.
+    metadata_offset: u64,
+    /// Whether the controller has answered a heartbeat of this incarnation with "not
+    /// fenced": it judged the broker's image caught up with its registration (KIP-631).
+    /// See [`Node::is_caught_up`].
+    caught_up: bool,
     /// What the registration tells the controller (KIP-631's listeners and rack).
     listeners: Vec<String>,
     rack: Option<String>,
@@ -164,6 +171,8 @@ impl Node {
             replicas,
             next_heartbeat_ms: 0,
             registered: false,
+            metadata_offset: 0,
+            caught_up: false,
             listeners: Vec::new(),
             rack: None,
             startup,
@@ -190,6 +199,21 @@ impl Node {
     /// since answered a heartbeat that it does not know it).
     pub fn is_registered(&self) -> bool {
         self.registered
+    }
+
+    /// The shell's broker applied its metadata image up to log index `offset`; the next
+    /// heartbeats report it. It never goes back within an incarnation.
+    pub fn set_metadata_offset(&mut self, offset: u64) {
+        self.metadata_offset = self.metadata_offset.max(offset);
+    }
+
+    /// Whether the controller has acknowledged that this incarnation's metadata image
+    /// caught up with its registration (a heartbeat answered unfenced). Until then a
+    /// broker that follows its own image does not act on it: KRaft's broker installs its
+    /// metadata publishers only after the controller said it is caught up, so an image
+    /// replayed from before a restart never drives its replicas.
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up
     }
 
     pub fn replica(&self, tp: &TopicPartition) -> Option<&Replica> {
@@ -284,6 +308,7 @@ impl Node {
                 ControllerRequest::Heartbeat {
                     broker: self.id,
                     incarnation: self.incarnation,
+                    metadata_offset: self.metadata_offset,
                 }
             } else {
                 ControllerRequest::Register {
@@ -327,6 +352,12 @@ impl Node {
                 // never committed, or the broker was unregistered): register again.
                 self.registered = false;
                 self.next_heartbeat_ms = now_ms;
+            }
+            ControllerMessage::HeartbeatResponse {
+                incarnation,
+                result: Ok(state),
+            } if incarnation == self.incarnation => {
+                self.caught_up |= !state.fenced;
             }
             ControllerMessage::RegistrationResponse { .. }
             | ControllerMessage::HeartbeatResponse { .. } => {}

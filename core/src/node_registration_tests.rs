@@ -34,6 +34,7 @@ fn heartbeat() -> ControllerRequest {
     ControllerRequest::Heartbeat {
         broker: NodeId(1),
         incarnation: INCARNATION,
+        metadata_offset: 0,
     }
 }
 
@@ -113,4 +114,37 @@ fn a_fenced_heartbeat_answer_keeps_the_node_registered() {
     node.handle(600, Input::Controller(msg));
     assert!(node.is_registered());
     assert_eq!(tick(&mut node, 2_510), vec![heartbeat()]);
+}
+
+/// KIP-631: the heartbeat reports how far the broker's metadata image has got, and the
+/// node counts itself caught up only once the controller answered one unfenced (an
+/// answer to another incarnation, or a fenced one, does not count).
+#[test]
+fn heartbeats_carry_the_metadata_offset_and_an_unfenced_answer_marks_the_node_caught_up() {
+    let mut node = started();
+    tick(&mut node, 0);
+    registered(&mut node, 500, INCARNATION);
+    node.set_metadata_offset(41);
+    node.set_metadata_offset(40);
+    let with_offset = ControllerRequest::Heartbeat {
+        broker: NodeId(1),
+        incarnation: INCARNATION,
+        metadata_offset: 41,
+    };
+    assert_eq!(tick(&mut node, 510), vec![with_offset]);
+    assert!(!node.is_caught_up());
+    for (incarnation, fenced) in [(INCARNATION, true), (INCARNATION - 1, false)] {
+        let msg = ControllerMessage::HeartbeatResponse {
+            incarnation,
+            result: Ok(HeartbeatState { fenced }),
+        };
+        node.handle(600, Input::Controller(msg));
+        assert!(!node.is_caught_up(), "{incarnation} {fenced}");
+    }
+    let msg = ControllerMessage::HeartbeatResponse {
+        incarnation: INCARNATION,
+        result: Ok(HeartbeatState { fenced: false }),
+    };
+    node.handle(700, Input::Controller(msg));
+    assert!(node.is_caught_up());
 }

@@ -54,6 +54,19 @@ impl std::fmt::Display for BatchRef {
 /// observations stay small.
 pub type Part = u32;
 
+/// What the admin client learned of one attempt of an admin request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AdminOutcome {
+    /// Answered ok: the request's change committed.
+    Ok,
+    /// Answered with an error: nothing of this attempt committed (TOPIC_ALREADY_EXISTS:
+    /// an earlier attempt, or someone else, created the topic).
+    Failed(eddy_core::ErrorCode),
+    /// No answer in time (lost, or the broker crashed or was cut off): the change may
+    /// have committed or not.
+    Unknown,
+}
+
 /// The acks a producer asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AcksMode {
@@ -279,12 +292,35 @@ pub enum Observation {
         partition_epoch: u32,
         leader: bool,
     },
-    /// A broker (voter or observer) gave its node the partition states of its committed
-    /// metadata image, which holds the metadata log up to `index`.
+    /// A broker (voter or observer) at `incarnation` gave its node the partition states
+    /// of its committed metadata image, which holds the metadata log up to `index`.
     BrokerMetadata {
         at: TimeMs,
         node: NodeId,
+        incarnation: u64,
         index: u64,
+    },
+    /// The committed metadata log first unfenced broker `node` at `incarnation` (since it
+    /// registered that incarnation) at entry `index`: the lowest index any broker's
+    /// committed image reports for it (one that learned it from a snapshot reports the
+    /// snapshot's index, an upper bound).
+    BrokerUnfenced {
+        at: TimeMs,
+        node: NodeId,
+        incarnation: u64,
+        index: u64,
+    },
+    /// The admin client's CreateTopics of `topic`: one attempt's outcome.
+    Admin {
+        at: TimeMs,
+        topic: String,
+        outcome: AdminOutcome,
+    },
+    /// At the end of the run, the topics in the active controller's committed image
+    /// (`None`: no active controller at the end).
+    TopicsAtEnd {
+        at: TimeMs,
+        topics: Option<Vec<String>>,
     },
     /// At the end of the run, the active controller's committed image: partitions whose
     /// leader is a fenced broker. `None`: no active controller at the end.
@@ -318,6 +354,9 @@ impl Observation {
             | Observation::ControllerActive { at, .. }
             | Observation::PartitionView { at, .. }
             | Observation::BrokerMetadata { at, .. }
+            | Observation::BrokerUnfenced { at, .. }
+            | Observation::Admin { at, .. }
+            | Observation::TopicsAtEnd { at, .. }
             | Observation::FencedLeadersAtEnd { at, .. }
             | Observation::GroupJoining { at, .. }
             | Observation::GroupAssigned { at, .. }

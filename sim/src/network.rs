@@ -18,6 +18,8 @@ pub(crate) enum Endpoint {
     Reader(u32),
     /// A consumer-group member (its slot).
     Member(u32),
+    /// The admin client that creates the scenario's topics.
+    Admin,
 }
 
 #[derive(Debug)]

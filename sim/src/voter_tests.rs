@@ -65,8 +65,9 @@ fn a_heartbeat_from_an_unknown_incarnation_is_refused_and_a_registration_is_answ
     let heartbeat = ControllerRequest::Heartbeat {
         broker: NodeId(1),
         incarnation: 0,
+        metadata_offset: 0,
     };
-    voter.request(now, NodeId(1), heartbeat.clone());
+    voter.request(now, NodeId(1), heartbeat);
     let outs = step(&mut voter, &mut disk, now);
     assert!(voter.committed().broker(NodeId(1)).is_none());
     assert!(
@@ -104,7 +105,13 @@ fn a_heartbeat_from_an_unknown_incarnation_is_refused_and_a_registration_is_answ
         )),
         "{outs:?}"
     );
-    // Registered, its heartbeat unfences it and carries its partitions.
+    // Registered, its heartbeat unfences it (its image, the voter's own, has the
+    // registration) and carries its partitions.
+    let heartbeat = ControllerRequest::Heartbeat {
+        broker: NodeId(1),
+        incarnation: 0,
+        metadata_offset: voter.applied().index.0,
+    };
     voter.request(now, NodeId(1), heartbeat);
     let outs = step(&mut voter, &mut disk, now);
     assert!(
@@ -153,6 +160,7 @@ fn a_voter_that_does_not_lead_answers_not_controller() {
         ControllerRequest::Heartbeat {
             broker: NodeId(3),
             incarnation: 0,
+            metadata_offset: 0,
         },
     );
     let outs = voter.take_out();
@@ -256,11 +264,13 @@ fn an_observer_follows_the_committed_log_into_its_own_image_and_recovers_it_from
         listeners: Vec::new(),
         rack: None,
     };
-    let heartbeat = ControllerRequest::Heartbeat {
-        broker: NodeId(1),
-        incarnation: 0,
-    };
-    for req in [register, heartbeat] {
+    for req in [Some(register), None] {
+        // The heartbeat reports the voter's image, which has the registration by then.
+        let req = req.unwrap_or(ControllerRequest::Heartbeat {
+            broker: NodeId(1),
+            incarnation: 0,
+            metadata_offset: voter.applied().index.0,
+        });
         voter.request(now, NodeId(1), req);
         run_pair(
             &mut voter,
@@ -319,4 +329,49 @@ fn an_observer_follows_the_committed_log_into_its_own_image_and_recovers_it_from
         "{:?}",
         restarted.applied()
     );
+}
+
+/// The simulated admin path answers a refusal at once: `admin_decide` hands it back
+/// when nothing is to commit, and nothing when records were proposed.
+#[test]
+fn admin_decide_returns_a_refusal_and_nothing_for_a_proposal() {
+    let (mut voter, mut disk, now) = single_voter_until_active();
+    let create = |rf: u16| ControllerInput::CreateTopic {
+        name: "t".into(),
+        num_partitions: Some(1),
+        replication_factor: Some(rf),
+        configs: Vec::new(),
+    };
+    // No broker is registered: replication factor 1 cannot be met.
+    let refused = voter.admin_decide(now, create(1)).expect("active");
+    assert!(
+        matches!(
+            refused.as_slice(),
+            [eddy_core::controller::ControllerReply::CreateTopic {
+                result: Err(ErrorCode::InvalidReplicationFactor),
+                ..
+            }]
+        ),
+        "{refused:?}"
+    );
+    step(&mut voter, &mut disk, now);
+    let register = ControllerRequest::Register {
+        broker: NodeId(1),
+        incarnation: 0,
+        listeners: Vec::new(),
+        rack: None,
+    };
+    voter.request(now, NodeId(1), register);
+    step(&mut voter, &mut disk, now);
+    // Its image (the voter's own) holds the registration: the heartbeat unfences it.
+    let heartbeat = ControllerRequest::Heartbeat {
+        broker: NodeId(1),
+        incarnation: 0,
+        metadata_offset: voter.applied().index.0,
+    };
+    voter.request(now, NodeId(1), heartbeat);
+    step(&mut voter, &mut disk, now);
+    assert_eq!(voter.admin_decide(now, create(1)), Some(Vec::new()));
+    step(&mut voter, &mut disk, now);
+    assert!(voter.committed().topic("t").is_some());
 }

@@ -112,6 +112,21 @@ fn chaos_61014_restarted_broker_led_on_its_previous_incarnation() {
     assert_passes("chaos", 61014);
 }
 
+/// With brokers following their own metadata images: n1 came back from a long pause
+/// with an image (a snapshot delivered late) that still had it leading events-2 at
+/// leader epoch 1, and n3, whose image lacked the entry that moved leadership to n2 at
+/// epoch 2 (n2 paused before announcing its commit), followed n1 and truncated a batch
+/// n2 had committed. Change: brokers follow their own images only the KRaft way — the
+/// heartbeat carries the broker's metadata offset, the controller unfences it once that
+/// reaches its registration, and the broker acts on its image only after that answer
+/// (checker broker-image-unfenced). The seed's event stream changed with it; note that
+/// a replica outside the ISR following a deposed leader from a lagging image is not
+/// excluded by that rule (see the report on issue 3).
+#[test]
+fn clock_skew_182_broker_followed_a_deposed_leader_from_a_lagging_image() {
+    assert_passes("clock-skew", 182);
+}
+
 /// A restarted follower's first fetch reached the new leader before the leader had
 /// learned its new leader epoch; the leader answered at its old epoch and the follower
 /// ignored the answer as "from another epoch", leaving the fetch in flight until
@@ -199,4 +214,25 @@ fn group_coordinator_faults_259_lost_tail_never_rewritten() {
 #[test]
 fn group_coordinator_faults_315_group_loaded_at_an_older_generation() {
     assert_group_passes("group-coordinator-faults", 315);
+}
+
+/// Found when brokers first followed their own metadata images (before the admin client
+/// went over the network, which moved the event stream on): a broker resumed from a long
+/// pause as the leader of the group's `__consumer_offsets` partition in its stale image
+/// and, for the few milliseconds before its image caught up, acked a member's heartbeat
+/// as a zombie coordinator; the member counted its session from that ack, while the real
+/// coordinator, which had loaded the group during the pause, expired it and gave its
+/// partition to another member. Not fixed: KRaft brokers have the same window, and the
+/// group-exclusive-ownership checker assumes one coordinator at a time (see the report
+/// on issue 3). Stays as a run that must pass.
+#[test]
+fn group_chaos_842_zombie_coordinator_after_a_pause_acked_a_heartbeat() {
+    assert_group_passes("group-chaos", 842);
+}
+
+/// The same zombie-coordinator window as seed 842, in group b (static members): the
+/// paused broker acked member 6's heartbeat as it resumed.
+#[test]
+fn group_chaos_731_zombie_coordinator_after_a_pause_acked_a_heartbeat() {
+    assert_group_passes("group-chaos", 731);
 }

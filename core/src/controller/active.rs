@@ -38,6 +38,12 @@ pub struct Controller {
     /// only: a successor may unfence one that still heartbeats, which a broker in
     /// shutdown stops doing.
     pub(crate) shutting_down: std::collections::BTreeSet<(NodeId, u64)>,
+    /// Per broker: the incarnation last registered and the metadata-log index of the
+    /// entry holding that registration, as the shell reports them
+    /// ([`Controller::registration_at`]). A heartbeat unfences a broker only once its
+    /// metadata offset has reached that index (KRaft's
+    /// `currentMetadataOffset >= registerBrokerRecordOffset`).
+    pub(crate) registered_at: BTreeMap<NodeId, (u64, u64)>,
     /// Whether the first input has been seen: the one that starts sessions and repairs
     /// what a predecessor left half done.
     activated: bool,
@@ -85,12 +91,30 @@ impl Controller {
             config,
             sessions: BTreeMap::new(),
             shutting_down: Default::default(),
+            registered_at: BTreeMap::new(),
             activated: false,
         }
     }
 
     pub fn config(&self) -> &ControllerConfig {
         &self.config
+    }
+
+    /// The shell tells the controller at which metadata-log index the registration of
+    /// `broker` at `incarnation` was proposed (its own decisions, once proposed) or
+    /// committed (a predecessor's, from the committed image when this one starts). A
+    /// later index than the true one only delays unfencing; until the controller knows
+    /// an index, the broker stays fenced.
+    pub fn registration_at(&mut self, broker: NodeId, incarnation: u64, index: u64) {
+        let known = self
+            .registered_at
+            .entry(broker)
+            .or_insert((incarnation, index));
+        if known.0 < incarnation {
+            *known = (incarnation, index);
+        } else if known.0 == incarnation {
+            known.1 = known.1.min(index);
+        }
     }
 
     /// Decides on one request. `image` is the active controller's image: committed
@@ -113,8 +137,8 @@ impl Controller {
             ControllerInput::BrokerHeartbeat {
                 broker,
                 incarnation,
-                caught_up,
-            } => self.heartbeat(now_ms, &mut step, broker, incarnation, caught_up),
+                metadata_offset,
+            } => self.heartbeat(now_ms, &mut step, broker, incarnation, metadata_offset),
             ControllerInput::UnregisterBroker { broker } => self.unregister(&mut step, broker),
             ControllerInput::ControlledShutdown {
                 broker,

@@ -1,8 +1,11 @@
 //! Broker lifecycle (KIP-631): registration, heartbeats, sessions and fencing.
 //!
 //! A broker registers at each start with a higher incarnation (KRaft's broker epoch) and
-//! starts fenced. It heartbeats; once it reports it has caught up with the metadata log,
-//! it is unfenced and may lead and join ISRs. A broker silent for longer than
+//! starts fenced. It heartbeats with the metadata offset its image has reached; once that
+//! offset reaches the entry that registered it (KRaft's
+//! `currentMetadataOffset >= registerBrokerRecordOffset`), it is unfenced and may lead and
+//! join ISRs: its image then knows this incarnation's standing, so nothing it acts on
+//! comes from before its restart. A broker silent for longer than
 //! `broker.session.timeout.ms` is fenced again. A new registration fences the old
 //! incarnation at once: the broker restarted and may have lost unsynced data, so its old
 //! ISR memberships and leaderships are void (KIP-903).
@@ -77,7 +80,7 @@ impl Controller {
         step: &mut Step<'_>,
         broker: NodeId,
         incarnation: u64,
-        caught_up: bool,
+        metadata_offset: u64,
     ) {
         let result = match step.image().broker(broker) {
             None => Err(ErrorCode::BrokerIdNotRegistered),
@@ -94,6 +97,12 @@ impl Controller {
                     },
                 );
                 let shutting_down = self.shutting_down.contains(&(broker, incarnation));
+                let caught_up =
+                    self.registered_at
+                        .get(&broker)
+                        .is_some_and(|&(registered, index)| {
+                            registered == incarnation && metadata_offset >= index
+                        });
                 if fenced && caught_up && !shutting_down {
                     step.emit(MetadataRecord::UnfenceBroker {
                         broker,
@@ -155,6 +164,7 @@ impl Controller {
                     incarnation,
                 });
                 self.sessions.remove(&broker);
+                self.registered_at.remove(&broker);
                 self.reconcile_hosted_by(step, broker);
                 Ok(())
             }

@@ -10,27 +10,19 @@
 //! broker's metadata-log disk (as a voter's) and reports each completed write back with
 //! [`MetadataFollower::persisted`].
 
-use std::hash::{Hash, Hasher};
+use std::collections::BTreeMap;
 
 use rand_core::RngCore;
 
+use super::committed::CommittedImage;
 use super::voter::{Persisted, VoterOut};
-use super::{decode_records, encode_records, MetadataImage};
-use crate::quorum::{
-    DurableState, Effect, Entry, LogId, LogIndex, Membership, Payload, RaftConfig, RaftNode,
-    Snapshot,
-};
+use super::MetadataImage;
+use crate::quorum::{DurableState, Effect, LogId, LogIndex, Membership, RaftConfig, RaftNode};
 use crate::types::{NodeId, TimeMs};
-
-/// An observer snapshots its image every this many applied entries, as a voter does:
-/// its log (and a restart's replay) stays short.
-const SNAPSHOT_EVERY_ENTRIES: u64 = 16;
 
 pub struct MetadataFollower {
     raft: RaftNode,
-    image: MetadataImage,
-    applied: LogId,
-    snapshot_at: LogIndex,
+    committed: CommittedImage,
     out: Vec<VoterOut>,
 }
 
@@ -52,9 +44,7 @@ impl MetadataFollower {
         let raft = RaftNode::new(id, membership, raft_config, now_ms, durable);
         let mut follower = MetadataFollower {
             raft,
-            image: MetadataImage::new(),
-            applied: LogId::default(),
-            snapshot_at: LogIndex(0),
+            committed: CommittedImage::default(),
             out: Vec::new(),
         };
         follower.pump(now_ms);
@@ -73,12 +63,22 @@ impl MetadataFollower {
 
     /// The committed image: every record up to [`MetadataFollower::applied`].
     pub fn image(&self) -> &MetadataImage {
-        &self.image
+        self.committed.image()
     }
 
     /// The last entry applied to the image.
     pub fn applied(&self) -> LogId {
-        self.applied
+        self.committed.applied()
+    }
+
+    /// See [`Voter::registered_at`](super::voter::Voter::registered_at).
+    pub fn registered_at(&self) -> &BTreeMap<NodeId, (u64, LogIndex)> {
+        self.committed.registered_at()
+    }
+
+    /// See [`Voter::unfenced_at`](super::voter::Voter::unfenced_at).
+    pub fn unfenced_at(&self) -> &BTreeMap<NodeId, (u64, LogIndex)> {
+        self.committed.unfenced_at()
     }
 
     pub fn leader(&self) -> Option<NodeId> {
@@ -93,7 +93,7 @@ impl MetadataFollower {
     pub fn caught_up(&self) -> bool {
         self.raft
             .known_commit()
-            .is_some_and(|commit| self.applied.index >= commit)
+            .is_some_and(|commit| self.committed.applied().index >= commit)
     }
 
     pub fn tick(&mut self, now_ms: TimeMs, rng: &mut impl RngCore) {
@@ -127,66 +127,25 @@ impl MetadataFollower {
                     Effect::PersistHardState(_)
                     | Effect::PersistEntries { .. }
                     | Effect::PersistSnapshot(_) => self.out.push(VoterOut::Persist(effect)),
-                    Effect::Apply(entries) => self.apply(entries),
-                    Effect::ApplySnapshot(snapshot) => self.apply_snapshot(snapshot),
+                    Effect::Apply(entries) => {
+                        for entry in &entries {
+                            self.committed.apply(entry, &mut self.out);
+                        }
+                    }
+                    Effect::ApplySnapshot(snapshot) => {
+                        let applied = self.committed.applied();
+                        assert!(
+                            snapshot.last.index >= applied.index,
+                            "an observer's image went back: applied {applied:?}, snapshot up to {:?}",
+                            snapshot.last
+                        );
+                        self.committed.install(&snapshot, &mut self.out);
+                    }
                     Effect::LeaderChanged { .. } => {}
                 }
             }
         }
-        if self.snapshot_at.0 + SNAPSHOT_EVERY_ENTRIES <= self.applied.index.0 {
-            self.snapshot_at = self.applied.index;
-            let snapshot = Snapshot {
-                last: self.applied,
-                data: encode_records(&self.image.snapshot()),
-            };
-            self.raft.snapshot_taken(now_ms, snapshot);
-            for effect in self.raft.drain_effects() {
-                match effect {
-                    Effect::PersistSnapshot(_) => self.out.push(VoterOut::Persist(effect)),
-                    other => unreachable!("snapshot_taken emitted {other:?}"),
-                }
-            }
-        }
-    }
-
-    fn apply(&mut self, entries: Vec<Entry>) {
-        for entry in entries {
-            assert_eq!(
-                entry.index,
-                self.applied.index.next(),
-                "Raft applied entries out of order"
-            );
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            entry.payload.hash(&mut hasher);
-            self.out.push(VoterOut::Applied {
-                index: entry.index,
-                term: entry.term,
-                hash: hasher.finish(),
-            });
-            self.applied = entry.id();
-            if let Payload::Command(bytes) = &entry.payload {
-                let records = decode_records(bytes)
-                    .expect("every metadata-log entry was written by encode_records");
-                for record in &records {
-                    self.image.apply(record);
-                }
-            }
-        }
-    }
-
-    fn apply_snapshot(&mut self, snapshot: Snapshot) {
-        assert!(
-            snapshot.last.index >= self.applied.index,
-            "an observer's image went back: applied {:?}, snapshot up to {:?}",
-            self.applied,
-            snapshot.last
-        );
-        let records = decode_records(&snapshot.data).expect("snapshots are encode_records bytes");
-        self.image = MetadataImage::from_records(records.iter());
-        self.applied = snapshot.last;
-        self.snapshot_at = snapshot.last.index;
-        self.out.push(VoterOut::SnapshotApplied {
-            index: snapshot.last.index,
-        });
+        self.committed
+            .maybe_snapshot(&mut self.raft, now_ms, &mut self.out);
     }
 }

@@ -62,6 +62,7 @@
 mod active;
 mod brokers;
 mod codec;
+mod committed;
 pub mod follower;
 mod image;
 mod notify;
@@ -142,12 +143,15 @@ pub enum ControllerInput {
         listeners: Vec<String>,
         rack: Option<String>,
     },
-    /// A broker's liveness (KIP-631's BrokerHeartbeat). `caught_up`: it has replayed the
-    /// metadata log up to the controller's, so it may be unfenced.
+    /// A broker's liveness (KIP-631's BrokerHeartbeat). `metadata_offset`: the last
+    /// metadata-log index the broker applied to its image (KIP-631's
+    /// `currentMetadataOffset`). The broker is unfenced only once it has reached the entry
+    /// that registered it: before that its image may hold a previous incarnation's (or
+    /// nobody's) view of the partitions it hosts.
     BrokerHeartbeat {
         broker: NodeId,
         incarnation: u64,
-        caught_up: bool,
+        metadata_offset: u64,
     },
     /// An operator decommissions a broker (KIP-631's UnregisterBroker).
     UnregisterBroker { broker: NodeId },

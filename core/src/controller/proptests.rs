@@ -488,7 +488,8 @@ impl World {
                 c.handle(ControllerInput::BrokerHeartbeat {
                     broker: NodeId(b),
                     incarnation: if stale { i.saturating_sub(1) } else { i },
-                    caught_up,
+                    // An image that has everything proposed, or one from before any.
+                    metadata_offset: if caught_up { c.log_end } else { 0 },
                 });
             }
             Op::Create {

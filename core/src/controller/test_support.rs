@@ -22,6 +22,10 @@ pub(super) struct Cluster {
     pub(super) lagging: bool,
     /// Decisions proposed but not committed, oldest first, one metadata-log entry each.
     pub(super) uncommitted: VecDeque<Vec<MetadataRecord>>,
+    /// Decisions proposed so far: the index of the last metadata-log entry.
+    pub(super) log_end: u64,
+    /// Where each broker's registration was proposed: (incarnation, entry index).
+    pub(super) registered_at: std::collections::BTreeMap<NodeId, (u64, u64)>,
 }
 
 impl Cluster {
@@ -34,14 +38,31 @@ impl Cluster {
             log: Vec::new(),
             lagging: false,
             uncommitted: VecDeque::new(),
+            log_end: 0,
+            registered_at: Default::default(),
         }
     }
 
     /// Takes a decision: applies it to the controller's image and commits it (or, when
     /// `lagging`, queues it).
     pub(super) fn apply(&mut self, out: ControllerOutput) -> Vec<ControllerReply> {
+        if !out.records.is_empty() {
+            self.log_end += 1;
+        }
         for r in &out.records {
             self.image.apply(r);
+            if let MetadataRecord::RegisterBroker {
+                broker,
+                incarnation,
+                ..
+            } = r
+            {
+                // As the voter does once it proposed the entry.
+                let at = (*incarnation, self.log_end);
+                self.registered_at.insert(*broker, at);
+                self.controller
+                    .registration_at(*broker, *incarnation, self.log_end);
+            }
         }
         if !self.lagging {
             self.commit(&out.records);
@@ -80,6 +101,16 @@ impl Cluster {
         self.uncommitted.clear();
         self.image = self.committed.clone();
         self.controller = Controller::new(self.controller.config().clone());
+        // As the voter does on becoming active: the committed registrations' indexes.
+        for (&broker, &(incarnation, index)) in &self.registered_at {
+            if self
+                .committed
+                .broker(broker)
+                .is_some_and(|b| b.incarnation == incarnation)
+            {
+                self.controller.registration_at(broker, incarnation, index);
+            }
+        }
     }
 
     pub(super) fn handle(&mut self, input: ControllerInput) -> ControllerReply {
@@ -122,16 +153,27 @@ impl Cluster {
         assert_eq!(fenced, Ok(HeartbeatState { fenced: false }));
     }
 
-    /// A caught-up heartbeat; the reply's result.
+    /// A caught-up heartbeat (its image has everything proposed so far); the reply's
+    /// result.
     pub(super) fn heartbeat(
         &mut self,
         broker: u32,
         incarnation: u64,
     ) -> Result<HeartbeatState, ErrorCode> {
+        self.heartbeat_at(broker, incarnation, self.log_end)
+    }
+
+    /// A heartbeat from a broker whose image has reached entry `metadata_offset`.
+    pub(super) fn heartbeat_at(
+        &mut self,
+        broker: u32,
+        incarnation: u64,
+        metadata_offset: u64,
+    ) -> Result<HeartbeatState, ErrorCode> {
         match self.handle(ControllerInput::BrokerHeartbeat {
             broker: NodeId(broker),
             incarnation,
-            caught_up: true,
+            metadata_offset,
         }) {
             ControllerReply::BrokerHeartbeat { result, .. } => result,
             other => panic!("{other:?}"),

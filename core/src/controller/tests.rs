@@ -15,22 +15,90 @@ fn registered_broker_starts_fenced_and_is_unfenced_when_caught_up() {
         rack: Some("r1".to_string()),
     });
     assert!(c.image.broker(NodeId(1)).unwrap().fenced);
-    let reply = c.handle(ControllerInput::BrokerHeartbeat {
-        broker: NodeId(1),
-        incarnation: 5,
-        caught_up: false,
-    });
-    assert!(matches!(
-        reply,
-        ControllerReply::BrokerHeartbeat {
-            result: Ok(HeartbeatState { fenced: true }),
-            ..
-        }
-    ));
+    assert_eq!(c.registered_at[&NodeId(1)], (5, 1));
+    // Its image has not reached its own registration (entry 1) yet.
+    assert_eq!(c.heartbeat_at(1, 5, 0), Ok(HeartbeatState { fenced: true }));
     assert_eq!(c.heartbeat(1, 5), Ok(HeartbeatState { fenced: false }));
     let b = c.image.broker(NodeId(1)).unwrap();
     assert!(!b.fenced);
     assert_eq!(b.rack.as_deref(), Some("r1"));
+}
+
+/// KRaft's rule (KIP-631): a broker is unfenced only once the metadata offset its
+/// heartbeat reports has reached the entry that registered its current incarnation. A
+/// restarted broker whose image still stops before that entry may hold its previous
+/// incarnation's view of its partitions (leaderships and ISR places it has lost).
+#[test]
+fn heartbeat_with_a_stale_metadata_offset_stays_fenced() {
+    let mut c = three_brokers();
+    c.create("t", 3, 3).expect("created");
+    let before_restart = c.log_end;
+    c.handle(ControllerInput::BrokerRegistration {
+        broker: NodeId(2),
+        incarnation: 2,
+        listeners: Vec::new(),
+        rack: None,
+    });
+    let registered = c.log_end;
+    assert!(registered > before_restart);
+    assert!(c.image.broker(NodeId(2)).unwrap().fenced);
+    // Heartbeats from an image replayed up to before the registration: still fenced.
+    for offset in [0, before_restart, registered - 1] {
+        assert_eq!(
+            c.heartbeat_at(2, 2, offset),
+            Ok(HeartbeatState { fenced: true }),
+            "offset {offset}"
+        );
+        assert!(c.image.broker(NodeId(2)).unwrap().fenced);
+    }
+    // At the registration's entry: unfenced.
+    assert_eq!(
+        c.heartbeat_at(2, 2, registered),
+        Ok(HeartbeatState { fenced: false })
+    );
+    assert!(!c.image.broker(NodeId(2)).unwrap().fenced);
+}
+
+/// A new controller learns where the registrations it did not decide were committed;
+/// one that knows no index for a broker's incarnation keeps it fenced.
+#[test]
+fn new_controller_applies_the_rule_with_committed_registration_offsets() {
+    let mut c = three_brokers();
+    c.handle(ControllerInput::BrokerRegistration {
+        broker: NodeId(3),
+        incarnation: 2,
+        listeners: Vec::new(),
+        rack: None,
+    });
+    let registered = c.log_end;
+    c.failover();
+    assert_eq!(
+        c.heartbeat_at(3, 2, registered - 1),
+        Ok(HeartbeatState { fenced: true })
+    );
+    assert_eq!(
+        c.heartbeat_at(3, 2, registered + 5),
+        Ok(HeartbeatState { fenced: false })
+    );
+    // A controller told nothing keeps a registered broker fenced whatever it reports.
+    let mut fresh = Cluster::new(ControllerConfig::default());
+    fresh.handle(ControllerInput::BrokerRegistration {
+        broker: NodeId(1),
+        incarnation: 1,
+        listeners: Vec::new(),
+        rack: None,
+    });
+    let mut blind = Controller::new(ControllerConfig::default());
+    let out = blind.handle(
+        0,
+        &fresh.image,
+        ControllerInput::BrokerHeartbeat {
+            broker: NodeId(1),
+            incarnation: 1,
+            metadata_offset: u64::MAX,
+        },
+    );
+    assert!(out.records.is_empty(), "{:?}", out.records);
 }
 
 #[test]

@@ -16,14 +16,14 @@
 //! simulator over its simulated network and disk, `eddy broker` over TCP and files —
 //! and reports each completed write back with [`Voter::persisted`].
 
-use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, VecDeque};
 
 use rand_core::RngCore;
 
+use super::committed::CommittedImage;
 use super::{
-    decode_records, encode_records, Controller, ControllerConfig, ControllerInput,
-    ControllerOutput, ControllerReply, MetadataImage,
+    encode_records, Controller, ControllerConfig, ControllerInput, ControllerOutput,
+    ControllerReply, MetadataImage, MetadataRecord,
 };
 use crate::message::{ControllerMessage, ControllerRequest};
 use crate::quorum::{
@@ -33,10 +33,6 @@ use crate::quorum::{
 use crate::types::{NodeId, TimeMs};
 
 pub use crate::quorum::Persisted;
-
-/// A voter snapshots its image every this many applied entries: keeps the log (and a
-/// restart's replay) short, and exercises InstallSnapshot for a voter that fell behind.
-const SNAPSHOT_EVERY_ENTRIES: u64 = 16;
 
 /// What a voter asks the shell to do or to record.
 #[derive(Debug)]
@@ -88,9 +84,7 @@ struct Active {
 pub struct Voter {
     raft: RaftNode,
     config: ControllerConfig,
-    committed: MetadataImage,
-    applied: LogId,
-    snapshot_at: LogIndex,
+    committed: CommittedImage,
     active: Option<Active>,
     /// Became active during this pump: tick once before returning.
     fresh: bool,
@@ -128,9 +122,7 @@ impl Voter {
         let mut voter = Voter {
             raft,
             config,
-            committed: MetadataImage::new(),
-            applied: LogId::default(),
-            snapshot_at: LogIndex(0),
+            committed: CommittedImage::default(),
             active: None,
             fresh: false,
             push_partition_states: true,
@@ -152,7 +144,19 @@ impl Voter {
 
     /// The last entry applied to the committed image.
     pub fn applied(&self) -> LogId {
-        self.applied
+        self.committed.applied()
+    }
+
+    /// Per registered broker: its incarnation and the index of the committed entry that
+    /// registered it (for a registration learned from a snapshot, the snapshot's index).
+    pub fn registered_at(&self) -> &BTreeMap<NodeId, (u64, LogIndex)> {
+        self.committed.registered_at()
+    }
+
+    /// Per registered broker unfenced since it registered: its incarnation and the index
+    /// of the committed entry that first unfenced it (or of a snapshot holding that).
+    pub fn unfenced_at(&self) -> &BTreeMap<NodeId, (u64, LogIndex)> {
+        self.committed.unfenced_at()
     }
 
     /// Whether the committed image has caught up with the metadata log: this voter
@@ -163,7 +167,7 @@ impl Voter {
     pub fn caught_up(&self) -> bool {
         self.raft
             .known_commit()
-            .is_some_and(|commit| self.applied.index >= commit)
+            .is_some_and(|commit| self.committed.applied().index >= commit)
     }
 
     pub fn take_out(&mut self) -> Vec<VoterOut> {
@@ -187,7 +191,7 @@ impl Voter {
     }
 
     pub fn committed(&self) -> &MetadataImage {
-        &self.committed
+        self.committed.image()
     }
 
     /// The pending image of the active controller.
@@ -254,11 +258,12 @@ impl Voter {
             ControllerRequest::Heartbeat {
                 broker,
                 incarnation,
+                metadata_offset,
             } => {
                 let input = ControllerInput::BrokerHeartbeat {
                     broker,
                     incarnation,
-                    caught_up: true,
+                    metadata_offset,
                 };
                 let output = active.controller.handle(now_ms, &active.pending, input);
                 self.propose(now_ms, Some(from), output);
@@ -275,13 +280,28 @@ impl Voter {
     /// An admin request (CreateTopics), handed in by the shell's admin path. Returns
     /// false if this voter is not the active controller.
     pub fn admin(&mut self, now_ms: TimeMs, input: ControllerInput) -> bool {
-        let Some(active) = self.active.as_mut() else {
-            return false;
-        };
+        self.admin_decide(now_ms, input).is_some()
+    }
+
+    /// Like [`Voter::admin`], for a shell that answers the admin client itself: `None` if
+    /// this voter is not the active controller; else the decision's replies if it was
+    /// refused outright (nothing to commit: the shell may answer at once), or no replies
+    /// if its records were proposed (the shell answers once they commit).
+    pub fn admin_decide(
+        &mut self,
+        now_ms: TimeMs,
+        input: ControllerInput,
+    ) -> Option<Vec<ControllerReply>> {
+        let active = self.active.as_mut()?;
         let output = active.controller.handle(now_ms, &active.pending, input);
+        let refused = if output.records.is_empty() {
+            output.replies.clone()
+        } else {
+            Vec::new()
+        };
         self.propose(now_ms, None, output);
         self.pump(now_ms);
-        true
+        Some(refused)
     }
 
     /// Proposes a decision's records as one entry and holds its replies until it
@@ -308,6 +328,16 @@ impl Voter {
             Ok(id) => {
                 for record in &records {
                     active.pending.apply(record);
+                    if let MetadataRecord::RegisterBroker {
+                        broker,
+                        incarnation,
+                        ..
+                    } = record
+                    {
+                        active
+                            .controller
+                            .registration_at(*broker, *incarnation, id.index.0);
+                    }
                 }
                 active.last_proposed = id.index;
                 active.waiting.push_back(Waiting {
@@ -344,7 +374,7 @@ impl Voter {
                         // The heartbeat's answer carries the broker's partitions as
                         // committed: how a broker that missed an update (or restarted)
                         // catches up.
-                        let states = self.committed.partitions_hosted_by(*broker);
+                        let states = self.committed.image().partitions_hosted_by(*broker);
                         self.out.push(VoterOut::ToBroker {
                             to: *broker,
                             msg: ControllerMessage::PartitionStates(states),
@@ -424,63 +454,25 @@ impl Voter {
         {
             self.deactivate();
         }
-        if self.snapshot_at.0 + SNAPSHOT_EVERY_ENTRIES <= self.applied.index.0 {
-            self.snapshot_at = self.applied.index;
-            let snapshot = Snapshot {
-                last: self.applied,
-                data: encode_records(&self.committed.snapshot()),
-            };
-            self.raft.snapshot_taken(now_ms, snapshot);
-            // The snapshot's write is the only effect.
-            for effect in self.raft.drain_effects() {
-                match effect {
-                    Effect::PersistSnapshot(_) => self.out.push(VoterOut::Persist(effect)),
-                    other => unreachable!("snapshot_taken emitted {other:?}"),
-                }
-            }
-        }
+        self.committed
+            .maybe_snapshot(&mut self.raft, now_ms, &mut self.out);
     }
 
     fn apply(&mut self, entries: Vec<Entry>) {
         for entry in entries {
-            assert_eq!(
-                entry.index,
-                self.applied.index.next(),
-                "Raft applied entries out of order"
-            );
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            entry.payload.hash(&mut hasher);
-            self.out.push(VoterOut::Applied {
-                index: entry.index,
-                term: entry.term,
-                hash: hasher.finish(),
-            });
-            self.applied = entry.id();
+            let records = self.committed.apply(&entry, &mut self.out);
             match &entry.payload {
                 Payload::LeaderNoop => {
                     let mine = entry.term == self.raft.term()
                         && self.raft.role() == Role::Leader
                         && self.active.is_none();
                     if mine {
-                        self.active = Some(Active {
-                            controller: Controller::new(self.config.clone()),
-                            pending: self.committed.clone(),
-                            term: entry.term,
-                            waiting: VecDeque::new(),
-                            last_proposed: entry.index,
-                        });
-                        self.out.push(VoterOut::Active(true));
-                        self.fresh = true;
+                        self.activate(entry.id());
                     }
                 }
-                Payload::Command(bytes) => {
-                    let records = decode_records(bytes)
-                        .expect("every metadata-log entry was written by encode_records");
-                    for record in &records {
-                        self.committed.apply(record);
-                    }
+                Payload::Command(_) => {
                     if self.active.is_some() && self.push_partition_states {
-                        let updates = self.committed.partition_updates(&records);
+                        let updates = self.committed.image().partition_updates(&records);
                         for (to, msg) in updates {
                             self.out.push(VoterOut::ToBroker { to, msg });
                         }
@@ -498,14 +490,27 @@ impl Voter {
         }
     }
 
-    fn apply_snapshot(&mut self, snapshot: Snapshot) {
-        let records = decode_records(&snapshot.data).expect("snapshots are encode_records bytes");
-        self.committed = MetadataImage::from_records(records.iter());
-        self.applied = snapshot.last;
-        self.snapshot_at = snapshot.last.index;
-        self.out.push(VoterOut::SnapshotApplied {
-            index: snapshot.last.index,
+    /// Becomes the active controller once its own term's `LeaderNoop` (`noop`) applied:
+    /// the committed image then holds every committed record. The controller learns where
+    /// each registered broker's registration was committed, for the unfencing rule.
+    fn activate(&mut self, noop: LogId) {
+        let mut controller = Controller::new(self.config.clone());
+        for (&broker, &(incarnation, index)) in self.committed.registered_at() {
+            controller.registration_at(broker, incarnation, index.0);
+        }
+        self.active = Some(Active {
+            controller,
+            pending: self.committed.image().clone(),
+            term: noop.term,
+            waiting: VecDeque::new(),
+            last_proposed: noop.index,
         });
+        self.out.push(VoterOut::Active(true));
+        self.fresh = true;
+    }
+
+    fn apply_snapshot(&mut self, snapshot: Snapshot) {
+        self.committed.install(&snapshot, &mut self.out);
         // A leader never installs a snapshot; anything active is stale.
         self.deactivate();
     }

@@ -428,6 +428,7 @@ impl Actor {
                 },
                 _ = ticker.tick() => {
                     let now = self.now_ms();
+                    self.node.set_metadata_offset(self.quorum.applied_offset());
                     let effects = self.node.handle(now, Input::Tick);
                     self.carry_out(effects);
                     let local = self.quorum.tick(now);

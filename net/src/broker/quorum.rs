@@ -163,6 +163,15 @@ impl Quorum {
         }
     }
 
+    /// The last metadata-log index applied to this broker's image, which its heartbeats
+    /// report (the controller unfences it only once that reaches its registration).
+    pub(crate) fn applied_offset(&self) -> u64 {
+        match &self.member {
+            Member::Voter(v) => v.applied().index.0,
+            Member::Observer(o) => o.applied().index.0,
+        }
+    }
+
     /// See [`Voter::caught_up`].
     pub(crate) fn caught_up(&self) -> bool {
         match &self.member {

@@ -4,7 +4,7 @@
 //! kind of frame.
 //!
 //! ```text
-//!   frame   = length:u32  version:u8 (= 1)  from:u32  kind:u8  body
+//!   frame   = length:u32  version:u8 (= 2)  from:u32  kind:u8  body
 //!   u16/u32/u64/i64 big-endian;  bytes = len:u32 …;  string = len:u16 utf-8;
 //!   option  = 0:u8 | 1:u8 value;  list = count:u32 items… (count ≤ bytes left)
 //! ```
@@ -25,7 +25,9 @@ use eddy_core::quorum::{
 use eddy_core::types::{Epoch, NodeId, Offset, TopicPartition};
 use eddy_core::ErrorCode;
 
-const VERSION: u8 = 1;
+/// 2: a broker's heartbeat carries its metadata offset (KIP-631's
+/// `currentMetadataOffset`), which the controller needs before it unfences the broker.
+const VERSION: u8 = 2;
 
 /// What one frame carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -407,10 +409,12 @@ fn put_to_controller(b: &mut BytesMut, m: &ControllerRequest) {
         ControllerRequest::Heartbeat {
             broker,
             incarnation,
+            metadata_offset,
         } => {
             b.put_u8(1);
             b.put_u32(broker.0);
             b.put_u64(*incarnation);
+            b.put_u64(*metadata_offset);
         }
         ControllerRequest::AlterPartition(a) => {
             b.put_u8(2);
@@ -889,6 +893,7 @@ impl Reader<'_> {
             1 => ControllerRequest::Heartbeat {
                 broker: NodeId(self.u32("broker")?),
                 incarnation: self.u64("incarnation")?,
+                metadata_offset: self.u64("metadata offset")?,
             },
             2 => ControllerRequest::AlterPartition(self.alter()?),
             3 => {

@@ -46,7 +46,9 @@ impl Checker for MetadataMonotonic {
                 self.seen.retain(|(n, _), _| n != node);
                 self.image_index.remove(node);
             }
-            Observation::BrokerMetadata { at, node, index } => {
+            Observation::BrokerMetadata {
+                at, node, index, ..
+            } => {
                 let before = self.image_index.insert(*node, *index);
                 if let Some(before) = before.filter(|b| b > index) {
                     out.push(Violation {
@@ -125,6 +127,7 @@ mod tests {
         Observation::BrokerMetadata {
             at,
             node: N1,
+            incarnation: 0,
             index,
         }
     }

@@ -6,7 +6,9 @@
 //! with exactly the violation it exists for.
 
 mod acked_durability;
+mod admin_outcomes;
 mod agreement;
+mod broker_image_unfenced;
 mod controller_liveness;
 mod election_safety;
 mod group_commits_monotonic;
@@ -30,7 +32,9 @@ use std::fmt;
 use eddy_core::TimeMs;
 
 pub use acked_durability::AckedDurability;
+pub use admin_outcomes::AdminOutcomes;
 pub use agreement::ReplicaAgreement;
+pub use broker_image_unfenced::BrokerImageUnfenced;
 pub use controller_liveness::ControllerLiveness;
 pub use election_safety::ElectionSafety;
 pub use group_commits_monotonic::GroupCommitsMonotonic;
@@ -135,7 +139,7 @@ pub trait Checker {
 }
 
 /// The names of every checker, in the order they run.
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 19] = [
     "acked-durability",
     "dense-stable-offsets",
     "replica-agreement",
@@ -147,6 +151,8 @@ pub const ALL: [&str; 17] = [
     "raft-leader-completeness",
     "one-leader-per-epoch",
     "metadata-monotonic",
+    "broker-image-unfenced",
+    "admin-outcomes",
     "controller-liveness",
     "group-exclusive-ownership",
     "group-commits-monotonic",
@@ -180,6 +186,8 @@ impl CheckerSet {
                 Box::new(PartitionLeadership::new(ctx.clone())),
                 Box::new(MetadataMonotonic::new(ctx.clone())),
                 Box::new(MetadataPropagation::new(ctx.clone())),
+                Box::new(BrokerImageUnfenced::new()),
+                Box::new(AdminOutcomes::new()),
                 Box::new(ControllerLiveness::new(ctx.clone())),
                 Box::new(GroupExclusiveOwnership::new(ctx.clone())),
                 Box::new(GroupCommitsMonotonic::new(ctx.clone())),

@@ -335,6 +335,9 @@ impl Model {
             | Observation::ControllerActive { .. }
             | Observation::PartitionView { .. }
             | Observation::BrokerMetadata { .. }
+            | Observation::BrokerUnfenced { .. }
+            | Observation::Admin { .. }
+            | Observation::TopicsAtEnd { .. }
             | Observation::FencedLeadersAtEnd { .. }
             | Observation::GroupJoining { .. }
             | Observation::GroupAssigned { .. }

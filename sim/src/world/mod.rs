@@ -6,6 +6,7 @@
 //! messages, disk writes and observations for the checkers. Nothing here reads the wall
 //! clock or any ambient randomness, so a seed always replays the same run.
 
+mod admin;
 mod clients;
 mod faults;
 mod members;
@@ -89,6 +90,17 @@ enum Payload {
     /// controller (`leader`: the one it knows of).
     NotController {
         leader: Option<NodeId>,
+    },
+    /// An admin request: from the admin client to a broker, or forwarded by a broker to
+    /// the controller it knows of. `id` names the client's attempt.
+    AdminRequest {
+        id: u64,
+        input: eddy_core::controller::ControllerInput,
+    },
+    /// A broker's answer to the admin client's attempt `id`.
+    AdminResponse {
+        id: u64,
+        result: Result<(), ErrorCode>,
     },
 }
 
@@ -253,7 +265,9 @@ pub(crate) struct World<'a> {
     controller_cfg: ControllerConfig,
     /// The highest index any voter applied: the committed image the model follows.
     commit_frontier: u64,
-    created_topics: BTreeSet<String>,
+    admin: admin::AdminClient,
+    /// Admin requests brokers hold until their image has the topic.
+    admin_waiting: Vec<admin::AdminWaiting>,
     failovers: Vec<Failover>,
     /// The broker of the failover in progress, and whether it led partitions.
     failing_over: Option<(NodeId, bool)>,
@@ -275,6 +289,9 @@ pub(crate) struct World<'a> {
     last_hw: BTreeMap<(NodeId, Part), (Offset, bool)>,
     last_isr: BTreeMap<Part, Vec<NodeId>>,
     last_view: BTreeMap<(NodeId, Part), (u32, u32, bool)>,
+    /// Per (broker, incarnation): the lowest log index any image reported unfencing it
+    /// at (`Observation::BrokerUnfenced`).
+    unfence_seen: BTreeMap<(NodeId, u64), u64>,
     /// Faults scheduled to start, by id (kept out of the events: they hold floats).
     planned: BTreeMap<u64, FaultAction>,
     /// What each active fault did, to undo it when it ends.
@@ -422,7 +439,8 @@ impl<'a> World<'a> {
             raft_cfg: RaftConfig::default(),
             controller_cfg: ControllerConfig::from_broker_config(&broker_cfg),
             commit_frontier: 0,
-            created_topics: BTreeSet::new(),
+            admin: admin::AdminClient::default(),
+            admin_waiting: Vec::new(),
             failovers: Vec::new(),
             failing_over: None,
             network: Network::new(scenario.network.clone()),
@@ -440,6 +458,7 @@ impl<'a> World<'a> {
             last_hw: BTreeMap::new(),
             last_isr: BTreeMap::new(),
             last_view: BTreeMap::new(),
+            unfence_seen: BTreeMap::new(),
             planned: BTreeMap::new(),
             active: BTreeMap::new(),
             next_fault: 0,
@@ -679,6 +698,12 @@ impl<'a> World<'a> {
                     (Endpoint::Broker(p), Payload::NotController { leader }) => {
                         return self.not_controller(b, p, leader);
                     }
+                    (from, Payload::AdminRequest { id, input }) => {
+                        return self.admin_request(b, from, id, input);
+                    }
+                    (Endpoint::Broker(_), Payload::AdminResponse { id, result }) => {
+                        return self.admin_refused(b, id, result);
+                    }
                     (Endpoint::Broker(p), Payload::FromController(msg)) => {
                         self.heard_from_controller(b, p);
                         Input::Controller(msg)
@@ -710,6 +735,9 @@ impl<'a> World<'a> {
             (Endpoint::Member(i), Payload::Disconnected { corr }) => {
                 self.client_step(Client::Member(i), Reply::Disconnected(corr))
             }
+            (Endpoint::Admin, Payload::AdminResponse { id, result }) => {
+                self.admin_response(id, result)
+            }
             (to, payload) => unreachable!("{payload:?} cannot go to {to:?}"),
         }
     }
@@ -739,6 +767,14 @@ impl<'a> World<'a> {
                     Payload::NotController { leader } => {
                         Some(Payload::NotController { leader: *leader })
                     }
+                    Payload::AdminRequest { id, input } => Some(Payload::AdminRequest {
+                        id: *id,
+                        input: input.clone(),
+                    }),
+                    Payload::AdminResponse { id, result } => Some(Payload::AdminResponse {
+                        id: *id,
+                        result: *result,
+                    }),
                 };
                 self.schedule(self.now + delays[0], Event::Deliver { from, to, payload });
                 if let Some(copy) = copy {

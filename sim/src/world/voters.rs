@@ -5,32 +5,20 @@
 //! active controller (finding it, retrying elsewhere), and the admin client that creates
 //! the scenario's topics through it.
 //!
-//! Every broker keeps its own committed image (its voter's, or its observer's), and the
-//! checkers see it never go back. Whether the node learns partition states from that
-//! image or from the active controller's pushes is [`BROKERS_FOLLOW_THEIR_IMAGE`].
+//! Every broker keeps its own committed image (its voter's, or its observer's) and gives
+//! its node the states of the partitions it hosts from that image, as KRaft's brokers do
+//! ([`World::feed_image`]); the checkers see it never go back, and never reach the node
+//! before the broker's current incarnation was unfenced.
+
+use std::collections::BTreeMap;
 
 use super::*;
 
-use eddy_core::controller::{ControllerConfig, ControllerInput, MetadataImage};
-use eddy_core::quorum::Role;
+use eddy_core::controller::{ControllerConfig, MetadataImage};
+use eddy_core::quorum::{LogIndex, Role};
 
 use eddy_core::controller::voter::{Voter, VoterOut};
 
-/// Whether a broker's node learns partition states from its broker's own committed
-/// image, as KRaft's brokers do (after each change, the states of the partitions it
-/// hosts that changed: `MetadataImage::hosted_partition_changes`, once the image caught
-/// up after a start), instead of from the active controller's pushes.
-///
-/// Off for now: with it on, chaos and clock-skew found runs where a lagging broker's
-/// image made a node follow a leader at an old leader epoch and truncate committed data
-/// (clock-skew seed 182: n3 followed n1 at epoch 1 while epoch 2 had n2 leading; chaos
-/// seed 153 before the initial catch-up gate). KRaft closes this with the controller
-/// telling a broker when it has caught up (the metadata offset in BrokerHeartbeat);
-/// that is still to do.
-const BROKERS_FOLLOW_THEIR_IMAGE: bool = false;
-
-/// How often the admin client checks for topics still to create.
-pub(super) const ADMIN_TICK_MS: u64 = 200;
 /// A broker that has not heard from the controller it talks to for this long asks
 /// another voter (its own request timeout; KRaft's brokers re-resolve the active
 /// controller the same way).
@@ -78,7 +66,8 @@ impl World<'_> {
                 now,
                 durable,
             );
-            voter.set_push_partition_states(!BROKERS_FOLLOW_THEIR_IMAGE);
+            // Brokers follow their own images (feed_image), not the controller's pushes.
+            voter.set_push_partition_states(false);
             self.brokers[b].voter = Some(voter);
         } else {
             let mut observer =
@@ -108,7 +97,7 @@ impl World<'_> {
     }
 
     /// The committed metadata image of broker index `b`: its voter's, or its observer's.
-    fn image_of(&self, b: usize) -> Option<&MetadataImage> {
+    pub(super) fn image_of(&self, b: usize) -> Option<&MetadataImage> {
         let slot = &self.brokers[b];
         match (&slot.voter, &slot.observer) {
             (Some(voter), _) => Some(voter.committed()),
@@ -127,24 +116,80 @@ impl World<'_> {
         }
     }
 
-    /// Records that broker index `b` applied its committed image, once it caught up
-    /// after its start; with [`BROKERS_FOLLOW_THEIR_IMAGE`], gives its node the states of
-    /// the partitions it hosts that the image changed since it was last given them.
+    /// Per registered broker, where broker index `b`'s committed image says it was first
+    /// unfenced since it registered: (incarnation, log index).
+    fn unfenced_at(&self, b: usize) -> Option<&BTreeMap<NodeId, (u64, LogIndex)>> {
+        let slot = &self.brokers[b];
+        match (&slot.voter, &slot.observer) {
+            (Some(voter), _) => Some(voter.unfenced_at()),
+            (None, Some(observer)) => Some(observer.unfenced_at()),
+            (None, None) => None,
+        }
+    }
+
+    /// Reports the unfencings broker index `b`'s image holds that no image reported at
+    /// a lower index before, for the checkers.
+    fn observe_unfencings(&mut self, b: usize) {
+        let Some(unfenced_at) = self.unfenced_at(b) else {
+            return;
+        };
+        let fresh: Vec<(NodeId, u64, u64)> = unfenced_at
+            .iter()
+            .map(|(&node, &(incarnation, index))| (node, incarnation, index.0))
+            .filter(|&(node, incarnation, index)| {
+                self.unfence_seen
+                    .get(&(node, incarnation))
+                    .is_none_or(|&seen| index < seen)
+            })
+            .collect();
+        for (node, incarnation, index) in fresh {
+            self.unfence_seen.insert((node, incarnation), index);
+            self.observe(Observation::BrokerUnfenced {
+                at: self.now,
+                node,
+                incarnation,
+                index,
+            });
+        }
+    }
+
+    /// Broker index `b` tells its node how far its image has got (its heartbeats report
+    /// it) and, once it may act on the image, gives the node the states of the partitions
+    /// it hosts that the image changed since it was last given them
+    /// (`MetadataImage::hosted_partition_changes`).
+    ///
+    /// It may act on its image once, since it started, (1) the image caught up with the
+    /// metadata log (KRaft's initial catch-up: it applied everything a leader announced
+    /// committed), (2) the controller answered a heartbeat unfenced — which it does only
+    /// once the reported offset reached this incarnation's registration (KRaft installs a
+    /// broker's metadata publishers only after the controller says it caught up), and (3)
+    /// its own image holds that unfencing. Before that, an image replayed from its disk
+    /// could hold a previous incarnation's leaderships and ISR places, and make the node
+    /// follow a leader that was replaced.
     fn feed_image(&mut self, b: usize) {
         if self.brokers[b].paused || self.brokers[b].node.is_none() {
             return;
         }
         let id = self.brokers[b].id;
+        let incarnation = self.brokers[b].incarnation;
         let Some(index) = self.image_index(b) else {
             return;
         };
+        let own_unfencing = self
+            .unfenced_at(b)
+            .and_then(|u| u.get(&id).copied())
+            .filter(|&(i, _)| i == incarnation);
         let slot = &mut self.brokers[b];
-        let caught_up = match (&slot.voter, &slot.observer) {
+        let node = slot.node.as_mut().expect("checked");
+        node.set_metadata_offset(index);
+        let controller_caught_up = node.is_caught_up();
+        let image_caught_up = match (&slot.voter, &slot.observer) {
             (Some(voter), _) => voter.caught_up(),
             (None, Some(observer)) => observer.caught_up(),
             (None, None) => false,
         };
-        slot.caught_up |= caught_up;
+        let holds_unfencing = own_unfencing.is_some_and(|(_, at)| index >= at.0);
+        slot.caught_up |= image_caught_up && controller_caught_up && holds_unfencing;
         if !slot.caught_up {
             return;
         }
@@ -157,9 +202,10 @@ impl World<'_> {
         self.observe(Observation::BrokerMetadata {
             at: self.now,
             node: id,
+            incarnation,
             index,
         });
-        if BROKERS_FOLLOW_THEIR_IMAGE && !changes.is_empty() {
+        if !changes.is_empty() {
             self.feed(
                 b,
                 Input::Controller(ControllerMessage::PartitionStates(changes)),
@@ -279,6 +325,9 @@ impl World<'_> {
                 }
             }
         }
+        if image_moved {
+            self.observe_unfencings(b);
+        }
         if frontier_moved {
             // The ISRs the checkers' model follows are those of the furthest committed
             // image: what the quorum agreed on.
@@ -287,6 +336,9 @@ impl World<'_> {
         }
         if image_moved || !self.brokers[b].caught_up {
             self.feed_image(b);
+        }
+        if image_moved {
+            self.answer_admin(b);
         }
     }
 
@@ -443,51 +495,6 @@ impl World<'_> {
         }
     }
 
-    /// The admin client: creates each scenario topic whose time has come through the
-    /// active controller, until the committed metadata holds it.
-    pub(super) fn admin_tick(&mut self) {
-        let due: Vec<&crate::scenario::TopicSpec> = self
-            .scenario
-            .topics
-            .iter()
-            .filter(|t| t.create_at_ms <= self.now)
-            .collect();
-        let mut missing = false;
-        let active = (0..self.brokers.len()).find(|&b| {
-            !self.brokers[b].paused && self.brokers[b].voter.as_ref().is_some_and(Voter::is_active)
-        });
-        for t in due {
-            let created = self.created_topics.contains(&t.name);
-            if created {
-                continue;
-            }
-            missing = true;
-            let Some(b) = active else {
-                continue;
-            };
-            let voter = self.brokers[b].voter.as_ref().expect("active");
-            if voter.committed().topic(&t.name).is_some() {
-                self.created_topics.insert(t.name.clone());
-                continue;
-            }
-            if voter.pending().is_some_and(|p| p.topic(&t.name).is_some()) {
-                continue;
-            }
-            let input = ControllerInput::CreateTopic {
-                name: t.name.clone(),
-                num_partitions: Some(t.partitions),
-                replication_factor: Some(t.replication_factor as u16),
-                configs: Vec::new(),
-            };
-            self.with_voter(b, |v, now, _| {
-                v.admin(now, input);
-            });
-        }
-        if missing || self.created_topics.len() < self.scenario.topics.len() {
-            self.schedule(self.now + ADMIN_TICK_MS, Event::AdminTick);
-        }
-    }
-
     /// The voter ticks that ride on the broker's tick, and the controller's own timer.
     pub(super) fn controller_ticks(&mut self) {
         for b in 0..self.brokers.len() {
@@ -518,6 +525,13 @@ impl World<'_> {
 
     /// At the end: which partitions the active controller has led by fenced brokers.
     pub(super) fn observe_fenced_leaders(&mut self) {
+        let topics = self
+            .active_image()
+            .map(|image| image.topics().map(|(name, _)| name.to_string()).collect());
+        self.observe(Observation::TopicsAtEnd {
+            at: self.now,
+            topics,
+        });
         let fenced_leaders = self.active_image().map(|image| {
             image
                 .partitions()

@@ -252,12 +252,13 @@ fn frame() -> impl Strategy<Value = PeerFrame> {
         admin().prop_map(PeerFrame::Admin),
         peer().prop_map(PeerFrame::Replication),
         raft().prop_map(PeerFrame::Raft),
-        (0u32..8, any::<u64>()).prop_map(|(b, incarnation)| PeerFrame::ToController(
-            ControllerRequest::Heartbeat {
+        (0u32..8, any::<u64>(), any::<u64>()).prop_map(|(b, incarnation, metadata_offset)| {
+            PeerFrame::ToController(ControllerRequest::Heartbeat {
                 broker: NodeId(b),
                 incarnation,
-            }
-        )),
+                metadata_offset,
+            })
+        }),
         alter().prop_map(|a| PeerFrame::ToController(ControllerRequest::AlterPartition(a))),
         (
             0u32..8,
@@ -359,4 +360,8 @@ fn unknown_versions_and_trailing_bytes_are_refused() {
     assert_eq!(decode(&bytes), Err(DecodeError::Trailing(1)));
     bytes[0] = 9;
     assert_eq!(decode(&bytes), Err(DecodeError::Version(9)));
+    // Version 1's heartbeat had no metadata offset: a peer still speaking it is refused,
+    // not read with an offset it never sent.
+    bytes[0] = 1;
+    assert_eq!(decode(&bytes), Err(DecodeError::Version(1)));
 }
