@@ -121,7 +121,12 @@ mod tests {
     }
 
     fn image(at: TimeMs, node: NodeId, index: u64) -> Observation {
-        Observation::BrokerMetadata { at, node, index }
+        Observation::BrokerMetadata {
+            at,
+            node,
+            incarnation: 0,
+            index,
+        }
     }
 
     #[test]
