@@ -406,13 +406,15 @@ fn the_config_files_start_a_working_cluster() {
     if !have_kcat() {
         return;
     }
+    // The files' ports are all below 32768, where Linux's ephemeral ports begin: a port
+    // in that range may be taken by any outgoing connection of a test running alongside.
     let cluster = Cluster::from_configs(
         "config-files",
         &[
             ("config/cluster/broker-1.properties", "127.0.0.1:19092"),
             ("config/cluster/broker-2.properties", "127.0.0.1:29092"),
-            ("config/cluster/broker-3.properties", "127.0.0.1:39092"),
-            ("config/cluster/broker-4.properties", "127.0.0.1:49092"),
+            ("config/cluster/broker-3.properties", "127.0.0.1:31092"),
+            ("config/cluster/broker-4.properties", "127.0.0.1:32092"),
         ],
     );
     let bootstrap = cluster.bootstrap();
