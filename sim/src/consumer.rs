@@ -104,6 +104,21 @@ struct Owned {
     retry_at: TimeMs,
 }
 
+/// A JoinGroup, SyncGroup or Heartbeat in flight: its correlation id, when it was sent,
+/// and to which coordinator.
+#[derive(Clone, Copy, Debug)]
+struct GroupInFlight {
+    corr: u64,
+    sent: TimeMs,
+    to: NodeId,
+}
+
+impl GroupInFlight {
+    fn new(corr: u64, sent: TimeMs, to: NodeId) -> GroupInFlight {
+        GroupInFlight { corr, sent, to }
+    }
+}
+
 #[derive(Debug)]
 struct CommitInFlight {
     corr: u64,
@@ -131,8 +146,8 @@ pub(crate) struct Member {
     revoking: Option<Revoking>,
     rejoin_needed: bool,
     /// JoinGroup or SyncGroup in flight.
-    group_request: Option<(u64, TimeMs)>,
-    heartbeat: Option<(u64, TimeMs)>,
+    group_request: Option<GroupInFlight>,
+    heartbeat: Option<GroupInFlight>,
     commit: Option<CommitInFlight>,
     offset_fetch: Option<(u64, TimeMs, Vec<Part>)>,
     next_heartbeat_at: TimeMs,
@@ -310,10 +325,22 @@ impl Member {
         }
     }
 
-    fn renew_session(&mut self, sent_at: TimeMs) {
-        self.session_until = self
-            .session_until
-            .max(sent_at + self.cfg.session_timeout_ms);
+    /// The coordinator accepted `request`: the session lasts at least
+    /// `session.timeout.ms` past its sending. Which coordinator accepted it goes into the
+    /// history, so a checker can tell an acknowledgement from a zombie coordinator.
+    fn renew_session(&mut self, env: &mut ClientEnv<'_>, request: GroupInFlight) {
+        let until = request.sent + self.cfg.session_timeout_ms;
+        self.session_until = self.session_until.max(until);
+        self.observe(
+            env,
+            Observation::GroupSessionRenewed {
+                at: env.now,
+                member: self.member_ref(),
+                coordinator: request.to,
+                sent_at: request.sent,
+                until,
+            },
+        );
     }
 
     /// Gives up every owned partition without committing (Java's `onPartitionsLost`),
@@ -421,7 +448,7 @@ impl Member {
         let join_timeout = GROUP_REQUEST_TIMEOUT_MS + self.cfg.rebalance_timeout_ms;
         if self
             .group_request
-            .is_some_and(|(_, sent)| now >= sent + join_timeout)
+            .is_some_and(|r| now >= r.sent + join_timeout)
         {
             self.group_request = None;
             self.lose_coordinator();
@@ -431,7 +458,7 @@ impl Member {
         }
         if self
             .heartbeat
-            .is_some_and(|(_, sent)| now >= sent + GROUP_REQUEST_TIMEOUT_MS)
+            .is_some_and(|r| now >= r.sent + GROUP_REQUEST_TIMEOUT_MS)
         {
             self.heartbeat = None;
             self.lose_coordinator();
@@ -531,7 +558,7 @@ impl Member {
             require_known_member_id: true,
         };
         let corr = self.send(env, to, ClientRequest::Group(GroupRequest::JoinGroup(req)));
-        self.group_request = Some((corr, env.now));
+        self.group_request = Some(GroupInFlight::new(corr, env.now, to));
         self.phase = Phase::AwaitJoin;
         if !self.joined_once {
             self.joined_once = true;
@@ -559,7 +586,7 @@ impl Member {
             group_instance_id: self.cfg.instance_id.clone(),
         };
         let corr = self.send(env, to, ClientRequest::Group(GroupRequest::Heartbeat(req)));
-        self.heartbeat = Some((corr, env.now));
+        self.heartbeat = Some(GroupInFlight::new(corr, env.now, to));
         self.next_heartbeat_at = env.now + self.cfg.heartbeat_interval_ms;
     }
 
@@ -798,12 +825,12 @@ impl Member {
             return;
         }
         if self.metadata.on_disconnect(corr) {
-        } else if self.group_request.is_some_and(|(c, _)| c == corr) {
+        } else if self.group_request.is_some_and(|r| r.corr == corr) {
             self.group_request = None;
             self.lose_coordinator();
             self.phase = Phase::Joining;
             self.retry_at = env.now + RETRY_BACKOFF_MS;
-        } else if self.heartbeat.is_some_and(|(c, _)| c == corr) {
+        } else if self.heartbeat.is_some_and(|r| r.corr == corr) {
             self.heartbeat = None;
             self.lose_coordinator();
         } else if self.commit.as_ref().is_some_and(|c| c.corr == corr) {
@@ -839,34 +866,34 @@ impl Member {
         }
         match resp {
             ClientResponse::Group(GroupResponse::JoinGroup(r)) => {
-                let Some((c, sent)) = self.group_request else {
+                let Some(request) = self.group_request else {
                     return;
                 };
-                if c != corr || self.phase != Phase::AwaitJoin {
+                if request.corr != corr || self.phase != Phase::AwaitJoin {
                     return;
                 }
                 self.group_request = None;
-                self.on_join(env, sent, r);
+                self.on_join(env, request, r);
             }
             ClientResponse::Group(GroupResponse::SyncGroup(r)) => {
-                let Some((c, sent)) = self.group_request else {
+                let Some(request) = self.group_request else {
                     return;
                 };
-                if c != corr || self.phase != Phase::AwaitSync {
+                if request.corr != corr || self.phase != Phase::AwaitSync {
                     return;
                 }
                 self.group_request = None;
-                self.on_sync(env, sent, r.error, &r.assignment);
+                self.on_sync(env, request, r.error, &r.assignment);
             }
             ClientResponse::Group(GroupResponse::Heartbeat(r)) => {
-                let Some((c, sent)) = self.heartbeat else {
+                let Some(request) = self.heartbeat else {
                     return;
                 };
-                if c != corr {
+                if request.corr != corr {
                     return;
                 }
                 self.heartbeat = None;
-                self.on_heartbeat(env, sent, r.error);
+                self.on_heartbeat(env, request, r.error);
             }
             ClientResponse::Group(GroupResponse::OffsetCommit(r)) => {
                 if self.commit.as_ref().is_none_or(|c| c.corr != corr) {
@@ -921,7 +948,7 @@ impl Member {
     fn on_join(
         &mut self,
         env: &mut ClientEnv<'_>,
-        sent: TimeMs,
+        request: GroupInFlight,
         r: eddy_core::group::JoinGroupResponse,
     ) {
         self.phase = Phase::Joining;
@@ -949,7 +976,7 @@ impl Member {
                 return;
             }
         }
-        self.renew_session(sent);
+        self.renew_session(env, request);
         self.member_id = r.member_id.clone();
         self.generation = r.generation_id;
         let assignments = if r.leader == r.member_id && !r.members.is_empty() {
@@ -970,7 +997,7 @@ impl Member {
             assignments,
         };
         let corr = self.send(env, to, ClientRequest::Group(GroupRequest::SyncGroup(req)));
-        self.group_request = Some((corr, env.now));
+        self.group_request = Some(GroupInFlight::new(corr, env.now, to));
         self.phase = Phase::AwaitSync;
     }
 
@@ -1013,7 +1040,13 @@ impl Member {
             .collect()
     }
 
-    fn on_sync(&mut self, env: &mut ClientEnv<'_>, sent: TimeMs, error: ErrorCode, bytes: &[u8]) {
+    fn on_sync(
+        &mut self,
+        env: &mut ClientEnv<'_>,
+        request: GroupInFlight,
+        error: ErrorCode,
+        bytes: &[u8],
+    ) {
         self.phase = Phase::Joining;
         match error {
             ErrorCode::None => {}
@@ -1031,7 +1064,7 @@ impl Member {
                 return;
             }
         }
-        self.renew_session(sent);
+        self.renew_session(env, request);
         let assigned: BTreeSet<Part> = String::from_utf8_lossy(bytes)
             .split(',')
             .filter_map(|p| p.parse::<u32>().ok())
@@ -1068,15 +1101,15 @@ impl Member {
         }
     }
 
-    fn on_heartbeat(&mut self, env: &mut ClientEnv<'_>, sent: TimeMs, error: ErrorCode) {
+    fn on_heartbeat(&mut self, env: &mut ClientEnv<'_>, request: GroupInFlight, error: ErrorCode) {
         if self.phase != Phase::Stable {
             return;
         }
         match error {
-            ErrorCode::None => self.renew_session(sent),
+            ErrorCode::None => self.renew_session(env, request),
             ErrorCode::RebalanceInProgress => {
                 // The coordinator renewed the session and asks for a rejoin.
-                self.renew_session(sent);
+                self.renew_session(env, request);
                 self.rejoin_needed = true;
             }
             ErrorCode::UnknownMemberId => self.reset_and_rejoin(env, true),

@@ -191,6 +191,16 @@ pub enum Observation {
         generation: i32,
         owned: Vec<Part>,
     },
+    /// The coordinator `coordinator` accepted a member's JoinGroup, SyncGroup or
+    /// Heartbeat sent at `sent_at`: the member's view of its session lasts until at least
+    /// `until` (`sent_at` plus `session.timeout.ms`).
+    GroupSessionRenewed {
+        at: TimeMs,
+        member: MemberRef,
+        coordinator: NodeId,
+        sent_at: TimeMs,
+        until: TimeMs,
+    },
     /// A member stopped owning `parts`: its ownership ended at `until` (at or before
     /// `at`: a member that finds its session over reports when it ended).
     GroupRevoked {
@@ -361,6 +371,7 @@ impl Observation {
             | Observation::GroupJoining { at, .. }
             | Observation::GroupAssigned { at, .. }
             | Observation::GroupRevoked { at, .. }
+            | Observation::GroupSessionRenewed { at, .. }
             | Observation::GroupStopped { at, .. }
             | Observation::GroupResumed { at, .. }
             | Observation::GroupProcessed { at, .. }

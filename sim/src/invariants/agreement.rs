@@ -4,6 +4,13 @@
 //! for Truncation") and KIP-279: a follower truncates by leader epoch, so its log below
 //! its HW is the committed log, and it never cuts a committed record. The model compares
 //! every broker's log below each HW it reports with the committed log.
+//!
+//! What KIP-101 protects is a replica's log below its own high watermark, and Kafka's
+//! durability promise counts copies on in-sync replicas only. A replica outside the ISR
+//! that cuts a committed batch above the high watermark it last reported (following a
+//! deposed leader its lagging metadata still names) breaks neither: the ISR members keep
+//! the batch, and the replica fetches it again from the real leader. That truncation is
+//! not a violation; the same cut below its high watermark, or by an ISR member, is.
 
 use eddy_core::TimeMs;
 
@@ -39,7 +46,9 @@ impl Checker for ReplicaAgreement {
                 ConflictKind::FollowerDiverged => {
                     "has a log that differs from the committed log below its high watermark"
                 }
-                ConflictKind::TruncatedCommitted => "truncated a committed batch",
+                ConflictKind::TruncatedCommitted if !c.above_own_hw_outside_isr => {
+                    "truncated a committed batch"
+                }
                 _ => continue,
             };
             let expected = c.expected.map_or("nothing".to_string(), |b| b.to_string());
@@ -138,6 +147,57 @@ mod tests {
             offset: Offset(1),
         });
         let v = violations(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].message.contains("truncated a committed batch"));
+    }
+
+    /// N2 copies the committed batch 1 while its high watermark is still 1; then the
+    /// controller takes N2 out of the ISR and N2 truncates the batch (it followed a
+    /// deposed leader whose log ends at 1).
+    fn out_of_isr_follower_truncates(hw: u64, isr: Vec<eddy_core::NodeId>) -> Vec<Observation> {
+        let mut h = committed_on_leader();
+        for (number, base) in [(0, 0), (1, 1)] {
+            h.push(Observation::Appended {
+                at: 3,
+                node: N2,
+                part: 0,
+                batch: b(base, base, 1, number),
+            });
+        }
+        h.push(Observation::HighWatermark {
+            at: 4,
+            node: N2,
+            part: 0,
+            hw: Offset(hw),
+            leader: false,
+        });
+        h.push(Observation::IsrChanged {
+            at: 5,
+            part: 0,
+            isr,
+        });
+        h.push(Observation::Truncated {
+            at: 6,
+            node: N2,
+            part: 0,
+            offset: Offset(1),
+        });
+        h
+    }
+
+    #[test]
+    fn a_replica_outside_the_isr_may_cut_committed_data_above_its_own_high_watermark() {
+        assert!(violations(&out_of_isr_follower_truncates(1, vec![N1])).is_empty());
+    }
+
+    #[test]
+    fn flags_a_cut_below_the_replicas_own_high_watermark_or_by_an_isr_member() {
+        // Below its own high watermark: KIP-101's guarantee, ISR or not.
+        let v = violations(&out_of_isr_follower_truncates(2, vec![N1]));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].message.contains("truncated a committed batch"));
+        // Above it, but in the ISR: its copy counted towards the acknowledgement.
+        let v = violations(&out_of_isr_follower_truncates(1, vec![N1, N2]));
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].message.contains("truncated a committed batch"));
     }

@@ -28,10 +28,23 @@
 //! of such a group takes an assignment of a generation older than one already seen,
 //! overlaps that begin from then on are not counted; Kafka promises nothing more without
 //! sync-before-ack.
+//!
+//! A second excuse: a zombie coordinator. A broker that resumes from a pause (or lags in
+//! metadata) still leads the group's offsets partition in its own image for a moment,
+//! and may accept a heartbeat as coordinator after the real coordinator, the leader of a
+//! newer leader epoch, has expired the member and handed its partitions on. KRaft
+//! brokers have the same window (the zombie learns of the new leader epoch only from
+//! its metadata), and Kafka's consumer keeps processing until it hears otherwise. Each
+//! renewal of a member's session names the coordinator that accepted it
+//! (`GroupSessionRenewed`); one is a zombie's when, before the request was sent, another
+//! broker already led the offsets partition in a higher leader epoch than any the
+//! accepting broker had led. An overlap is excused when one side's ownership outlived,
+//! at the overlap's start, every session renewal except zombie ones, and a zombie's
+//! renewal carried it there.
 
 use std::collections::BTreeMap;
 
-use eddy_core::TimeMs;
+use eddy_core::{NodeId, TimeMs};
 
 use super::{CheckContext, Checker, Model, Violation};
 use crate::history::{MemberRef, Observation, Part};
@@ -116,6 +129,10 @@ pub struct GroupExclusiveOwnership {
     ownership: Ownership,
     /// Every processing: when, by whom, which partition.
     processed: Vec<(TimeMs, MemberRef, Part, i32)>,
+    /// Per offsets partition: the brokers' views as leader, `(at, leader epoch, node)`.
+    offsets_leaders: BTreeMap<Part, Vec<(TimeMs, u32, NodeId)>>,
+    /// Every session renewal of each member: `(sent_at, until, by a zombie)`.
+    renewals: BTreeMap<MemberRef, Vec<(TimeMs, TimeMs, bool)>>,
 }
 
 impl GroupExclusiveOwnership {
@@ -127,7 +144,40 @@ impl GroupExclusiveOwnership {
             rolled_back_since: BTreeMap::new(),
             ownership: Ownership::default(),
             processed: Vec::new(),
+            offsets_leaders: BTreeMap::new(),
+            renewals: BTreeMap::new(),
         }
+    }
+
+    /// Whether `coordinator` accepted a request sent at `sent_at` as a zombie: by then
+    /// another broker led the offsets partition in a leader epoch above every one
+    /// `coordinator` has led so far.
+    fn accepted_by_zombie(&self, part: Part, coordinator: NodeId, sent_at: TimeMs) -> bool {
+        let Some(views) = self.offsets_leaders.get(&part) else {
+            return false;
+        };
+        let Some(own) = views
+            .iter()
+            .filter(|&&(_, _, n)| n == coordinator)
+            .map(|&(_, e, _)| e)
+            .max()
+        else {
+            return false;
+        };
+        views
+            .iter()
+            .any(|&(at, e, n)| at <= sent_at && n != coordinator && e > own)
+    }
+
+    /// Whether `member`'s ownership at `t` rests only on renewals that zombie coordinators
+    /// accepted: one of those lasts past `t`, and no other does.
+    fn only_zombies_renewed(&self, member: MemberRef, t: TimeMs) -> bool {
+        let Some(renewals) = self.renewals.get(&member) else {
+            return false;
+        };
+        let alive = |&&(sent, until, _): &&(TimeMs, TimeMs, bool)| sent <= t && t < until;
+        let mut carrying = renewals.iter().filter(alive).peekable();
+        carrying.peek().is_some() && carrying.all(|&(_, _, zombie)| zombie)
     }
 
     fn group_name(&self, group: u32) -> &str {
@@ -181,6 +231,46 @@ impl Checker for GroupExclusiveOwnership {
             }
             *max = (*max).max(*generation);
         }
+        if let Observation::PartitionView {
+            at,
+            node,
+            part,
+            leader_epoch,
+            leader: true,
+            ..
+        } = obs
+        {
+            if self
+                .ctx
+                .groups
+                .iter()
+                .any(|g| g.offsets_part == Some(*part))
+            {
+                self.offsets_leaders
+                    .entry(*part)
+                    .or_default()
+                    .push((*at, *leader_epoch, *node));
+            }
+        }
+        if let Observation::GroupSessionRenewed {
+            member,
+            coordinator,
+            sent_at,
+            until,
+            ..
+        } = obs
+        {
+            let zombie = self
+                .ctx
+                .groups
+                .get(member.group as usize)
+                .and_then(|g| g.offsets_part)
+                .is_some_and(|part| self.accepted_by_zombie(part, *coordinator, *sent_at));
+            self.renewals
+                .entry(*member)
+                .or_default()
+                .push((*sent_at, *until, zombie));
+        }
         if let Observation::GroupProcessed {
             at,
             member,
@@ -201,10 +291,13 @@ impl Checker for GroupExclusiveOwnership {
                         continue;
                     }
                     let (a_end, b_end) = (a.end.unwrap_or(end_ms), b.end.unwrap_or(end_ms));
+                    let start = a.start.max(b.start);
                     let excused = self
                         .rolled_back_since
                         .get(&group)
-                        .is_some_and(|&since| since <= a.start.max(b.start));
+                        .is_some_and(|&since| since <= start)
+                        || self.only_zombies_renewed(a.member, start)
+                        || self.only_zombies_renewed(b.member, start);
                     if a.start < b_end && b.start < a_end && !excused {
                         out.push(Violation {
                             checker: self.name(),
@@ -388,6 +481,65 @@ pub(super) mod tests {
         set.observe(&revoked(50, 0, 50));
         set.finish(100);
         assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+    }
+
+    fn leads_offsets(at: u64, node: eddy_core::NodeId, leader_epoch: u32) -> Observation {
+        Observation::PartitionView {
+            at,
+            node,
+            part: 1,
+            leader_epoch,
+            partition_epoch: leader_epoch,
+            leader: true,
+        }
+    }
+
+    fn renewed(slot: u32, coordinator: eddy_core::NodeId, sent_at: u64) -> Observation {
+        Observation::GroupSessionRenewed {
+            at: sent_at + 1,
+            member: m(slot),
+            coordinator,
+            sent_at,
+            until: sent_at + 30,
+        }
+    }
+
+    /// Member 0 joins through N1, the coordinator of leader epoch 1. N2 takes the
+    /// offsets partition over in epoch 2 at 20; `heartbeat_by` accepts member 0's
+    /// heartbeat sent at 30, which carries its session to 60. N2 hands the partition to
+    /// member 1 at 50; member 0 reports its ownership ended at 60.
+    fn heartbeat_accepted_by(heartbeat_by: eddy_core::NodeId) -> Vec<Observation> {
+        vec![
+            leads_offsets(1, N1, 1),
+            renewed(0, N1, 5),
+            assigned(10, 0, 1),
+            leads_offsets(20, N2, 2),
+            renewed(0, heartbeat_by, 30),
+            renewed(1, N2, 45),
+            assigned(50, 1, 2),
+            revoked(70, 0, 60),
+        ]
+    }
+
+    #[test]
+    fn an_overlap_carried_by_a_zombie_coordinators_heartbeat_is_excused() {
+        let mut set = CheckerSet::only(&ctx(), "group-exclusive-ownership");
+        for o in heartbeat_accepted_by(N1) {
+            set.observe(&o);
+        }
+        set.finish(100);
+        assert!(set.violations().is_empty(), "{:?}", set.violations());
+    }
+
+    #[test]
+    fn flags_an_overlap_the_real_coordinator_caused() {
+        let mut set = CheckerSet::only(&ctx(), "group-exclusive-ownership");
+        for o in heartbeat_accepted_by(N2) {
+            set.observe(&o);
+        }
+        set.finish(100);
+        assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+        assert!(set.violations()[0].message.contains("owned"));
     }
 
     #[test]

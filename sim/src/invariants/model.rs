@@ -59,6 +59,12 @@ pub struct Conflict {
     /// Whether the offset lies where committed data may have been lost: every holder
     /// crashed before syncing it.
     pub in_lost_region: bool,
+    /// For `TruncatedCommitted`: the broker was outside the partition's ISR and cut only
+    /// above the high watermark it last reported. KIP-101 guarantees a replica never
+    /// truncates below its own high watermark; above it, a replica outside the ISR holds
+    /// no copy Kafka counted, so following a stale leader may cut it (the ISR members
+    /// keep the batch).
+    pub above_own_hw_outside_isr: bool,
 }
 
 #[derive(Debug)]
@@ -81,6 +87,9 @@ pub struct Model {
     /// read past them may never see the new data there (KIP-320 detects only a log that
     /// ends below its position).
     rewritten: BTreeMap<Part, Vec<(Offset, Offset)>>,
+    /// The high watermark each broker last reported for each partition, as leader or
+    /// follower.
+    own_hw: BTreeMap<(NodeId, Part), Offset>,
     /// Copies that brokers lost when they crashed.
     lost_in_crash: BTreeSet<(Part, Offset, BatchId, NodeId)>,
     /// Committed batches that were lost in a region where loss was allowed.
@@ -102,6 +111,7 @@ impl Model {
             lost: BTreeSet::new(),
             lost_in_crash: BTreeSet::new(),
             isr: BTreeMap::new(),
+            own_hw: BTreeMap::new(),
             rewritten: BTreeMap::new(),
             conflicts: Vec::new(),
         }
@@ -244,6 +254,7 @@ impl Model {
                         expected,
                         found: Some(*batch),
                         in_lost_region: false,
+                        above_own_hw_outside_isr: false,
                     });
                 }
                 log.batches.push(*batch);
@@ -310,6 +321,7 @@ impl Model {
                 leader,
                 ..
             } => {
+                self.own_hw.insert((*node, *part), *hw);
                 if *leader {
                     self.leader_high_watermark(*node, *part, *hw);
                 } else {
@@ -342,6 +354,7 @@ impl Model {
             | Observation::GroupJoining { .. }
             | Observation::GroupAssigned { .. }
             | Observation::GroupRevoked { .. }
+            | Observation::GroupSessionRenewed { .. }
             | Observation::GroupStopped { .. }
             | Observation::GroupResumed { .. }
             | Observation::GroupProcessed { .. }
@@ -361,6 +374,8 @@ impl Model {
         if let Some(b) = removed.iter().find(|b| {
             b.base_offset < committed_end && self.committed_at(part, b.base_offset) == Some(*b)
         }) {
+            let own_hw = self.own_hw.get(&(node, part)).copied();
+            let in_isr = self.isr.get(&part).is_none_or(|isr| isr.contains(&node));
             self.conflicts.push(Conflict {
                 kind: ConflictKind::TruncatedCommitted,
                 node,
@@ -369,6 +384,7 @@ impl Model {
                 expected: Some(*b),
                 found: None,
                 in_lost_region: self.in_lost_region(part, b.base_offset),
+                above_own_hw_outside_isr: !in_isr && own_hw.is_none_or(|hw| b.base_offset >= hw),
             });
         }
     }
@@ -414,6 +430,7 @@ impl Model {
                 expected: Some(expected),
                 found,
                 in_lost_region,
+                above_own_hw_outside_isr: false,
             });
             // The leader's word stands from here on: drop the committed suffix it
             // replaced, and remember what was lost.
@@ -479,6 +496,7 @@ impl Model {
                     expected: Some(expected),
                     found,
                     in_lost_region,
+                    above_own_hw_outside_isr: false,
                 });
             }
             None => {
