@@ -65,6 +65,7 @@ mod codec;
 mod committed;
 pub mod follower;
 mod image;
+mod member;
 mod notify;
 mod partitions;
 mod placement;
@@ -86,6 +87,7 @@ pub use brokers::{MAX_LISTENERS, MAX_REGISTRATION_STRING_BYTES};
 pub use codec::{decode_records, encode_records, DecodeError};
 pub use follower::MetadataFollower;
 pub use image::{BrokerRegistration, MetadataImage, TopicImage};
+pub use member::MetadataMember;
 pub use record::{LeaderChange, MetadataRecord, PartitionChange, TopicId};
 pub use topics::{config_valid, validate_topic_name, MAX_NEW_PARTITIONS};
 

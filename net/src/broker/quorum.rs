@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use eddy_core::config::BrokerConfig;
 use eddy_core::controller::follower::MetadataFollower;
 use eddy_core::controller::voter::{Voter, VoterOut};
-use eddy_core::controller::{ControllerConfig, ControllerInput, MetadataImage};
+use eddy_core::controller::{ControllerConfig, ControllerInput, MetadataImage, MetadataMember};
 use eddy_core::message::{ControllerMessage, ControllerRequest};
 use eddy_core::quorum::{RaftConfig, RaftMessage};
 use eddy_core::types::{NodeId, TimeMs};
@@ -48,15 +48,10 @@ pub(crate) fn voters(cfg: &BrokerConfig) -> BTreeMap<NodeId, String> {
         .collect()
 }
 
-/// A voter, or a broker-only node's observer.
-enum Member {
-    Voter(Box<Voter>),
-    Observer(Box<MetadataFollower>),
-}
-
 pub(crate) struct Quorum {
     me: NodeId,
-    member: Member,
+    /// A voter, or a broker-only node's observer.
+    member: MetadataMember,
     store: RaftStore,
     links: PeerLinks,
     rng: ChaCha8Rng,
@@ -105,7 +100,7 @@ impl Quorum {
             "metadata quorum state recovered"
         );
         let member = if cfg.process_roles.controller {
-            Member::Voter(Box::new(Voter::new(
+            MetadataMember::Voter(Box::new(Voter::new(
                 me,
                 &ids,
                 RaftConfig::default(),
@@ -120,7 +115,7 @@ impl Quorum {
             let mut observer =
                 MetadataFollower::new(me, &ids, RaftConfig::default(), now_ms, durable);
             observer.announce_as_observer(true);
-            Member::Observer(Box::new(observer))
+            MetadataMember::Observer(Box::new(observer))
         };
         let mut quorum = Quorum {
             me,
@@ -149,42 +144,27 @@ impl Quorum {
     }
 
     pub(crate) fn image(&self) -> &MetadataImage {
-        match &self.member {
-            Member::Voter(v) => v.committed(),
-            Member::Observer(o) => o.image(),
-        }
+        self.member.image()
     }
 
     /// The active controller as this node knows it (the quorum's leader).
     pub(crate) fn controller(&self) -> Option<NodeId> {
-        match &self.member {
-            Member::Voter(v) => v.leader(),
-            Member::Observer(o) => o.leader(),
-        }
+        self.member.leader()
     }
 
     /// The last metadata-log index applied to this broker's image, which its heartbeats
     /// report (the controller unfences it only once that reaches its registration).
     pub(crate) fn applied_offset(&self) -> u64 {
-        match &self.member {
-            Member::Voter(v) => v.applied().index.0,
-            Member::Observer(o) => o.applied().index.0,
-        }
+        self.member.applied().index.0
     }
 
     /// See [`Voter::caught_up`].
     pub(crate) fn caught_up(&self) -> bool {
-        match &self.member {
-            Member::Voter(v) => v.caught_up(),
-            Member::Observer(o) => o.caught_up(),
-        }
+        self.member.caught_up()
     }
 
     pub(crate) fn is_active(&self) -> bool {
-        match &self.member {
-            Member::Voter(v) => v.is_active(),
-            Member::Observer(_) => false,
-        }
+        self.member.is_active()
     }
 
     /// What [`Quorum::admin`] had for the local broker.
@@ -198,12 +178,9 @@ impl Quorum {
 
     pub(crate) fn tick(&mut self, now_ms: TimeMs) -> Vec<ForBroker> {
         let now_ms = self.clock(now_ms);
-        match &mut self.member {
-            Member::Voter(v) => {
-                v.tick(now_ms, &mut self.rng);
-                v.controller_tick(now_ms);
-            }
-            Member::Observer(o) => o.tick(now_ms, &mut self.rng),
+        self.member.tick(now_ms, &mut self.rng);
+        if let Some(voter) = self.member.voter_mut() {
+            voter.controller_tick(now_ms);
         }
         self.drain(now_ms)
     }
@@ -215,10 +192,7 @@ impl Quorum {
         msg: RaftMessage,
     ) -> Vec<ForBroker> {
         let now_ms = self.clock(now_ms);
-        match &mut self.member {
-            Member::Voter(v) => v.receive(now_ms, from, msg),
-            Member::Observer(o) => o.receive(now_ms, from, msg),
-        }
+        self.member.receive(now_ms, from, msg);
         self.drain(now_ms)
     }
 
@@ -231,7 +205,7 @@ impl Quorum {
         req: ControllerRequest,
     ) -> Vec<ForBroker> {
         let now_ms = self.clock(now_ms);
-        let Member::Voter(voter) = &mut self.member else {
+        let Some(voter) = self.member.voter_mut() else {
             // A broker-only node: its own broker's requests go to the quorum's leader.
             if let Some(leader) = self.controller().filter(|_| from == self.me) {
                 self.links.send(leader, &PeerFrame::ToController(req));
@@ -252,7 +226,7 @@ impl Quorum {
     /// forwarded to the one it knows of. `false` when there is none to ask.
     pub(crate) fn admin(&mut self, now_ms: TimeMs, input: ControllerInput) -> bool {
         let now_ms = self.clock(now_ms);
-        if let Member::Voter(voter) = &mut self.member {
+        if let Some(voter) = self.member.voter_mut() {
             if voter.is_active() {
                 let taken = voter.admin(now_ms, input);
                 let local = self.drain(now_ms);
@@ -275,10 +249,7 @@ impl Quorum {
     fn drain(&mut self, now_ms: TimeMs) -> Vec<ForBroker> {
         let mut local = Vec::new();
         loop {
-            let outs = match &mut self.member {
-                Member::Voter(v) => v.take_out(),
-                Member::Observer(o) => o.take_out(),
-            };
+            let outs = self.member.take_out();
             if outs.is_empty() {
                 return local;
             }
@@ -288,10 +259,7 @@ impl Quorum {
                         self.links.send(to, &PeerFrame::Raft(msg));
                     }
                     VoterOut::Persist(effect) => match self.store.write(effect) {
-                        Ok(done) => match &mut self.member {
-                            Member::Voter(v) => v.persisted(now_ms, done),
-                            Member::Observer(o) => o.persisted(now_ms, done),
-                        },
+                        Ok(done) => self.member.persisted(now_ms, done),
                         Err(e) => {
                             if !std::mem::replace(&mut self.store_failed, true) {
                                 tracing::error!(error = %e, "cannot write the metadata log: this voter stops taking part in the quorum; fix the disk and restart the broker");

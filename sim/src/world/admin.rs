@@ -14,7 +14,7 @@
 
 use super::*;
 
-use eddy_core::controller::{ControllerInput, ControllerReply};
+use eddy_core::controller::{ControllerInput, ControllerReply, MetadataMember};
 
 use crate::history::AdminOutcome;
 
@@ -137,7 +137,10 @@ impl World<'_> {
         };
         let topic = name.clone();
         let me = self.brokers[b].id.0;
-        let active = self.brokers[b].voter.as_ref().is_some_and(Voter::is_active);
+        let active = self.brokers[b]
+            .member
+            .as_ref()
+            .is_some_and(MetadataMember::is_active);
         if let Endpoint::Broker(forwarder) = from {
             // A forward: decided only by the active controller; a refusal goes back to
             // the forwarding broker, a creation it sees in its own image.
@@ -178,12 +181,10 @@ impl World<'_> {
                 return;
             }
         } else {
-            let slot = &self.brokers[b];
-            let leader = match (&slot.voter, &slot.observer) {
-                (Some(voter), _) => voter.leader(),
-                (None, Some(observer)) => observer.leader(),
-                (None, None) => None,
-            };
+            let leader = self.brokers[b]
+                .member
+                .as_ref()
+                .and_then(MetadataMember::leader);
             match leader.filter(|l| l.0 != me) {
                 Some(leader) => self.send(
                     Endpoint::Broker(me),
@@ -222,8 +223,9 @@ impl World<'_> {
         });
         let pending = |topic: &str| {
             self.brokers[b]
-                .voter
+                .member
                 .as_ref()
+                .and_then(MetadataMember::voter)
                 .and_then(Voter::pending)
                 .is_some_and(|p| p.topic(topic).is_some())
         };

@@ -235,7 +235,7 @@ impl World<'_> {
         slot.disk.crash(&mut self.rng, keep, torn);
         slot.given.clear();
         slot.caught_up = false;
-        if slot.voter.take().is_some() || slot.observer.take().is_some() {
+        if slot.member.take().is_some() {
             slot.recovered_raft = slot.raft_disk.crash(&mut self.rng, keep, torn);
         }
         slot.controller_hint = None;

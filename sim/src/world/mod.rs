@@ -42,7 +42,7 @@ use crate::trace::TraceHasher;
 use crate::workload::{ClientAction, ClientEnv, Producer, Reader};
 use crate::{Failover, Rebalance, RunReport};
 use eddy_core::controller::voter::Voter;
-use eddy_core::controller::MetadataFollower;
+use eddy_core::controller::{MetadataFollower, MetadataMember};
 use eddy_core::metadata::PartitionState;
 
 /// How often each broker's timers are checked.
@@ -203,10 +203,9 @@ struct Broker {
     held: Vec<Event>,
     clock: Clock,
     slow_disk_factor: u64,
-    /// The controller voter in this process (KRaft combined mode), if it is one.
-    voter: Option<Voter>,
-    /// A broker that is no voter follows the metadata log as a Raft observer.
-    observer: Option<MetadataFollower>,
+    /// This process's place in the metadata quorum: a controller voter (KRaft combined
+    /// mode), or, for a broker that is no voter, a Raft observer of the metadata log.
+    member: Option<MetadataMember>,
     /// The partition states this process's node was last given from its broker's
     /// committed image (its voter's or its observer's).
     given: BTreeMap<TopicPartition, PartitionState>,
@@ -416,8 +415,7 @@ impl<'a> World<'a> {
                     rate: 1.0,
                 },
                 slow_disk_factor: 1,
-                voter: None,
-                observer: None,
+                member: None,
                 given: BTreeMap::new(),
                 caught_up: false,
                 raft_disk: RaftDisk::default(),
@@ -617,8 +615,7 @@ impl<'a> World<'a> {
                     },
                 );
                 self.feed(b, Input::Tick);
-                self.with_voter(b, |v, now, rng| v.tick(now, rng));
-                self.with_observer(b, |o, now, rng| o.tick(now, rng));
+                self.with_member(b, |m, now, rng| m.tick(now, rng));
             }
             Event::SyncDone {
                 broker,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 
-use eddy_core::controller::{ControllerConfig, MetadataImage};
+use eddy_core::controller::{ControllerConfig, MetadataImage, MetadataMember};
 use eddy_core::quorum::{LogIndex, Role};
 
 use eddy_core::controller::voter::{Voter, VoterOut};
@@ -68,63 +68,51 @@ impl World<'_> {
             );
             // Brokers follow their own images (feed_image), not the controller's pushes.
             voter.set_push_partition_states(false);
-            self.brokers[b].voter = Some(voter);
+            self.brokers[b].member = Some(MetadataMember::Voter(Box::new(voter)));
         } else {
             let mut observer =
                 MetadataFollower::new(id, &self.voter_ids(), self.raft_cfg, now, durable);
             observer.announce_as_observer(self.scenario.observers_announce);
-            self.brokers[b].observer = Some(observer);
+            self.brokers[b].member = Some(MetadataMember::Observer(Box::new(observer)));
         }
         self.drain_voter(b);
     }
 
-    /// Runs `f` on the observer of broker index `b`, if it runs and is not paused, and
-    /// carries out what it asks.
-    pub(super) fn with_observer(
+    /// Runs `f` on the quorum member (voter or observer) of broker index `b`, if it runs
+    /// and is not paused, and carries out what it asks.
+    pub(super) fn with_member(
         &mut self,
         b: usize,
-        f: impl FnOnce(&mut MetadataFollower, TimeMs, &mut ChaCha8Rng),
+        f: impl FnOnce(&mut MetadataMember, TimeMs, &mut ChaCha8Rng),
     ) {
         if self.brokers[b].paused {
             return;
         }
         let now = self.brokers[b].clock.at(self.now);
-        let Some(observer) = self.brokers[b].observer.as_mut() else {
+        let Some(member) = self.brokers[b].member.as_mut() else {
             return;
         };
-        f(observer, now, &mut self.rng);
+        f(member, now, &mut self.rng);
         self.drain_voter(b);
     }
 
     /// The committed metadata image of broker index `b`: its voter's, or its observer's.
     pub(super) fn image_of(&self, b: usize) -> Option<&MetadataImage> {
-        let slot = &self.brokers[b];
-        match (&slot.voter, &slot.observer) {
-            (Some(voter), _) => Some(voter.committed()),
-            (None, Some(observer)) => Some(observer.image()),
-            (None, None) => None,
-        }
+        self.brokers[b].member.as_ref().map(MetadataMember::image)
     }
 
     /// The committed index of broker index `b`'s image.
     fn image_index(&self, b: usize) -> Option<u64> {
-        let slot = &self.brokers[b];
-        match (&slot.voter, &slot.observer) {
-            (Some(voter), _) => Some(voter.applied().index.0),
-            (None, Some(observer)) => Some(observer.applied().index.0),
-            (None, None) => None,
-        }
+        self.brokers[b].member.as_ref().map(|m| m.applied().index.0)
     }
 
     /// Per registered broker, where broker index `b`'s committed image says it was first
     /// unfenced since it registered: (incarnation, log index).
     fn unfenced_at(&self, b: usize) -> Option<&BTreeMap<NodeId, (u64, LogIndex)>> {
-        let slot = &self.brokers[b];
-        match (&slot.voter, &slot.observer) {
-            (Some(voter), _) => Some(voter.unfenced_at()),
-            (None, Some(observer)) => Some(observer.unfenced_at()),
-            (None, None) => None,
-        }
+        self.brokers[b]
+            .member
+            .as_ref()
+            .map(MetadataMember::unfenced_at)
     }
 
     /// Reports the unfencings broker index `b`'s image holds that no image reported at
@@ -183,20 +171,14 @@ impl World<'_> {
         let node = slot.node.as_mut().expect("checked");
         node.set_metadata_offset(index);
         let controller_caught_up = node.is_caught_up();
-        let image_caught_up = match (&slot.voter, &slot.observer) {
-            (Some(voter), _) => voter.caught_up(),
-            (None, Some(observer)) => observer.caught_up(),
-            (None, None) => false,
-        };
+        let image_caught_up = slot.member.as_ref().is_some_and(MetadataMember::caught_up);
         let holds_unfencing = own_unfencing.is_some_and(|(_, at)| index >= at.0);
         slot.caught_up |= image_caught_up && controller_caught_up && holds_unfencing;
         if !slot.caught_up {
             return;
         }
-        let image = match (&slot.voter, &slot.observer) {
-            (Some(voter), _) => voter.committed(),
-            (None, Some(observer)) => observer.image(),
-            (None, None) => return,
+        let Some(image) = slot.member.as_ref().map(MetadataMember::image) else {
+            return;
         };
         let changes = image.hosted_partition_changes(id, &mut slot.given);
         self.observe(Observation::BrokerMetadata {
@@ -224,7 +206,11 @@ impl World<'_> {
             return;
         }
         let now = self.brokers[b].clock.at(self.now);
-        let Some(voter) = self.brokers[b].voter.as_mut() else {
+        let Some(voter) = self.brokers[b]
+            .member
+            .as_mut()
+            .and_then(MetadataMember::voter_mut)
+        else {
             return;
         };
         f(voter, now, &mut self.rng);
@@ -234,10 +220,8 @@ impl World<'_> {
     fn drain_voter(&mut self, b: usize) {
         let id = self.brokers[b].id;
         let slot = &mut self.brokers[b];
-        let outs = match (slot.voter.as_mut(), slot.observer.as_mut()) {
-            (Some(voter), _) => voter.take_out(),
-            (None, Some(observer)) => observer.take_out(),
-            (None, None) => return,
+        let Some(outs) = slot.member.as_mut().map(MetadataMember::take_out) else {
+            return;
         };
         let mut frontier_moved = false;
         let mut image_moved = false;
@@ -345,14 +329,14 @@ impl World<'_> {
     /// A broker crashes: if its voter was the active controller, a failover starts.
     pub(super) fn measure_crash(&mut self, b: usize) {
         let id = self.brokers[b].id;
-        let Some(voter) = self.brokers[b].voter.as_ref() else {
+        let Some(member) = self.brokers[b].member.as_ref() else {
             return;
         };
-        if !voter.is_active() || self.healed {
+        if !member.is_active() || self.healed {
             return;
         }
-        let led = voter
-            .committed()
+        let led = member
+            .image()
             .partitions()
             .any(|(_, s)| s.leader == Some(id));
         self.failing_over = Some((id, led));
@@ -405,7 +389,7 @@ impl World<'_> {
     pub(super) fn raft_sync_done(&mut self, broker: u32, incarnation: u64, write: u64) {
         let b = self.broker_index(broker);
         let slot = &self.brokers[b];
-        if slot.incarnation != incarnation || (slot.voter.is_none() && slot.observer.is_none()) {
+        if slot.incarnation != incarnation || slot.member.is_none() {
             return;
         }
         self.brokers[b].raft_disk.finish(write);
@@ -418,8 +402,7 @@ impl World<'_> {
             return;
         }
         for done in self.brokers[b].raft_disk.take_unreported() {
-            self.with_voter(b, |v, now, _| v.persisted(now, done));
-            self.with_observer(b, |o, now, _| o.persisted(now, done));
+            self.with_member(b, |m, now, _| m.persisted(now, done));
         }
     }
 
@@ -435,11 +418,11 @@ impl World<'_> {
         if let Some(hint) = self.brokers[b].controller_hint {
             return hint.0;
         }
-        if let Some(leader) = self.brokers[b].voter.as_ref().and_then(Voter::leader) {
-            return leader.0;
-        }
-        let observed = self.brokers[b].observer.as_ref();
-        if let Some(leader) = observed.and_then(MetadataFollower::leader) {
+        if let Some(leader) = self.brokers[b]
+            .member
+            .as_ref()
+            .and_then(MetadataMember::leader)
+        {
             return leader.0;
         }
         self.brokers[b].next_voter = self.brokers[b].next_voter % self.scenario.voter_count() + 1;
@@ -475,14 +458,15 @@ impl World<'_> {
     pub(super) fn deliver_to_voter(&mut self, b: usize, from: u32, payload: Payload) {
         match payload {
             Payload::Raft(msg) => {
-                if self.brokers[b].voter.is_some() {
-                    self.with_voter(b, |v, now, _| v.receive(now, NodeId(from), msg))
-                } else {
-                    self.with_observer(b, |o, now, _| o.receive(now, NodeId(from), msg))
-                }
+                self.with_member(b, |m, now, _| m.receive(now, NodeId(from), msg))
             }
             Payload::ToController(req) => {
-                if self.brokers[b].voter.is_none() {
+                if self.brokers[b]
+                    .member
+                    .as_ref()
+                    .and_then(MetadataMember::voter)
+                    .is_none()
+                {
                     // A broker that is no voter answers as a follower would.
                     let to = Endpoint::Broker(from);
                     let me = Endpoint::Broker(self.brokers[b].id.0);
@@ -506,7 +490,7 @@ impl World<'_> {
     pub(super) fn quorum_leader(&self) -> Option<u32> {
         self.brokers
             .iter()
-            .filter_map(|s| s.voter.as_ref().map(|v| (s.id.0, v)))
+            .filter_map(|s| s.member.as_ref()?.voter().map(|v| (s.id.0, v)))
             .filter(|(_, v)| v.role() == Role::Leader)
             .max_by_key(|(_, v)| v.term())
             .map(|(id, _)| id)
@@ -517,7 +501,7 @@ impl World<'_> {
         self.brokers
             .iter()
             .filter(|s| !s.paused)
-            .filter_map(|s| s.voter.as_ref())
+            .filter_map(|s| s.member.as_ref()?.voter())
             .filter(|v| v.is_active())
             .max_by_key(|v| v.term())
             .map(Voter::committed)
