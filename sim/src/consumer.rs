@@ -158,6 +158,8 @@ pub(crate) struct Member {
     wake_at: Option<TimeMs>,
     /// Whether this incarnation sent its first JoinGroup.
     joined_once: bool,
+    /// The highest generation this incarnation joined, and when.
+    highest_joined: Option<(i32, TimeMs)>,
 }
 
 impl Member {
@@ -187,6 +189,7 @@ impl Member {
             metadata: Metadata::default(),
             wake_at: None,
             joined_once: false,
+            highest_joined: None,
         }
     }
 
@@ -977,6 +980,23 @@ impl Member {
             }
         }
         self.renew_session(env, request);
+        if let Some((previous, previous_at)) =
+            self.highest_joined.filter(|&(g, _)| r.generation_id <= g)
+        {
+            self.observe(
+                env,
+                Observation::GroupGenerationReused {
+                    at: env.now,
+                    member: self.member_ref(),
+                    previous,
+                    previous_at,
+                    joined: r.generation_id,
+                },
+            );
+        }
+        if self.highest_joined.is_none_or(|(g, _)| r.generation_id > g) {
+            self.highest_joined = Some((r.generation_id, env.now));
+        }
         self.member_id = r.member_id.clone();
         self.generation = r.generation_id;
         let assignments = if r.leader == r.member_id && !r.members.is_empty() {

@@ -201,6 +201,17 @@ pub enum Observation {
         sent_at: TimeMs,
         until: TimeMs,
     },
+    /// A member's JoinGroup was answered with generation `joined`, no higher than the
+    /// `previous` one it joined at `previous_at`: the coordinator brought the group back
+    /// at an older generation (a new coordinator loaded what was stored, and generations
+    /// are stored only once synced).
+    GroupGenerationReused {
+        at: TimeMs,
+        member: MemberRef,
+        previous: i32,
+        previous_at: TimeMs,
+        joined: i32,
+    },
     /// A member stopped owning `parts`: its ownership ended at `until` (at or before
     /// `at`: a member that finds its session over reports when it ended).
     GroupRevoked {
@@ -372,6 +383,7 @@ impl Observation {
             | Observation::GroupAssigned { at, .. }
             | Observation::GroupRevoked { at, .. }
             | Observation::GroupSessionRenewed { at, .. }
+            | Observation::GroupGenerationReused { at, .. }
             | Observation::GroupStopped { at, .. }
             | Observation::GroupResumed { at, .. }
             | Observation::GroupProcessed { at, .. }

@@ -29,6 +29,18 @@
 //! overlaps that begin from then on are not counted; Kafka promises nothing more without
 //! sync-before-ack.
 //!
+//! The same holds without any loss when the coordinator moves between a rebalance's
+//! JoinGroup and the store of its assignment: the coordinator stores a generation only
+//! once the leader's SyncGroup arrives, so the new coordinator loads the one before, and
+//! the next rebalance hands out a generation number some members had already joined.
+//! Those members report the higher number in their subscriptions, and the sticky
+//! assignors (KIP-792; Java's `AbstractStickyAssignor` alike) then treat the partitions
+//! of members at the older number as not owned and give them away at once, while their
+//! owners revoke them only when their own assignment arrives. So when a member joins a
+//! generation no higher than one it joined before, and the offsets partition had a new
+//! leader in between (`GroupGenerationReused`), overlaps from then on are not counted
+//! either.
+//!
 //! A second excuse: a zombie coordinator. A broker that resumes from a pause (or lags in
 //! metadata) still leads the group's offsets partition in its own image for a moment,
 //! and may accept a heartbeat as coordinator after the real coordinator, the leader of a
@@ -250,6 +262,33 @@ impl Checker for GroupExclusiveOwnership {
                     .entry(*part)
                     .or_default()
                     .push((*at, *leader_epoch, *node));
+            }
+        }
+        if let Observation::GroupGenerationReused {
+            at,
+            member,
+            previous_at,
+            ..
+        } = obs
+        {
+            let moved = self
+                .ctx
+                .groups
+                .get(member.group as usize)
+                .and_then(|g| g.offsets_part)
+                .and_then(|part| self.offsets_leaders.get(&part))
+                .is_some_and(|views| {
+                    let epoch_then = views
+                        .iter()
+                        .filter(|&&(t, _, _)| t <= *previous_at)
+                        .map(|&(_, e, _)| e)
+                        .max();
+                    views
+                        .iter()
+                        .any(|&(t, e, _)| t <= *at && epoch_then.is_none_or(|then| e > then))
+                });
+            if moved {
+                self.rolled_back_since.entry(member.group).or_insert(*at);
             }
         }
         if let Observation::GroupSessionRenewed {
@@ -540,6 +579,63 @@ pub(super) mod tests {
         set.finish(100);
         assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
         assert!(set.violations()[0].message.contains("owned"));
+    }
+
+    fn generation_reused(at: u64, previous_at: u64) -> Observation {
+        Observation::GroupGenerationReused {
+            at,
+            member: m(0),
+            previous: 4,
+            previous_at,
+            joined: 4,
+        }
+    }
+
+    /// Member 0 joined generation 4 at 5 under N1 (leader epoch 1); `moved_at` N2 takes
+    /// the offsets partition over in epoch 2; at 30 member 0 joins generation 4 again.
+    /// Member 1 owns the partition from 10 and is given it at 40 while member 2 gets it
+    /// too (its claim was dropped as of an older generation).
+    fn reused_generation(moved_at: u64) -> Vec<Observation> {
+        vec![
+            leads_offsets(1, N1, 1),
+            Observation::GroupAssigned {
+                at: 10,
+                member: m(1),
+                generation: 3,
+                owned: vec![0],
+            },
+            leads_offsets(moved_at, N2, 2),
+            generation_reused(30, 5),
+            Observation::GroupAssigned {
+                at: 40,
+                member: m(2),
+                generation: 4,
+                owned: vec![0],
+            },
+            revoked(45, 1, 45),
+        ]
+    }
+
+    #[test]
+    fn an_overlap_after_a_generation_came_back_with_a_new_coordinator_is_excused() {
+        let mut set = CheckerSet::only(&ctx(), "group-exclusive-ownership");
+        for o in reused_generation(20) {
+            set.observe(&o);
+        }
+        set.finish(100);
+        assert!(set.violations().is_empty(), "{:?}", set.violations());
+    }
+
+    #[test]
+    fn a_reused_generation_without_a_new_coordinator_excuses_nothing() {
+        // The new leader epoch came before the first join: the coordinator did not move
+        // in between, so reusing the generation is the coordinator's fault.
+        let mut set = CheckerSet::only(&ctx(), "group-exclusive-ownership");
+        for o in reused_generation(3) {
+            set.observe(&o);
+        }
+        set.finish(100);
+        assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
     }
 
     #[test]

@@ -355,6 +355,7 @@ impl Model {
             | Observation::GroupAssigned { .. }
             | Observation::GroupRevoked { .. }
             | Observation::GroupSessionRenewed { .. }
+            | Observation::GroupGenerationReused { .. }
             | Observation::GroupStopped { .. }
             | Observation::GroupResumed { .. }
             | Observation::GroupProcessed { .. }
