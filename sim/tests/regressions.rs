@@ -250,3 +250,14 @@ fn group_chaos_731_zombie_coordinator_after_a_pause_acked_a_heartbeat() {
 fn group_chaos_1958_a_generation_reused_after_the_coordinator_moved() {
     assert_group_passes("group-chaos", 1958);
 }
+
+/// group-chaos seed 5704 (found by a 2,000-seed sweep, 2026-12-01): a member processed a
+/// fetch of t-0 and, in the same millisecond, took the SyncGroup answer that revoked
+/// t-0, reporting its ownership ended at that millisecond. The checker's half-open
+/// interval made the processing look unowned. Processing observed while the interval
+/// was still open counts as owned now (and processing after the revocation was
+/// observed, in the same millisecond, still fails; see the checker's tests).
+#[test]
+fn group_chaos_5704_processing_in_the_millisecond_of_a_revocation() {
+    assert_group_passes("group-chaos", 5704);
+}

@@ -139,8 +139,9 @@ pub struct GroupExclusiveOwnership {
     /// Per group: when, after such a loss, a member took an older generation.
     rolled_back_since: BTreeMap<u32, TimeMs>,
     ownership: Ownership,
-    /// Every processing: when, by whom, which partition.
-    processed: Vec<(TimeMs, MemberRef, Part, i32)>,
+    /// Every processing: when, by whom, which partition, in which generation, and
+    /// whether the member held an open ownership interval of it when it was observed.
+    processed: Vec<(TimeMs, MemberRef, Part, i32, bool)>,
     /// Per offsets partition: the brokers' views as leader, `(at, leader epoch, node)`.
     offsets_leaders: BTreeMap<Part, Vec<(TimeMs, u32, NodeId)>>,
     /// Every session renewal of each member: `(sent_at, until, by a zombie)`.
@@ -318,7 +319,16 @@ impl Checker for GroupExclusiveOwnership {
             ..
         } = obs
         {
-            self.processed.push((*at, *member, *part, *generation));
+            let open = self
+                .ownership
+                .intervals
+                .get(&(member.group, *part))
+                .is_some_and(|list| {
+                    list.iter()
+                        .any(|i| i.member == *member && i.start <= *at && i.end.is_none())
+                });
+            self.processed
+                .push((*at, *member, *part, *generation, open));
         }
     }
 
@@ -357,14 +367,18 @@ impl Checker for GroupExclusiveOwnership {
                 }
             }
         }
-        for &(at, member, part, generation) in &self.processed {
+        for &(at, member, part, generation, open_then) in &self.processed {
             let owned = self
                 .ownership
                 .intervals
                 .get(&(member.group, part))
                 .is_some_and(|list| {
+                    // Processing in the very millisecond its ownership ends, before it
+                    // learnt so (observed while the interval was open), counts as owned.
                     list.iter().any(|i| {
-                        i.member == member && i.start <= at && i.end.is_none_or(|e| at < e)
+                        i.member == member
+                            && i.start <= at
+                            && i.end.is_none_or(|e| at < e || (at == e && open_then))
                     })
                 });
             if !owned {
@@ -636,6 +650,27 @@ pub(super) mod tests {
         }
         set.finish(100);
         assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+    }
+
+    #[test]
+    fn processing_in_the_millisecond_before_learning_of_a_revocation_passes() {
+        let mut set = CheckerSet::only(&ctx(), "group-exclusive-ownership");
+        set.observe(&assigned(10, 0, 1));
+        set.observe(&processed(30, 0, 0, 1));
+        set.observe(&revoked(30, 0, 30));
+        set.finish(100);
+        assert!(set.violations().is_empty(), "{:?}", set.violations());
+    }
+
+    #[test]
+    fn flags_processing_in_the_millisecond_after_a_revocation() {
+        let mut set = CheckerSet::only(&ctx(), "group-exclusive-ownership");
+        set.observe(&assigned(10, 0, 1));
+        set.observe(&revoked(30, 0, 30));
+        set.observe(&processed(30, 0, 0, 1));
+        set.finish(100);
+        assert_eq!(set.violations().len(), 1, "{:?}", set.violations());
+        assert!(set.violations()[0].message.contains("without owning"));
     }
 
     #[test]
