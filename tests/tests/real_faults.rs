@@ -48,7 +48,10 @@ fn seeds() -> Vec<u64> {
         let (a, b) = range
             .split_once('-')
             .expect("EDDY_FAULT_SEEDS is first-last, such as 1-5");
-        let (a, b): (u64, u64) = (a.parse().expect("first seed"), b.parse().expect("last seed"));
+        let (a, b): (u64, u64) = (
+            a.parse().expect("first seed"),
+            b.parse().expect("last seed"),
+        );
         return (a..=b).collect();
     }
     CI_SEEDS.collect()
@@ -96,7 +99,10 @@ fn seeded_fault_schedules_against_a_real_cluster_keep_every_acknowledged_write()
         "== real-cluster faults: {} faults injected ({injected:?}), {} operations checked, {} acknowledged writes; failed seeds: {failed:?}",
         totals.0, totals.1, totals.2
     );
-    assert!(failed.is_empty(), "seeds {failed:?} failed; each report above says why");
+    assert!(
+        failed.is_empty(),
+        "seeds {failed:?} failed; each report above says why"
+    );
 }
 
 /// The checker is shown to fail: one history with a lost acknowledged write, a

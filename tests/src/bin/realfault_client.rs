@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! eddy-realfault-client create-topic BOOTSTRAP TOPIC PARTITIONS RF
-//! eddy-realfault-client produce BOOTSTRAP TOPIC NAME HISTORY DURATION_MS RATE_PER_S
+//! eddy-realfault-client produce BOOTSTRAP TOPIC PARTITION NAME HISTORY DURATION_MS RATE_PER_S
 //! eddy-realfault-client consume BOOTSTRAP TOPIC GROUP NAME HISTORY STOP_FILE
 //! eddy-realfault-client verify BOOTSTRAP TOPIC GROUP HISTORY
 //! ```
@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use eddy_client::{
-    Admin, CommonConfig, Consumer, ConsumerConfig, NewTopic, OffsetReset, Producer,
-    ProducerConfig, ProducerRecord, RebalanceEvent, TopicPartition,
+    Admin, CommonConfig, Consumer, ConsumerConfig, NewTopic, OffsetReset, Producer, ProducerConfig,
+    ProducerRecord, RebalanceEvent, TopicPartition,
 };
 use eddy_tests::realfault::history::{Op, Outcome};
 
@@ -83,10 +83,11 @@ fn main() {
             partitions.parse().expect("partitions"),
             rf.parse().expect("replication factor"),
         )),
-        ["produce", bootstrap, topic, name, history, duration_ms, rate] => {
+        ["produce", bootstrap, topic, partition, name, history, duration_ms, rate] => {
             rt.block_on(produce(
                 bootstrap,
                 topic,
+                partition.parse().expect("partition"),
                 name,
                 History::open(history),
                 Duration::from_millis(duration_ms.parse().expect("duration")),
@@ -138,12 +139,13 @@ async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i16) ->
     }
 }
 
-/// Sends `name:seq` with key `name` (one partition per producer, so its order is one
-/// log's order) at `rate` records a second for `duration`, idempotent with acks=all,
+/// Sends `name:seq` with key `name` to `partition` (one partition per producer, so its
+/// order is one log's order) at `rate` records a second for `duration`, idempotent with acks=all,
 /// logging each outcome; what is still pending when it gives up is unknown.
 async fn produce(
     bootstrap: &str,
     topic: &str,
+    partition: i32,
     name: &str,
     history: History,
     duration: Duration,
@@ -167,11 +169,14 @@ async fn produce(
     let mut seq = 0u64;
     while begin.elapsed() < duration {
         let value = Op::value_of(name, seq);
-        let record = ProducerRecord::new(
-            topic,
-            Some(Bytes::copy_from_slice(name.as_bytes())),
-            Some(Bytes::from(value)),
-        );
+        let record = ProducerRecord {
+            partition: Some(partition),
+            ..ProducerRecord::new(
+                topic,
+                Some(Bytes::copy_from_slice(name.as_bytes())),
+                Some(Bytes::from(value)),
+            )
+        };
         match producer.send_nowait(record).await {
             Ok(delivery) => {
                 pending
@@ -233,7 +238,11 @@ async fn produce(
     }
     // Let the delivery tasks log what flush resolved.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let left = pending.lock().expect("pending lock").take().unwrap_or_default();
+    let left = pending
+        .lock()
+        .expect("pending lock")
+        .take()
+        .unwrap_or_default();
     for seq in left {
         history.log(&Op::Produce {
             t_ms: now_ms(),

@@ -13,6 +13,11 @@ use std::fmt;
 
 use super::history::{Op, Outcome};
 
+/// How long after healing a producer may go without an acknowledgement: a broker
+/// restarted by the last fault is fenced and its leaderships moved within a few seconds
+/// (broker.session.timeout.ms = 3 s), a delivery retried within a request timeout.
+pub const PRODUCER_RECOVERY_MS: u64 = 10_000;
+
 /// One broken rule, with the operations that break it.
 #[derive(Clone, Debug)]
 pub struct Violation {
@@ -141,7 +146,7 @@ pub fn check(ops: &[Op]) -> (Summary, Vec<Violation>) {
             } => {
                 ends.insert(*partition, (*log_end_offset, *committed));
             }
-            Op::Assign { .. } => {}
+            Op::Assign { .. } | Op::Healed { .. } => {}
         }
     }
 
@@ -346,6 +351,43 @@ pub fn check(ops: &[Op]) -> (Summary, Vec<Violation>) {
         }
     }
 
+    // After healing, every producer gets writes acknowledged again.
+    let healed = ops.iter().find_map(|op| match op {
+        Op::Healed { t_ms } => Some(*t_ms),
+        _ => None,
+    });
+    if let Some(healed) = healed {
+        let mut last: BTreeMap<&str, (u64, Option<&Op>)> = BTreeMap::new();
+        for op in ops {
+            if let Op::Produce {
+                t_ms,
+                producer,
+                outcome,
+                ..
+            } = op
+            {
+                let entry = last.entry(producer).or_insert((0, None));
+                if *outcome == Outcome::Ok {
+                    entry.0 = entry.0.max(*t_ms);
+                } else if *t_ms >= healed {
+                    entry.1 = Some(op);
+                }
+            }
+        }
+        for (producer, (last_ok, failed_after)) in last {
+            if last_ok < healed + PRODUCER_RECOVERY_MS {
+                bad(
+                    "producer-stalled-after-heal",
+                    format!(
+                        "{producer} had no write acknowledged from {PRODUCER_RECOVERY_MS} ms after the faults healed (last at {} ms before that)",
+                        (healed + PRODUCER_RECOVERY_MS).saturating_sub(last_ok)
+                    ),
+                    failed_after.map(|op| op.to_string()).into_iter().collect(),
+                );
+            }
+        }
+    }
+
     // After healing: the final read is the whole log, and the group committed its end.
     let mut partitions: BTreeSet<i32> = ends.keys().copied().collect();
     partitions.extend(log.keys().map(|(p, _)| *p));
@@ -377,7 +419,9 @@ pub fn check(ops: &[Op]) -> (Summary, Vec<Violation>) {
         if committed != end {
             bad(
                 "group-not-at-end",
-                format!("partition {partition}: the group committed {committed}, the log ends at {end}"),
+                format!(
+                    "partition {partition}: the group committed {committed}, the log ends at {end}"
+                ),
                 Vec::new(),
             );
         }
@@ -517,7 +561,15 @@ mod tests {
             }
         }
         ops.retain(|op| !matches!(op, Op::Read { .. }));
-        ops.retain(|op| !matches!(op, Op::Produce { outcome: Outcome::Ok, .. }));
+        ops.retain(|op| {
+            !matches!(
+                op,
+                Op::Produce {
+                    outcome: Outcome::Ok,
+                    ..
+                }
+            )
+        });
         ops.push(produce("e1", 0, Outcome::Ok, 0, -1));
         ops.push(produce("e1", 2, Outcome::Ok, 0, -1));
         let got = rules(&ops);
@@ -529,6 +581,36 @@ mod tests {
         let mut ops = clean();
         ops.push(read("c1", 1, 0, 0, "e1:0"));
         assert_eq!(rules(&ops), vec!["read-went-back"]);
+    }
+
+    #[test]
+    fn a_producer_stalled_after_healing_fails() {
+        let mut ops = clean();
+        ops.push(Op::Healed { t_ms: 1 });
+        ops.push(produce("e1", 4, Outcome::Unknown, 0, -1));
+        assert_eq!(rules(&ops), vec!["producer-stalled-after-heal"]);
+        let mut ops = clean();
+        ops.push(Op::Healed { t_ms: 1 });
+        ops.push(Op::Produce {
+            t_ms: 1 + PRODUCER_RECOVERY_MS,
+            producer: "e1".into(),
+            seq: 4,
+            outcome: Outcome::Ok,
+            partition: 0,
+            offset: 3,
+        });
+        ops.push(read("c1", 1, 0, 3, "e1:4"));
+        ops.push(final_read(0, 3, "e1:4"));
+        if let Some(Op::End {
+            log_end_offset,
+            committed,
+            ..
+        }) = ops.iter_mut().find(|op| matches!(op, Op::End { .. }))
+        {
+            *log_end_offset = 4;
+            *committed = 4;
+        }
+        assert_eq!(rules(&ops), Vec::<&str>::new());
     }
 
     #[test]

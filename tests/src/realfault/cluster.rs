@@ -134,9 +134,10 @@ pub struct Cluster {
 impl Cluster {
     /// Makes the namespaces, writes each broker's files, starts the three brokers and
     /// waits until each serves.
-    pub fn start(eddy: &Path, overrides: &[&str]) -> Cluster {
+    pub fn start(eddy: &Path, overrides: &[&str], label: &str) -> Cluster {
         let tag = format!("rf{}", std::process::id());
-        let dir = std::env::temp_dir().join(format!("eddy-realfault-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("eddy-realfault-{}-{label}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("run directory");
         let hub = format!("{tag}-hub");
@@ -228,8 +229,19 @@ impl Cluster {
             "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
         ]);
         run(&["ip", "link", "set", &veth, "netns", &self.hub]);
-        run(&["ip", "-n", &self.hub, "link", "set", &veth, "master", "br0", "up"]);
-        run(&["ip", "-n", &netns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        run(&[
+            "ip", "-n", &self.hub, "link", "set", &veth, "master", "br0", "up",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &netns,
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            "eth0",
+        ]);
         run(&["ip", "-n", &netns, "link", "set", "eth0", "up"]);
         run(&["ip", "-n", &netns, "link", "set", "lo", "up"]);
         Host {
@@ -372,8 +384,18 @@ impl Cluster {
             .map(|b| &b.host)
             .chain(std::iter::once(&self.client));
         for h in hosts {
-            run_quiet(&["ip", "netns", "exec", &h.netns, "iptables-legacy", "-w", "-F"]);
-            run_quiet(&["ip", "netns", "exec", &h.netns, "tc", "qdisc", "del", "dev", "eth0", "root"]);
+            run_quiet(&[
+                "ip",
+                "netns",
+                "exec",
+                &h.netns,
+                "iptables-legacy",
+                "-w",
+                "-F",
+            ]);
+            run_quiet(&[
+                "ip", "netns", "exec", &h.netns, "tc", "qdisc", "del", "dev", "eth0", "root",
+            ]);
         }
     }
 
@@ -414,8 +436,11 @@ impl Drop for Cluster {
         for ns in self.namespaces.iter().rev() {
             run_quiet(&["ip", "netns", "del", ns]);
         }
-        if !std::thread::panicking() || std::env::var_os("EDDY_KEEP_RUN").is_none() {
+        // EDDY_KEEP_RUN keeps the logs, histories and data for a look afterwards.
+        if std::env::var_os("EDDY_KEEP_RUN").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("kept {}", self.dir.display());
         }
     }
 }

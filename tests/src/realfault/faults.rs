@@ -83,7 +83,12 @@ impl fmt::Display for Fault {
                 broker + 1
             ),
             Fault::OneWay { from, to } => {
-                write!(f, "drop packets from broker {} to broker {}", from + 1, to + 1)
+                write!(
+                    f,
+                    "drop packets from broker {} to broker {}",
+                    from + 1,
+                    to + 1
+                )
             }
             Fault::SlowLossy {
                 broker,
@@ -100,7 +105,13 @@ impl fmt::Display for Fault {
 
 /// The kinds a schedule draws from, by name (`EDDY_FAULT_KINDS` narrows it).
 pub const KINDS: &[&str] = &[
-    "kill", "pause", "isolate", "split", "one-way", "slow-lossy", "disk-full",
+    "kill",
+    "pause",
+    "isolate",
+    "split",
+    "one-way",
+    "slow-lossy",
+    "disk-full",
 ];
 
 /// One fault from `start_ms` (since the workload began) for `duration_ms`.

@@ -11,6 +11,7 @@
 //! C  t_start  t_end  member  partition  offset  outcome         an offset commit finished
 //! F  partition  offset  value                                   the final read, after healing
 //! E  partition  log_end_offset  committed                       the log end and the group's commit at the end
+//! H  t                                                          the harness healed every fault
 //! ```
 //!
 //! A record's value is `producer:seq`, so every read names the write it came from.
@@ -92,6 +93,9 @@ pub enum Op {
         log_end_offset: i64,
         committed: i64,
     },
+    Healed {
+        t_ms: u64,
+    },
 }
 
 impl Op {
@@ -152,6 +156,7 @@ impl Op {
                 log_end_offset: n(2)?,
                 committed: n(3)?,
             },
+            "H" => Op::Healed { t_ms: u(1)? },
             _ => return None,
         })
     }
@@ -212,6 +217,7 @@ impl fmt::Display for Op {
                 log_end_offset,
                 committed,
             } => write!(f, "E\t{partition}\t{log_end_offset}\t{committed}"),
+            Op::Healed { t_ms } => write!(f, "H\t{t_ms}"),
         }
     }
 }
@@ -278,6 +284,7 @@ mod tests {
                 log_end_offset: 10,
                 committed: 10,
             },
+            Op::Healed { t_ms: 6 },
         ];
         for op in ops {
             assert_eq!(Op::parse(&op.to_string()), Some(op.clone()), "{op}");

@@ -47,7 +47,8 @@ pub const BROKER_CONFIG: &[&str] = &[
 const PYTHON_PRODUCER: &str = r#"
 import sys, time, threading
 from kafka import KafkaProducer
-bootstrap, topic, name, path, duration_ms, rate = sys.argv[1:7]
+bootstrap, topic, partition, name, path, duration_ms, rate = sys.argv[1:8]
+partition = int(partition)
 duration, rate = float(duration_ms) / 1000.0, float(rate)
 out = open(path, "a", buffering=1)
 lock = threading.Lock()
@@ -76,7 +77,7 @@ while time.time() - begin < duration:
     with lock:
         pending.add(seq)
     try:
-        f = producer.send(topic, key=name.encode(), value=("%s:%d" % (name, seq)).encode())
+        f = producer.send(topic, partition=partition, key=name.encode(), value=("%s:%d" % (name, seq)).encode())
         f.add_callback(lambda m, s=seq: log(s, "ok", m.partition, m.offset))
         f.add_errback(lambda e, s=seq: (print(s, e, flush=True), log(s, "unknown", -1, -1)))
     except Exception as e:
@@ -123,19 +124,15 @@ impl Plan {
             kinds: faults::KINDS.iter().map(|k| k.to_string()).collect(),
             faults_from_ms: 4_000,
             faults_until_ms: 40_000,
-            produce_ms: 45_000,
+            // Past the faults, so that every producer shows it recovers.
+            produce_ms: 55_000,
             rate: 40,
         }
     }
 
     pub fn schedule(&self) -> Vec<Episode> {
         let kinds: Vec<&str> = self.kinds.iter().map(String::as_str).collect();
-        faults::schedule(
-            self.seed,
-            &kinds,
-            self.faults_from_ms,
-            self.faults_until_ms,
-        )
+        faults::schedule(self.seed, &kinds, self.faults_from_ms, self.faults_until_ms)
     }
 }
 
@@ -212,18 +209,29 @@ pub fn run_seed(eddy: &Path, client: &Path, plan: &Plan) -> Report {
             .map(|e| format!("  {e}\n"))
             .collect::<String>()
     );
-    let mut cluster = Cluster::start(eddy, BROKER_CONFIG);
+    let mut cluster = Cluster::start(eddy, BROKER_CONFIG, &format!("seed{}", plan.seed));
     let bootstrap = cluster.bootstrap();
     let dir = cluster.dir.clone();
     let histories = dir.join("histories");
     std::fs::create_dir_all(&histories).expect("history directory");
-    let h = |name: &str| -> String { histories.join(format!("{name}.history")).display().to_string() };
+    let h = |name: &str| -> String {
+        histories
+            .join(format!("{name}.history"))
+            .display()
+            .to_string()
+    };
     let mut notes = Vec::new();
 
     assert!(
         cluster.run_client(
             client,
-            &strings(&["create-topic", &bootstrap, TOPIC, &PARTITIONS.to_string(), "3"]),
+            &strings(&[
+                "create-topic",
+                &bootstrap,
+                TOPIC,
+                &PARTITIONS.to_string(),
+                "3"
+            ]),
             Duration::from_secs(90),
         ),
         "the topic could not be created:\n{}",
@@ -237,7 +245,15 @@ pub fn run_seed(eddy: &Path, client: &Path, plan: &Plan) -> Report {
     for name in ["e1", "e2"] {
         producers.push(cluster.spawn_client(
             client,
-            &strings(&["produce", &bootstrap, TOPIC, name, &h(name), &produce_ms, &rate]),
+            &strings(&[
+                "produce",
+                &bootstrap,
+                TOPIC,
+                name,
+                &h(name),
+                &produce_ms,
+                &rate,
+            ]),
             &format!("{name}.log"),
         ));
     }
@@ -249,6 +265,7 @@ pub fn run_seed(eddy: &Path, client: &Path, plan: &Plan) -> Report {
             script.to_str().expect("utf-8 path"),
             &bootstrap,
             TOPIC,
+            "2",
             "k1",
             &h("k1"),
             &produce_ms,
@@ -277,10 +294,18 @@ pub fn run_seed(eddy: &Path, client: &Path, plan: &Plan) -> Report {
     let begin = Instant::now();
     for episode in &schedule {
         sleep_until(begin, episode.start_ms);
-        eprintln!("[{:>6} ms] start: {}", begin.elapsed().as_millis(), episode.fault);
+        eprintln!(
+            "[{:>6} ms] start: {}",
+            begin.elapsed().as_millis(),
+            episode.fault
+        );
         faults::inject(&mut cluster, episode.fault);
         sleep_until(begin, episode.start_ms + episode.duration_ms);
-        eprintln!("[{:>6} ms] heal:  {}", begin.elapsed().as_millis(), episode.fault);
+        eprintln!(
+            "[{:>6} ms] heal:  {}",
+            begin.elapsed().as_millis(),
+            episode.fault
+        );
         faults::heal(&mut cluster, episode.fault);
     }
     // Whatever is left is healed (the schedule heals each fault itself; this is the
@@ -289,6 +314,14 @@ pub fn run_seed(eddy: &Path, client: &Path, plan: &Plan) -> Report {
     for i in 0..cluster.brokers.len() {
         cluster.free_disk(i);
     }
+    let healed = history::Op::Healed {
+        t_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as u64,
+    };
+    std::fs::write(h("harness"), format!("{healed}\n")).expect("harness history");
+    eprintln!("[{:>6} ms] healed", begin.elapsed().as_millis());
 
     // Liveness: producers finish, the group reads everything acknowledged.
     for p in producers {
@@ -383,10 +416,17 @@ fn read_logs(dir: &Path) -> String {
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     files.sort();
-    for f in files.iter().filter(|f| f.extension().is_some_and(|x| x == "log")) {
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "log"))
+    {
         let text = std::fs::read_to_string(f).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        out.push_str(&format!("--- {} (last 15 of {} lines)\n", f.display(), lines.len()));
+        out.push_str(&format!(
+            "--- {} (last 15 of {} lines)\n",
+            f.display(),
+            lines.len()
+        ));
         for l in &lines[lines.len().saturating_sub(15)..] {
             out.push_str(l);
             out.push('\n');
