@@ -303,6 +303,7 @@ pub fn run_seed(eddy: &Path, client: &Path, plan: &Plan) -> Report {
             begin.elapsed().as_millis(),
             episode.fault
         );
+        let storage_errors = storage_errors(&cluster);
         faults::inject(&mut cluster, episode.fault);
         sleep_until(begin, episode.start_ms + episode.duration_ms);
         eprintln!(
@@ -310,6 +311,16 @@ pub fn run_seed(eddy: &Path, client: &Path, plan: &Plan) -> Report {
             begin.elapsed().as_millis(),
             episode.fault
         );
+        // A full disk must have bitten, and the broker must have said so: each broker
+        // holds a replica of every partition, all written to all the time.
+        if let faults::Fault::DiskFull { broker } = episode.fault {
+            if storage_errors_of(&cluster, broker) <= storage_errors[broker] {
+                notes.push(format!(
+                    "broker {} reported no storage error while its data disk was full",
+                    broker + 1
+                ));
+            }
+        }
         faults::heal(&mut cluster, episode.fault);
     }
     // Whatever is left is healed (the schedule heals each fault itself; this is the
@@ -393,6 +404,20 @@ pub fn run_seed(eddy: &Path, client: &Path, plan: &Plan) -> Report {
         broker_logs,
         wall: started.elapsed(),
     }
+}
+
+/// How many storage errors (a log dir that failed a write) each broker has reported.
+fn storage_errors(cluster: &Cluster) -> Vec<usize> {
+    (0..cluster.brokers.len())
+        .map(|b| storage_errors_of(cluster, b))
+        .collect()
+}
+
+fn storage_errors_of(cluster: &Cluster, broker: usize) -> usize {
+    std::fs::read_to_string(&cluster.brokers[broker].log)
+        .unwrap_or_default()
+        .matches("storage failed")
+        .count()
 }
 
 /// Acknowledged records no group member has read yet.
