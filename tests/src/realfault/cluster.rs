@@ -135,6 +135,7 @@ impl Cluster {
     /// Makes the namespaces, writes each broker's files, starts the three brokers and
     /// waits until each serves.
     pub fn start(eddy: &Path, overrides: &[&str], label: &str) -> Cluster {
+        sweep_stale();
         let tag = format!("rf{}", std::process::id());
         let dir =
             std::env::temp_dir().join(format!("eddy-realfault-{}-{label}", std::process::id()));
@@ -415,6 +416,53 @@ impl Cluster {
 
     pub fn free_disk(&self, i: usize) {
         let _ = std::fs::remove_file(self.filler(i));
+    }
+}
+
+/// Removes what an earlier run left when it was killed before its `Drop` ran (a CI
+/// timeout, a ^C): namespaces named `rf<pid>-*` whose test process is gone, after
+/// killing the brokers and workers still inside them, and their tmpfs mounts.
+fn sweep_stale() {
+    let listed = Command::new("ip").args(["netns", "list"]).output();
+    let Ok(listed) = listed else { return };
+    for line in String::from_utf8_lossy(&listed.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        let Some(pid) = name
+            .strip_prefix("rf")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let pids = Command::new("ip").args(["netns", "pids", name]).output();
+        for p in pids
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            run_quiet(&["kill", "-CONT", p]);
+            run_quiet(&["kill", "-KILL", p]);
+        }
+        eprintln!("removing namespace {name}, left by an earlier run (pid {pid} is gone)");
+        run_quiet(&["ip", "netns", "del", name]);
+        let prefix = format!("eddy-realfault-{pid}-");
+        if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+            for dir in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+                let stale = dir
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix));
+                if stale {
+                    for b in 1..=BROKERS {
+                        let mount = dir.join(format!("broker-{b}")).join("tmpfs");
+                        run_quiet(&["umount", "-l", mount.to_str().unwrap_or_default()]);
+                    }
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+        }
     }
 }
 
