@@ -51,8 +51,12 @@ pub fn run_quiet(args: &[&str]) -> bool {
 /// Why this machine cannot run the tests, if it cannot: they need root (namespaces,
 /// iptables, mounts) and `ip`, `tc` and `iptables-legacy`.
 pub fn unsupported() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    if uid != "0" {
         return Some("they need root (network namespaces, iptables, tmpfs mounts); .ci/run runs them as root".into());
     }
     for (tool, probe) in [
