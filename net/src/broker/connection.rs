@@ -34,14 +34,18 @@ use crate::wire::{self, Request};
 /// Requests in flight per connection.
 const MAX_IN_FLIGHT: usize = 128;
 
+/// A response frame still waiting for the node (a pipelined produce): `None` when there
+/// is no response (acks=0), `Err` when it does not encode, which closes the connection
+/// (the client would wait for ever for that correlation id).
+type LaterFrame = Pin<Box<dyn Future<Output = Option<Result<Bytes, ()>>> + Send>>;
+
 /// A response frame for the writer task, in request order: encoded already, or still
-/// waiting for the node (a pipelined produce). `Err` closes the connection: the client
-/// would wait for ever for that correlation id.
+/// waiting for the node.
 enum Reply {
     Ready(Bytes),
     /// A frame in pieces, written without joining them (a fetch's record batches).
     Pieces(Vec<Bytes>),
-    Later(Pin<Box<dyn Future<Output = Option<Result<Bytes, ()>>> + Send>>),
+    Later(LaterFrame),
 }
 
 /// Encodes a response frame, or says why not (the connection is then closed).
