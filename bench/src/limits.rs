@@ -87,6 +87,12 @@ pub(crate) fn pipe_bytes(dir: &Path, bytes: u64) -> std::io::Result<Rate> {
     rate
 }
 
+/// Loopback TCP alone moving exactly `bytes`: the bound of a consume run of that many
+/// bytes, measured beside it.
+pub(crate) fn loopback_bytes(bytes: u64) -> std::io::Result<Rate> {
+    tcp(None, Amount::Bytes(bytes))
+}
+
 /// One sender thread writes `CHUNK_BYTES` chunks for `amount`; the receiver reads them
 /// and writes them into `into` (or drops them). The rate counts bytes that reached the
 /// receiver's end (its file, when there is one).

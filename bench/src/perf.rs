@@ -115,7 +115,8 @@ pub(crate) fn create_topic(
     Err(last)
 }
 
-/// One `eddy perf produce` run; `rate` caps records per second.
+/// One `eddy perf produce` run; `rate` caps records per second (a latency run, with
+/// linger.ms 0).
 pub(crate) fn produce(
     eddy: &Path,
     bootstrap: &str,
@@ -145,7 +146,9 @@ pub(crate) fn produce(
     .map(String::from)
     .to_vec();
     if let Some(r) = rate {
+        // A latency run: no lingering, so the figure is the system's round trip.
         args.extend(["--throughput".to_string(), r.to_string()]);
+        args.extend(["--linger-ms".to_string(), "0".to_string()]);
     }
     parse_produced(&run(eddy, &args)?)
 }
