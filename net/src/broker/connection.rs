@@ -1,20 +1,29 @@
-//! One client connection: read frames, handle the requests one at a time in the order they
-//! came, and write the responses back in that order (KAFKA-COMPAT item 5).
+//! One client connection: read frames, handle the requests in the order they came, and
+//! write the responses back in that order (KAFKA-COMPAT item 5).
 //!
-//! One at a time is Kafka's own rule (its network processor mutes a connection until the
-//! response to its current request is sent), and producers depend on it: with several
-//! produce requests in flight, librdkafka and the Java client keep a partition's order
-//! only because the broker appends them in the order they were sent. A writer task sends
-//! responses while the next request is read and handled; at most [`MAX_IN_FLIGHT`]
-//! responses wait for it, so a client that does not read its responses is slowed, not
-//! buffered without limit.
+//! Producers depend on that order: with several produce requests in flight, librdkafka
+//! and the Java client keep a partition's order only because the broker appends them in
+//! the order they were sent. Produce requests are pipelined: each one's batches go to the
+//! node actor before the next request is read (so appends keep the connection's order),
+//! but the connection does not wait for its acknowledgement — with acks=all that is a
+//! replication round trip — before reading the next request. Its response is written
+//! when it comes, still after every earlier response. Other requests are handled one at
+//! a time, as Kafka's network processor does. A writer task sends responses while the
+//! next request is read and handled; at most [`MAX_IN_FLIGHT`] responses wait for it, so
+//! a client that does not read its responses is slowed, not buffered without limit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::future::Future;
+use std::pin::Pin;
+
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
@@ -24,6 +33,32 @@ use crate::wire::{self, Request};
 
 /// Requests in flight per connection.
 const MAX_IN_FLIGHT: usize = 128;
+
+/// A response frame still waiting for the node (a pipelined produce): `None` when there
+/// is no response (acks=0), `Err` when it does not encode, which closes the connection
+/// (the client would wait for ever for that correlation id).
+type LaterFrame = Pin<Box<dyn Future<Output = Option<Result<Bytes, ()>>> + Send>>;
+
+/// A response frame for the writer task, in request order: encoded already, or still
+/// waiting for the node.
+enum Reply {
+    Ready(Bytes),
+    /// A frame in pieces, written without joining them (a fetch's record batches).
+    Pieces(Vec<Bytes>),
+    Later(LaterFrame),
+}
+
+/// Encodes a response frame, or says why not (the connection is then closed).
+fn encode(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    resp: &ResponseKind,
+) -> Result<Bytes, ()> {
+    wire::encode_response(key, version, correlation_id, resp).map_err(|e| {
+        tracing::error!(error = %e, "response does not encode; closing the connection");
+    })
+}
 
 /// Serves one connection: a peer's (it starts with [`PEER_MAGIC`]) at once, a client's
 /// once `serving` is true.
@@ -55,12 +90,21 @@ pub(crate) async fn serve(
     if serving.wait_for(|s| *s).await.is_err() {
         return; // the broker did not start
     }
-    let mut reader = (&first[..]).chain(reader);
-    let (responses, mut in_order) = mpsc::channel::<Bytes>(MAX_IN_FLIGHT);
+    let mut reader = AsyncReadExt::chain(&first[..], reader);
+    let (responses, mut in_order) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
     let write_task = tokio::spawn(async move {
-        while let Some(frame) = in_order.recv().await {
+        while let Some(reply) = in_order.recv().await {
+            let written = match reply {
+                Reply::Ready(frame) => writer.write_all(&frame).await,
+                Reply::Pieces(pieces) => write_pieces(&mut writer, &pieces).await,
+                Reply::Later(answer) => match answer.await {
+                    None => continue, // acks=0
+                    Some(Ok(frame)) => writer.write_all(&frame).await,
+                    Some(Err(())) => break,
+                },
+            };
             // madsim's stream holds bytes until flushed; flush every response.
-            if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
+            if written.is_err() || writer.flush().await.is_err() {
                 break;
             }
         }
@@ -85,9 +129,9 @@ pub(crate) async fn serve(
             Ok(Ok(Ok(None))) => break,
             Ok(Ok(Ok(Some(frame)))) => frame,
         };
-        let frame = match wire::decode_request(frame) {
+        let reply = match wire::decode_request(frame) {
             Ok(Request::ApiVersionsTooNew { correlation_id }) => {
-                wire::api_versions_fallback(correlation_id)
+                Reply::Ready(wire::api_versions_fallback(correlation_id))
             }
             Ok(Request::Decoded {
                 header,
@@ -96,18 +140,37 @@ pub(crate) async fn serve(
                 body,
             }) => {
                 let correlation_id = header.correlation_id;
-                // acks=0: no response, by design.
-                let Some(resp) =
-                    handlers::handle(&shared, peer, &header, key, version, *body).await
-                else {
-                    continue;
-                };
-                match wire::encode_response(key, version, correlation_id, &resp) {
-                    Ok(frame) => frame,
-                    Err(e) => {
-                        // The client would wait for ever for this correlation id.
-                        tracing::error!(error = %e, "response does not encode; closing the connection");
-                        break;
+                match *body {
+                    RequestKind::Produce(req) => {
+                        let submitted = handlers::produce::submit(&shared, req).await;
+                        if submitted.needs_no_response() {
+                            continue; // acks=0: no response, by design.
+                        }
+                        Reply::Later(Box::pin(async move {
+                            let resp = ResponseKind::Produce(submitted.response().await?);
+                            Some(encode(key, version, correlation_id, &resp))
+                        }))
+                    }
+                    RequestKind::Fetch(req) => {
+                        let (resp, records) = handlers::fetch::handle_in_parts(&shared, req).await;
+                        match wire::encode_fetch_response(version, correlation_id, resp, &records) {
+                            Ok(pieces) => Reply::Pieces(pieces),
+                            Err(e) => {
+                                tracing::error!(error = %e, "fetch response does not encode; closing the connection");
+                                break;
+                            }
+                        }
+                    }
+                    body => {
+                        let Some(resp) =
+                            handlers::handle(&shared, peer, &header, key, version, body).await
+                        else {
+                            continue;
+                        };
+                        match encode(key, version, correlation_id, &resp) {
+                            Ok(frame) => Reply::Ready(frame),
+                            Err(()) => break,
+                        }
                     }
                 }
             }
@@ -116,11 +179,124 @@ pub(crate) async fn serve(
                 break;
             }
         };
-        if responses.send(frame).await.is_err() {
+        if responses.send(reply).await.is_err() {
             break;
         }
     }
     drop(responses);
     let _ = write_task.await;
     tracing::debug!(%peer, "connection closed");
+}
+
+/// Writes a frame's pieces with vectored writes: one system call for many batches, and
+/// no copy of them in user space.
+async fn write_pieces<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    pieces: &[Bytes],
+) -> std::io::Result<()> {
+    let mut buf = Pieces::new(pieces);
+    while buf.has_remaining() {
+        if writer.write_buf(&mut buf).await? == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+    }
+    Ok(())
+}
+
+/// A [`Buf`] over a list of byte pieces, for [`write_pieces`].
+struct Pieces<'a> {
+    pieces: &'a [Bytes],
+    /// Bytes of `pieces[0]` already written.
+    offset: usize,
+    remaining: usize,
+}
+
+impl<'a> Pieces<'a> {
+    fn new(pieces: &'a [Bytes]) -> Self {
+        let mut buf = Pieces {
+            pieces,
+            offset: 0,
+            remaining: pieces.iter().map(Bytes::len).sum(),
+        };
+        buf.skip_empty();
+        buf
+    }
+
+    fn skip_empty(&mut self) {
+        while self.pieces.first().is_some_and(|p| p.len() == self.offset) {
+            self.pieces = &self.pieces[1..];
+            self.offset = 0;
+        }
+    }
+}
+
+impl Buf for Pieces<'_> {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.pieces.first().map_or(&[], |p| &p[self.offset..])
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        assert!(cnt <= self.remaining, "advanced past the end");
+        self.remaining -= cnt;
+        while cnt > 0 {
+            let left = self.pieces[0].len() - self.offset;
+            let step = left.min(cnt);
+            self.offset += step;
+            cnt -= step;
+            self.skip_empty();
+        }
+        self.skip_empty();
+    }
+
+    fn chunks_vectored<'b>(&'b self, dst: &mut [IoSlice<'b>]) -> usize {
+        let mut n = 0;
+        for (i, p) in self.pieces.iter().enumerate() {
+            if n == dst.len() {
+                break;
+            }
+            let p = if i == 0 { &p[self.offset..] } else { &p[..] };
+            if !p.is_empty() {
+                dst[n] = IoSlice::new(p);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pieces_are_written_whole_and_in_order() {
+        let pieces: Vec<Bytes> = vec![
+            Bytes::from_static(b""),
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b""),
+            Bytes::from(vec![7u8; 100_000]),
+            Bytes::from_static(b"z"),
+        ];
+        let mut out = Vec::new();
+        write_pieces(&mut out, &pieces).await.expect("writes");
+        let want: Vec<u8> = pieces.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn a_partial_advance_resumes_inside_a_piece() {
+        let pieces = [Bytes::from_static(b"ab"), Bytes::from_static(b"cde")];
+        let mut buf = Pieces::new(&pieces);
+        buf.advance(3);
+        assert_eq!(buf.remaining(), 2);
+        assert_eq!(buf.chunk(), b"de");
+        let mut slices = [IoSlice::new(&[]); 4];
+        assert_eq!(buf.chunks_vectored(&mut slices), 1);
+        buf.advance(2);
+        assert!(!buf.has_remaining());
+    }
 }

@@ -25,7 +25,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+mod fetch;
 mod guard;
+
+pub use fetch::encode_fetch_response;
 
 /// The APIs Eddy implements and the versions of each it really serves. Produce is
 /// advertised from v0 although v0–2 are refused when they arrive: librdkafka before

@@ -41,7 +41,24 @@ struct Got {
     batches: Vec<Bytes>,
 }
 
+/// The response with its records concatenated into each partition's records field.
 pub(super) async fn handle(shared: &Shared, req: FetchRequest) -> FetchResponse {
+    let (mut resp, records) = handle_in_parts(shared, req).await;
+    let mut records = records.iter();
+    for topic in &mut resp.responses {
+        for p in &mut topic.partitions {
+            p.records = Some(concat(records.next().expect("a record set per partition")));
+        }
+    }
+    resp
+}
+
+/// The response without its records, and each partition's batches (in response order)
+/// to be written after their fields uncopied ([`crate::wire::encode_fetch_response`]).
+pub(crate) async fn handle_in_parts(
+    shared: &Shared,
+    req: FetchRequest,
+) -> (FetchResponse, Vec<Vec<Bytes>>) {
     let mut wanted = Vec::new();
     for topic in &req.topics {
         for p in &topic.partitions {
@@ -171,8 +188,13 @@ fn from_core(resp: ClientResponse) -> Got {
 
 /// Builds the response, keeping the total under `max_bytes` except that the first batch
 /// found is always returned (KIP-74).
-fn respond(wanted: Vec<Wanted>, got: Vec<Got>, max_bytes: usize) -> FetchResponse {
+fn respond(
+    wanted: Vec<Wanted>,
+    got: Vec<Got>,
+    max_bytes: usize,
+) -> (FetchResponse, Vec<Vec<Bytes>>) {
     let mut total = 0usize;
+    let mut records = Vec::with_capacity(wanted.len());
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     for (w, g) in wanted.into_iter().zip(got) {
         let mut keep = Vec::new();
@@ -191,8 +213,8 @@ fn respond(wanted: Vec<Wanted>, got: Vec<Got>, max_bytes: usize) -> FetchRespons
             .with_last_stable_offset(g.high_watermark)
             .with_log_start_offset(g.log_start_offset)
             .with_aborted_transactions(Some(Vec::new()))
-            .with_preferred_read_replica(BrokerId(-1))
-            .with_records(Some(concat(&keep)));
+            .with_preferred_read_replica(BrokerId(-1));
+        records.push(keep);
         match topics.last_mut() {
             Some(t) if t.topic == w.topic => t.partitions.push(data),
             _ => topics.push(
@@ -202,7 +224,8 @@ fn respond(wanted: Vec<Wanted>, got: Vec<Got>, max_bytes: usize) -> FetchRespons
             ),
         }
     }
-    FetchResponse::default()
+    let resp = FetchResponse::default()
         .with_session_id(0)
-        .with_responses(topics)
+        .with_responses(topics);
+    (resp, records)
 }

@@ -10,7 +10,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
-mod fetch;
+pub(crate) mod fetch;
 mod find_coordinator;
 mod heartbeat;
 mod incremental_alter_configs;
@@ -23,7 +23,7 @@ mod metadata;
 mod offset_commit;
 mod offset_fetch;
 mod offset_for_leader_epoch;
-mod produce;
+pub(crate) mod produce;
 mod sync_group;
 
 use std::collections::BTreeMap;
@@ -72,7 +72,9 @@ pub(crate) async fn handle(
         RequestKind::Metadata(req) => {
             ResponseKind::Metadata(metadata::handle(shared, version, req).await)
         }
-        RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(shared, req).await?),
+        RequestKind::Produce(req) => {
+            ResponseKind::Produce(produce::submit(shared, req).await.response().await?)
+        }
         RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(shared, req).await),
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(shared, req).await)

@@ -4,6 +4,12 @@
 //!
 //! Produce v3+ carries exactly one v2 batch per partition; Kafka answers more (or none)
 //! with INVALID_RECORD, and so does Eddy.
+//!
+//! A request is handled in two steps so that a connection can pipeline them:
+//! [`submit`] hands every batch to the actor (in the order the requests came, which is
+//! the order they are appended in), and [`Submitted::response`] waits for the answers.
+//! The connection reads and submits the next request while earlier ones wait for their
+//! acknowledgements (connection.rs).
 
 use bytes::Bytes;
 use eddy_core::batch::BatchHeader;
@@ -11,7 +17,7 @@ use eddy_core::message::{Acks, ClientRequest, ClientResponse};
 use eddy_core::types::TopicPartition;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use tokio::sync::oneshot;
 
 use super::super::actor::ReplyTo;
@@ -27,7 +33,14 @@ fn single_batch(records: &Bytes) -> bool {
     BatchHeader::parse(records).is_ok_and(|h| h.total_len() == records.len())
 }
 
-pub(super) async fn handle(shared: &Shared, req: ProduceRequest) -> Option<ProduceResponse> {
+/// A produce request whose batches the actor has: what is left is waiting for answers.
+pub(crate) struct Submitted {
+    acks: Option<Acks>,
+    topics: Vec<(TopicName, Vec<(i32, Pending)>)>,
+}
+
+/// Validates `req`'s shape and sends each partition's batch to the actor, in order.
+pub(crate) async fn submit(shared: &Shared, req: ProduceRequest) -> Submitted {
     let acks = Acks::from_wire(req.acks);
     let timeout_ms = req.timeout_ms.max(0) as u64;
     let mut topics = Vec::with_capacity(req.topic_data.len());
@@ -74,9 +87,25 @@ pub(super) async fn handle(shared: &Shared, req: ProduceRequest) -> Option<Produ
         }
         topics.push((topic.name, parts));
     }
-    if acks == Some(Acks::None) {
-        return None;
+    Submitted { acks, topics }
+}
+
+impl Submitted {
+    /// Whether the request gets no response at all (acks=0).
+    pub(crate) fn needs_no_response(&self) -> bool {
+        self.acks == Some(Acks::None)
     }
+
+    /// Waits for every partition's answer; `None` for acks=0.
+    pub(crate) async fn response(self) -> Option<ProduceResponse> {
+        if self.needs_no_response() {
+            return None;
+        }
+        answers(self.topics).await
+    }
+}
+
+async fn answers(topics: Vec<(TopicName, Vec<(i32, Pending)>)>) -> Option<ProduceResponse> {
     let mut responses = Vec::with_capacity(topics.len());
     for (name, parts) in topics {
         let mut partition_responses = Vec::with_capacity(parts.len());
