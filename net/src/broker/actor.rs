@@ -804,6 +804,8 @@ impl Actor {
     }
 
     /// Runs a sync on a blocking thread; it reports back through `syncs`.
+    // Under madsim, spawn_blocking runs the closure as a simulated task (no threads).
+    #[cfg_attr(madsim, allow(deprecated))]
     fn spawn_sync(&self, tp: TopicPartition, sync_id: Option<u64>, job: SyncJob) {
         let done = self.syncs.0.clone();
         tokio::task::spawn_blocking(move || {
@@ -835,6 +837,8 @@ impl Actor {
 
     /// Writes every log dir's `recovery-point-offset-checkpoint`, off the actor's thread,
     /// every `log.flush.offset.checkpoint.interval.ms`.
+    // Under madsim, spawn_blocking runs the closure as a simulated task (no threads).
+    #[cfg_attr(madsim, allow(deprecated))]
     fn checkpoint_recovery_points(&self) {
         let points = self.recovery_points();
         tokio::task::spawn_blocking(move || {
@@ -852,6 +856,8 @@ impl Actor {
     /// brought back in line with the core's log, which never lost what it acknowledged,
     /// and the partition serves again — no restart needed. A partition whose disk still
     /// fails stays offline until the next attempt.
+    // Under madsim, spawn_blocking runs the closure as a simulated task (no threads).
+    #[cfg_attr(madsim, allow(deprecated))]
     fn retry_offline_partitions(&mut self) {
         for tp in self.failed.clone() {
             if self.node.replica(&tp).is_none() {
