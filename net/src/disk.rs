@@ -27,6 +27,8 @@ pub(crate) use std::os::unix::fs::FileExt;
 
 #[cfg(madsim)]
 mod sim;
+#[cfg(madsim)]
+pub(crate) use sim::sync_latency;
 #[cfg(all(test, madsim))]
 pub(crate) use sim::write;
 #[cfg(madsim)]

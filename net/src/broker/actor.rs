@@ -804,17 +804,24 @@ impl Actor {
     }
 
     /// Runs a sync on a blocking thread; it reports back through `syncs`.
-    // Under madsim, spawn_blocking runs the closure as a simulated task (no threads).
-    #[cfg_attr(madsim, allow(deprecated))]
     fn spawn_sync(&self, tp: TopicPartition, sync_id: Option<u64>, job: SyncJob) {
         let done = self.syncs.0.clone();
-        tokio::task::spawn_blocking(move || {
+        let sync = move || {
             let point = job.point();
             let result = job.run();
             if let Err(e) = &result {
                 tracing::error!(error = %e, "sync failed");
             }
             let _ = done.send((tp, sync_id, point, result.is_ok()));
+        };
+        #[cfg(not(madsim))]
+        tokio::task::spawn_blocking(sync);
+        // The simulated disk takes a while to sync, as a real one does, so that a kill
+        // can land between a write and its sync and drop the write.
+        #[cfg(madsim)]
+        tokio::spawn(async move {
+            tokio::time::sleep(crate::disk::sync_latency()).await;
+            sync();
         });
     }
 

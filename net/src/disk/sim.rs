@@ -101,6 +101,16 @@ pub fn crash(dir: &Path, seed: u64) -> CrashReport {
     report
 }
 
+/// How long a sync takes: 0.5 to 20 ms, drawn from the simulated clock (madsim's
+/// `SystemTime` is a function of the seed), so it varies without a generator kept in a
+/// static, which would outlive the seed.
+pub(crate) fn sync_latency() -> std::time::Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    std::time::Duration::from_micros(500 + u64::from(nanos / 7) % 19_500)
+}
+
 /// Removes everything under `dir` from the simulated disk (the end of a run).
 pub fn clear(dir: &Path) {
     let mut d = disk();
