@@ -308,12 +308,17 @@ async fn read_back() -> Result<BTreeMap<u32, Vec<(i64, Option<u64>)>>, String> {
         .map(|p| TopicPartition::new(TOPIC, p))
         .collect();
     consumer.assign(tps.clone());
-    consumer
-        .seek_to_beginning(&tps)
-        .await
-        .expect("seek to beginning");
-    let mut read: BTreeMap<u32, Vec<(i64, Option<u64>)>> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_millis(LIVENESS_MS);
+    // Leaders may still be moving just after the faults heal: retry until the bound.
+    while let Err(e) = consumer.seek_to_beginning(&tps).await {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "liveness: the healed cluster could not list the partitions' start offsets within {LIVENESS_MS} ms: {e}"
+            ));
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+    let mut read: BTreeMap<u32, Vec<(i64, Option<u64>)>> = BTreeMap::new();
     loop {
         let records = consumer
             .poll(Duration::from_millis(500))
