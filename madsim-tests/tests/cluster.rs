@@ -648,7 +648,7 @@ async fn scenario(faults: Faults) -> String {
     if !violations.is_empty() {
         print_faults(seed, &fault_log);
         panic!(
-            "seed {seed} ({faults:?}): {} violations:\n  {}\nreproduce with: MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 scripts/madsim {}",
+            "seed {seed} ({faults:?}): {} violations (the group read {consumed} records and had {commits} offset commits acknowledged):\n  {}\nreproduce with: MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 scripts/madsim {}",
             violations.len(),
             violations.join("\n  "),
             test_name(faults),
@@ -741,4 +741,16 @@ fn same_seed_same_run() {
 fn regression_seed_34_torn_meta_properties() {
     madsim::runtime::Runtime::with_seed_and_config(34, madsim::Config::default())
         .block_on(scenario(Faults::Mixed));
+}
+
+/// Open: seed 171 of the kill scenario (and 13 more of seeds 51..=200 of both scenarios,
+/// none in CI's block 1..=50): the consumer group never reads a record or commits an
+/// offset, even given 120 simulated s after the faults heal, while the producer and the
+/// read-back see every record. The first kill comes 0.74 s in, while the group and
+/// `__consumer_offsets` are still being set up. Ignored until fixed.
+#[test]
+#[ignore = "open: the consumer group never makes progress in this seed (see the comment)"]
+fn regression_seed_171_group_never_commits() {
+    madsim::runtime::Runtime::with_seed_and_config(171, madsim::Config::default())
+        .block_on(scenario(Faults::KillRestart));
 }
