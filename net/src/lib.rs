@@ -8,6 +8,7 @@
 //! decisions of its own.
 
 pub mod broker;
+pub mod disk;
 mod meta;
 mod partition_metadata;
 pub mod peer;

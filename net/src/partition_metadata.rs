@@ -10,7 +10,7 @@
 //! new id: the broker recognises its old directory as the earlier topic's and deletes it
 //! instead of serving its records as the new topic's.
 
-use std::fs;
+use crate::disk as fs;
 use std::path::Path;
 
 use eddy_core::controller::TopicId;
@@ -38,17 +38,15 @@ pub(crate) fn read(dir: &Path) -> Option<TopicId> {
     }
 }
 
-/// Writes the file (through a temporary file and a rename, so a crash leaves the old
-/// file or the new one).
+/// Writes the file (through a synced temporary file and a rename, so a crash leaves
+/// the old file or the new one).
 pub(crate) fn write(dir: &Path, id: TopicId) -> Result<(), StorageError> {
     let text = format!(
         "version: 0\ntopic_id: {}\n",
         topic_id::to_base64(topic_id::to_uuid(id))
     );
-    let tmp = dir.join(format!("{FILE}.tmp"));
     let path = dir.join(FILE);
-    fs::write(&tmp, text).map_err(io_err("write", &tmp))?;
-    fs::rename(&tmp, &path).map_err(io_err("rename", &path))
+    fs::write_atomically(&path, text.as_bytes()).map_err(io_err("write", &path))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! (a crash mid-append) is cut after the last whole entry — that entry was never
 //! reported durable — and a leftover temporary file is ignored.
 
-use std::fs::{self, File, OpenOptions};
+use crate::disk::{self as fs, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 

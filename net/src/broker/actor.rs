@@ -806,13 +806,22 @@ impl Actor {
     /// Runs a sync on a blocking thread; it reports back through `syncs`.
     fn spawn_sync(&self, tp: TopicPartition, sync_id: Option<u64>, job: SyncJob) {
         let done = self.syncs.0.clone();
-        tokio::task::spawn_blocking(move || {
+        let sync = move || {
             let point = job.point();
             let result = job.run();
             if let Err(e) = &result {
                 tracing::error!(error = %e, "sync failed");
             }
             let _ = done.send((tp, sync_id, point, result.is_ok()));
+        };
+        #[cfg(not(madsim))]
+        tokio::task::spawn_blocking(sync);
+        // The simulated disk takes a while to sync, as a real one does, so that a kill
+        // can land between a write and its sync and drop the write.
+        #[cfg(madsim)]
+        tokio::spawn(async move {
+            tokio::time::sleep(crate::disk::sync_latency()).await;
+            sync();
         });
     }
 
@@ -835,6 +844,8 @@ impl Actor {
 
     /// Writes every log dir's `recovery-point-offset-checkpoint`, off the actor's thread,
     /// every `log.flush.offset.checkpoint.interval.ms`.
+    // Under madsim, spawn_blocking runs the closure as a simulated task (no threads).
+    #[cfg_attr(madsim, allow(deprecated))]
     fn checkpoint_recovery_points(&self) {
         let points = self.recovery_points();
         tokio::task::spawn_blocking(move || {
@@ -852,6 +863,8 @@ impl Actor {
     /// brought back in line with the core's log, which never lost what it acknowledged,
     /// and the partition serves again — no restart needed. A partition whose disk still
     /// fails stays offline until the next attempt.
+    // Under madsim, spawn_blocking runs the closure as a simulated task (no threads).
+    #[cfg_attr(madsim, allow(deprecated))]
     fn retry_offline_partitions(&mut self) {
         for tp in self.failed.clone() {
             if self.node.replica(&tp).is_none() {

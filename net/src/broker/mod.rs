@@ -217,7 +217,9 @@ impl Broker {
             std::time::Duration::from_secs(5),
         );
         loop {
+            // biased: under madsim an unbiased select draws from an RNG outside the seed.
             tokio::select! {
+                biased;
                 r = &mut ready => {
                     if r.is_err() {
                         return Err(StartError::Quorum);

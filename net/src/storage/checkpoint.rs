@@ -9,8 +9,8 @@
 //! crash leaves either the old checkpoint or the new one. A file that does not parse is
 //! ignored (every partition is then scanned in full): it can cost time, never data.
 
+use crate::disk::{self as fs, File};
 use std::collections::BTreeMap;
-use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -16,7 +16,7 @@
 //! Kafka memory-maps preallocated index files and trims them when a segment rolls; here
 //! the files are appended to as entries come, so they always have their exact size.
 
-use std::fs::{self, File, OpenOptions};
+use crate::disk::{self as fs, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 

