@@ -41,6 +41,13 @@ pub(crate) fn draw(path: &Path, rows: &[Row]) -> Result<(), String> {
     draw_inner(path, rows).map_err(|e| format!("drawing {}: {e}", path.display()))
 }
 
+/// One line (with a dot per configuration) in a panel, named in the legend if `name`.
+struct Line<'a> {
+    points: &'a [(i32, f64)],
+    color: RGBColor,
+    name: Option<&'static str>,
+}
+
 fn draw_inner(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
     let n = rows.len() as i32;
     let names: Vec<String> = rows.iter().map(|r| r.config.short()).collect();
@@ -54,23 +61,63 @@ fn draw_inner(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(450);
 
-    let produce: Vec<(i32, f64)> = (0..n)
-        .map(|i| (i, rows[i as usize].throughput.mb_per_sec))
-        .collect();
-    let consume: Vec<(i32, f64)> = (0..n)
-        .map(|i| (i, rows[i as usize].consumed.mb_per_sec))
-        .collect();
-    let y_max = produce
+    let column = |f: &dyn Fn(&Row) -> f64| -> Vec<(i32, f64)> {
+        (0..n).map(|i| (i, f(&rows[i as usize]))).collect()
+    };
+    let produce = column(&|r| r.throughput.mb_per_sec);
+    let consume = column(&|r| r.consumed.mb_per_sec);
+    let p99 = column(&|r| r.latency.p99_ms);
+    panel(
+        &top,
+        "Eddy throughput, one producer / one consumer, one partition (MB/s)",
+        "MB/s",
+        n,
+        &label,
+        &[
+            Line {
+                points: &produce,
+                color: BLUE,
+                name: Some("produce"),
+            },
+            Line {
+                points: &consume,
+                color: RED,
+                name: Some("consume"),
+            },
+        ],
+    )?;
+    panel(
+        &bottom,
+        "p99 produce latency (send to acknowledgement) at a fixed rate (ms)",
+        "ms",
+        n,
+        &label,
+        &[Line {
+            points: &p99,
+            color: GREEN,
+            name: None,
+        }],
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+/// One chart over the `n` configurations: a caption, the mesh, and `lines`.
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    n: i32,
+    label: &dyn Fn(&i32) -> String,
+    lines: &[Line<'_>],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let y_max = lines
         .iter()
-        .chain(&consume)
-        .map(|p| p.1)
-        .fold(1.0, f64::max)
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .fold(0.1, f64::max)
         * 1.15;
-    let mut chart = ChartBuilder::on(&top)
-        .caption(
-            "Eddy throughput, one producer / one consumer, one partition (MB/s)",
-            ("sans-serif", 24),
-        )
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 24))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -78,56 +125,53 @@ fn draw_inner(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error
     chart
         .configure_mesh()
         .x_labels(n as usize + 2)
-        .x_label_formatter(&label)
+        .x_label_formatter(label)
         .x_label_style(("sans-serif", 13))
-        .y_desc("MB/s")
+        .y_desc(y_desc)
         .draw()?;
-    for (points, color, name) in [(&produce, BLUE, "produce"), (&consume, RED, "consume")] {
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), color))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    for line in lines {
+        let color = line.color;
+        let series = chart.draw_series(LineSeries::new(line.points.iter().copied(), color))?;
+        if let Some(name) = line.name {
+            series
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
         chart.draw_series(PointSeries::of_element(
-            points.iter().copied(),
+            line.points.iter().copied(),
             5,
             color.filled(),
             &|c, s, st| Circle::new(c, s, st),
         ))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 16))
-        .draw()?;
-
-    let p99: Vec<(i32, f64)> = (0..n)
-        .map(|i| (i, rows[i as usize].latency.p99_ms))
-        .collect();
-    let y_max = p99.iter().map(|p| p.1).fold(0.1, f64::max) * 1.15;
-    let mut chart = ChartBuilder::on(&bottom)
-        .caption(
-            "p99 produce latency (send to acknowledgement) at a fixed rate (ms)",
-            ("sans-serif", 24),
-        )
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(-1..n, 0.0..y_max)?;
-    chart
-        .configure_mesh()
-        .x_labels(n as usize + 2)
-        .x_label_formatter(&label)
-        .x_label_style(("sans-serif", 13))
-        .y_desc("ms")
-        .draw()?;
-    chart.draw_series(LineSeries::new(p99.iter().copied(), GREEN))?;
-    chart.draw_series(PointSeries::of_element(
-        p99.iter().copied(),
-        5,
-        GREEN.filled(),
-        &|c, s, st| Circle::new(c, s, st),
-    ))?;
-    root.present()?;
+    if lines.iter().any(|l| l.name.is_some()) {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 16))
+            .draw()?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_both_panels_into_a_png() {
+        if FONT_PATHS.iter().all(|p| !Path::new(p).exists()) {
+            eprintln!("skipped: no font for the plot's text (apt-get install fonts-dejavu-core)");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("eddy-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("plot.png");
+        let rows = vec![crate::report::tests::sample_row(); 3];
+        draw(&path, &rows).expect("draws");
+        let png = std::fs::read(&path).expect("written");
+        assert_eq!(&png[1..4], b"PNG", "a PNG file");
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
+    }
 }

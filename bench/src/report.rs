@@ -186,7 +186,7 @@ pub(crate) fn latency_table(rows: &[Row], l: &Limits) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn limits(pipe_mb: f64, tcp_mb: f64) -> Limits {
@@ -240,15 +240,15 @@ mod tests {
         assert_eq!(times(2.5, 0.0), "–");
     }
 
-    #[test]
-    fn a_row_shows_its_figure_beside_its_bound() {
+    /// A 3-broker acks=all 1 KiB row producing at 150 MB/s beside a 900 MB/s pipe.
+    pub(crate) fn sample_row() -> Row {
         let config = Config {
             brokers: 3,
             replication_factor: 3,
             acks: "all",
             record_bytes: 1024,
         };
-        let row = Row {
+        Row {
             config,
             throughput: Produced {
                 mb_per_sec: 150.0,
@@ -264,8 +264,12 @@ mod tests {
             loopback: Rate {
                 bytes_per_sec: 3000.0 * crate::MB,
             },
-        };
-        let t = throughput_table(&[row]);
+        }
+    }
+
+    #[test]
+    fn a_row_shows_its_figure_beside_its_bound() {
+        let t = throughput_table(&[sample_row()]);
         assert!(
             t.contains("| 3b/rf3 acks=all 1 KiB | 153600 | 150.0 | 300 | 50.0% |"),
             "{t}"

@@ -110,6 +110,20 @@ mod tests {
         ]
     }
 
+    /// [`committed_on_leader`], and N2 appends both batches too.
+    fn committed_on_leader_and_copied_by_n2() -> Vec<Observation> {
+        let mut h = committed_on_leader();
+        for (number, base) in [(0, 0), (1, 1)] {
+            h.push(Observation::Appended {
+                at: 3,
+                node: N2,
+                part: 0,
+                batch: b(base, base, 1, number),
+            });
+        }
+        h
+    }
+
     #[test]
     fn flags_a_divergent_follower_below_its_high_watermark() {
         let mut h = committed_on_leader();
@@ -155,15 +169,7 @@ mod tests {
     /// controller takes N2 out of the ISR and N2 truncates the batch (it followed a
     /// deposed leader whose log ends at 1).
     fn out_of_isr_follower_truncates(hw: u64, isr: Vec<eddy_core::NodeId>) -> Vec<Observation> {
-        let mut h = committed_on_leader();
-        for (number, base) in [(0, 0), (1, 1)] {
-            h.push(Observation::Appended {
-                at: 3,
-                node: N2,
-                part: 0,
-                batch: b(base, base, 1, number),
-            });
-        }
+        let mut h = committed_on_leader_and_copied_by_n2();
         h.push(Observation::HighWatermark {
             at: 4,
             node: N2,
@@ -237,15 +243,7 @@ mod tests {
     /// it and reports a leader's high watermark over it (a stale leadership); then N2
     /// truncates it to follow N1 back.
     fn last_isr_member_lost_it(isr: Vec<eddy_core::NodeId>) -> Vec<Observation> {
-        let mut h = committed_on_leader();
-        for (number, base) in [(0, 0), (1, 1)] {
-            h.push(Observation::Appended {
-                at: 3,
-                node: N2,
-                part: 0,
-                batch: b(base, base, 1, number),
-            });
-        }
+        let mut h = committed_on_leader_and_copied_by_n2();
         h.push(Observation::IsrChanged {
             at: 4,
             part: 0,
