@@ -533,9 +533,32 @@ fn check(
     violations
 }
 
+/// Simulated time since the run began, for log lines.
+struct SimTime(Instant);
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{:>9.3}s", self.0.elapsed().as_secs_f64())
+    }
+}
+
+/// `EDDY_LOG=<filter>` (as for `eddy broker`) prints every node's tracing with the
+/// simulated time; off by default.
+fn init_tracing() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG") else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(SimTime(Instant::now()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// One run of a scenario: returns a summary of everything the clients observed, which
 /// the determinism test compares between two runs of the same seed.
 async fn scenario(faults: Faults) -> String {
+    init_tracing();
     let handle = Handle::current();
     let seed = handle.seed();
     let dir = run_dir(seed);
@@ -596,11 +619,9 @@ async fn scenario(faults: Faults) -> String {
                 .iter()
                 .enumerate()
                 .map(|(m, log)| {
-                    madsim::task::spawn(group_member(
-                        m,
-                        sim_started,
-                        Arc::clone(&stop),
-                        Arc::clone(log),
+                    madsim::task::spawn(tracing::Instrument::instrument(
+                        group_member(m, sim_started, Arc::clone(&stop), Arc::clone(log)),
+                        tracing::info_span!("member", m),
                     ))
                 })
                 .collect();
