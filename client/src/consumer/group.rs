@@ -669,7 +669,7 @@ mod tests {
     };
     use std::sync::Mutex;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::net::TcpListener;
 
     const NOT_COORDINATOR: i16 = 16;
 
@@ -783,9 +783,12 @@ mod tests {
         );
         let tp = TopicPartition::new("t", 0);
 
-        let err = member.committed(&[tp.clone()]).await.unwrap_err();
+        let err = member
+            .committed(std::slice::from_ref(&tp))
+            .await
+            .unwrap_err();
         assert!(err.is_retriable(), "NOT_COORDINATOR is retried: {err}");
-        let committed = member.committed(&[tp.clone()]).await.unwrap();
+        let committed = member.committed(std::slice::from_ref(&tp)).await.unwrap();
         assert_eq!(committed, BTreeMap::from([(tp, 42)]));
         assert_eq!(
             *seen.lock().unwrap(),
