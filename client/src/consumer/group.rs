@@ -105,9 +105,23 @@ impl Membership {
         self.net.node(node).await
     }
 
+    /// Kafka's `markCoordinatorUnknown`: COORDINATOR_LOAD_IN_PROGRESS,
+    /// COORDINATOR_NOT_AVAILABLE or NOT_COORDINATOR (14..=16) mean the coordinator
+    /// moved or is moving, so the next request looks it up again (FindCoordinator).
     fn forget_coordinator_if(&mut self, code: i16) {
         if matches!(code, 14..=16) {
             self.coordinator = None;
+        }
+    }
+
+    /// [`Self::forget_coordinator_if`] for the error of a request to the coordinator.
+    /// Every such request must go through here: a member that kept asking a broker that
+    /// is no longer the coordinator would never get an answer, while its heartbeats (which
+    /// look the coordinator up on their own) keep it in the group holding its partitions.
+    fn forget_coordinator_on<T>(&mut self, result: &Result<T>) {
+        if let Err(ClientError::Broker { code, .. } | ClientError::Partition { code, .. }) = result
+        {
+            self.forget_coordinator_if(code.0);
         }
     }
 
@@ -368,6 +382,7 @@ impl Membership {
         self.member_id.clear();
         self.generation = -1;
         if response.error_code != 0 && response.error_code != UNKNOWN_MEMBER_ID {
+            self.forget_coordinator_if(response.error_code);
             return Err(self.group_error(&conn, "LeaveGroup", response.error_code));
         }
         Ok(())
@@ -387,8 +402,8 @@ impl Membership {
             ) {
                 self.rejoin_needed.store(true, Ordering::SeqCst);
             }
-            self.forget_coordinator_if(code.0);
         }
+        self.forget_coordinator_on(&result);
         result
     }
 
@@ -398,7 +413,9 @@ impl Membership {
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, i64>> {
         let conn = self.coordinator().await?;
-        fetch_committed(&conn, &self.config.group_id, Some(partitions)).await
+        let result = fetch_committed(&conn, &self.config.group_id, Some(partitions)).await;
+        self.forget_coordinator_on(&result);
+        result
     }
 }
 
@@ -640,6 +657,154 @@ fn decode_assignment(bytes: &Bytes) -> std::result::Result<Vec<TopicPartition>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::CommonConfig;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+    use kafka_protocol::messages::offset_fetch_response::{
+        OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+    };
+    use kafka_protocol::messages::{
+        ApiVersionsResponse, BrokerId, FindCoordinatorResponse, MetadataResponse,
+        OffsetFetchResponse, ResponseHeader,
+    };
+    use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    const NOT_COORDINATOR: i16 = 16;
+
+    /// A one-node "cluster" that names itself node 1 and the group's coordinator, but
+    /// answers the first OffsetFetch with NOT_COORDINATOR (as a broker does right after
+    /// its `__consumer_offsets` partition moved away); it logs the API key of every
+    /// request it gets.
+    async fn moving_coordinator(listener: TcpListener, seen: Arc<Mutex<Vec<ApiKey>>>) {
+        let port = listener.local_addr().unwrap().port() as i32;
+        let mut offset_fetches = 0;
+        let (mut socket, _) = listener.accept().await.unwrap();
+        loop {
+            let mut len = [0u8; 4];
+            if socket.read_exact(&mut len).await.is_err() {
+                return; // the client hung up
+            }
+            let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
+            socket.read_exact(&mut frame).await.unwrap();
+            let mut b = &frame[..];
+            let (key, version, correlation_id) = (b.get_i16(), b.get_i16(), b.get_i32());
+            let key = ApiKey::try_from(key).unwrap();
+            seen.lock().unwrap().push(key);
+            let mut body = BytesMut::new();
+            ResponseHeader::default()
+                .with_correlation_id(correlation_id)
+                .encode(&mut body, key.response_header_version(version))
+                .unwrap();
+            match key {
+                ApiKey::ApiVersions => ApiVersionsResponse::default()
+                    .with_api_keys(
+                        [
+                            (ApiKey::ApiVersions, 3),
+                            (ApiKey::Metadata, 1),
+                            (ApiKey::FindCoordinator, 1),
+                            (ApiKey::OffsetFetch, 3),
+                        ]
+                        .into_iter()
+                        .map(|(k, v)| {
+                            ApiVersion::default()
+                                .with_api_key(k as i16)
+                                .with_min_version(0)
+                                .with_max_version(v)
+                        })
+                        .collect(),
+                    )
+                    .encode(&mut body, version),
+                ApiKey::Metadata => MetadataResponse::default()
+                    .with_brokers(vec![MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(1))
+                        .with_host(s("127.0.0.1"))
+                        .with_port(port)])
+                    .with_controller_id(BrokerId(1))
+                    .encode(&mut body, version),
+                ApiKey::FindCoordinator => FindCoordinatorResponse::default()
+                    .with_node_id(BrokerId(1))
+                    .with_host(s("127.0.0.1"))
+                    .with_port(port)
+                    .encode(&mut body, version),
+                ApiKey::OffsetFetch => {
+                    offset_fetches += 1;
+                    let response = if offset_fetches == 1 {
+                        OffsetFetchResponse::default().with_error_code(NOT_COORDINATOR)
+                    } else {
+                        OffsetFetchResponse::default().with_topics(vec![
+                            OffsetFetchResponseTopic::default()
+                                .with_name(TopicName(s("t")))
+                                .with_partitions(vec![OffsetFetchResponsePartition::default()
+                                    .with_partition_index(0)
+                                    .with_committed_offset(42)]),
+                        ])
+                    };
+                    response.encode(&mut body, version)
+                }
+                other => panic!("the test broker got an unexpected {other:?}"),
+            }
+            .unwrap();
+            let mut out = BytesMut::new();
+            out.put_i32(body.len() as i32);
+            out.put_slice(&body);
+            socket.write_all(&out).await.unwrap();
+        }
+    }
+
+    /// Kafka's consumer marks the coordinator unknown when OffsetFetch answers
+    /// NOT_COORDINATOR (`ConsumerCoordinator.OffsetFetchResponseHandler`). Before this
+    /// was so, a member that joined, then saw the coordinator move before it fetched its
+    /// committed offsets, asked the old broker forever and never read its partitions,
+    /// while its heartbeats kept it in the group (madsim seeds 76, 179 and 185 of the
+    /// kill scenario).
+    #[tokio::test]
+    async fn offset_fetch_answered_not_coordinator_looks_the_coordinator_up_again() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let broker = tokio::spawn(moving_coordinator(listener, seen.clone()));
+        let net = NetworkClient::new(CommonConfig {
+            bootstrap_servers: addr,
+            request_timeout_ms: 5_000,
+            ..CommonConfig::default()
+        })
+        .unwrap();
+        let mut member = Membership::new(
+            net.clone(),
+            GroupConfig {
+                group_id: "g".to_string(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 30_000,
+                heartbeat_interval_ms: 1_000,
+                assignors: vec![Assignor::Range],
+            },
+        );
+        let tp = TopicPartition::new("t", 0);
+
+        let err = member
+            .committed(std::slice::from_ref(&tp))
+            .await
+            .unwrap_err();
+        assert!(err.is_retriable(), "NOT_COORDINATOR is retried: {err}");
+        let committed = member.committed(std::slice::from_ref(&tp)).await.unwrap();
+        assert_eq!(committed, BTreeMap::from([(tp, 42)]));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                ApiKey::ApiVersions,
+                ApiKey::FindCoordinator,
+                ApiKey::Metadata,
+                ApiKey::OffsetFetch,
+                // NOT_COORDINATOR: look the coordinator up before asking again.
+                ApiKey::FindCoordinator,
+                ApiKey::OffsetFetch,
+            ]
+        );
+        net.close().await;
+        broker.await.unwrap();
+    }
 
     #[test]
     fn subscription_and_assignment_bytes_round_trip() {
