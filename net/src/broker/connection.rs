@@ -12,14 +12,12 @@
 //! next request is read and handled; at most [`MAX_IN_FLIGHT`] responses wait for it, so
 //! a client that does not read its responses is slowed, not buffered without limit.
 
+use std::future::Future;
+use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::future::Future;
-use std::pin::Pin;
-
-use std::io::IoSlice;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
@@ -249,7 +247,6 @@ impl Buf for Pieces<'_> {
             cnt -= step;
             self.skip_empty();
         }
-        self.skip_empty();
     }
 
     fn chunks_vectored<'b>(&'b self, dst: &mut [IoSlice<'b>]) -> usize {
