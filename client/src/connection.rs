@@ -414,32 +414,39 @@ async fn read_loop(mut read: ReadHalf<TcpStream>, inflight: Arc<Mutex<Inflight>>
     fail_all(&inflight, reason);
 }
 
+/// The two halves of a fake broker in tests: read a request's key, version and
+/// correlation id; answer it with a framed response.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
+pub(crate) mod fake_broker {
+    use bytes::{Buf, BufMut, BytesMut};
     use kafka_protocol::messages::ResponseHeader;
-    use tokio::net::TcpListener;
+    use kafka_protocol::protocol::Encodable;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
-    async fn read_request(s: &mut TcpStream) -> (i16, i16, i32) {
+    /// The next request's (api key, version, correlation id); `None` once the client
+    /// hung up.
+    pub(crate) async fn read_request(s: &mut TcpStream) -> Option<(i16, i16, i32)> {
         let mut len = [0u8; 4];
-        s.read_exact(&mut len).await.unwrap();
+        s.read_exact(&mut len).await.ok()?;
         let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
         s.read_exact(&mut body).await.unwrap();
         let mut b = &body[..];
-        (b.get_i16(), b.get_i16(), b.get_i32())
+        Some((b.get_i16(), b.get_i16(), b.get_i32()))
     }
 
-    async fn answer(
+    /// Writes `resp` at `version` under a response header of `header_version`.
+    pub(crate) async fn answer(
         s: &mut TcpStream,
         correlation_id: i32,
+        header_version: i16,
         version: i16,
-        resp: &ApiVersionsResponse,
+        resp: &impl Encodable,
     ) {
         let mut body = BytesMut::new();
         ResponseHeader::default()
             .with_correlation_id(correlation_id)
-            .encode(&mut body, 0)
+            .encode(&mut body, header_version)
             .unwrap();
         resp.encode(&mut body, version).unwrap();
         let mut frame = BytesMut::new();
@@ -447,6 +454,14 @@ mod tests {
         frame.put_slice(&body);
         s.write_all(&frame).await.unwrap();
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake_broker::{answer, read_request};
+    use super::*;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use tokio::net::TcpListener;
 
     fn range(key: ApiKey, min: i16, max: i16) -> ApiVersion {
         ApiVersion::default()
@@ -464,13 +479,13 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let broker = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
-            let (key, version, cid) = read_request(&mut s).await;
+            let (key, version, cid) = read_request(&mut s).await.unwrap();
             assert_eq!((key, version), (ApiKey::ApiVersions as i16, 3));
             let refuse = ApiVersionsResponse::default()
                 .with_error_code(35)
                 .with_api_keys(vec![range(ApiKey::ApiVersions, 0, 2)]);
-            answer(&mut s, cid, 0, &refuse).await;
-            let (key, version, cid) = read_request(&mut s).await;
+            answer(&mut s, cid, 0, 0, &refuse).await;
+            let (key, version, cid) = read_request(&mut s).await.unwrap();
             assert_eq!((key, version), (ApiKey::ApiVersions as i16, 2));
             let ok = ApiVersionsResponse::default().with_api_keys(vec![
                 range(ApiKey::ApiVersions, 0, 2),
@@ -478,7 +493,7 @@ mod tests {
                 range(ApiKey::Produce, 0, 13),
                 range(ApiKey::Fetch, 0, 3),
             ]);
-            answer(&mut s, cid, 2, &ok).await;
+            answer(&mut s, cid, 0, 2, &ok).await;
             s
         });
         let conn = Connection::open(&addr, "test".into(), "t", Duration::from_secs(5))

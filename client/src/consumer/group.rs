@@ -657,6 +657,7 @@ fn decode_assignment(bytes: &Bytes) -> std::result::Result<Vec<TopicPartition>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::fake_broker::{answer, read_request};
     use crate::network::CommonConfig;
     use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
@@ -665,10 +666,9 @@ mod tests {
     };
     use kafka_protocol::messages::{
         ApiVersionsResponse, BrokerId, FindCoordinatorResponse, MetadataResponse,
-        OffsetFetchResponse, ResponseHeader,
+        OffsetFetchResponse,
     };
     use std::sync::Mutex;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     const NOT_COORDINATOR: i16 = 16;
@@ -682,24 +682,15 @@ mod tests {
         let mut offset_fetches = 0;
         let (mut socket, _) = listener.accept().await.unwrap();
         loop {
-            let mut len = [0u8; 4];
-            if socket.read_exact(&mut len).await.is_err() {
+            let Some((key, version, correlation_id)) = read_request(&mut socket).await else {
                 return; // the client hung up
-            }
-            let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
-            socket.read_exact(&mut frame).await.unwrap();
-            let mut b = &frame[..];
-            let (key, version, correlation_id) = (b.get_i16(), b.get_i16(), b.get_i32());
+            };
             let key = ApiKey::try_from(key).unwrap();
             seen.lock().unwrap().push(key);
-            let mut body = BytesMut::new();
-            ResponseHeader::default()
-                .with_correlation_id(correlation_id)
-                .encode(&mut body, key.response_header_version(version))
-                .unwrap();
+            let header_version = key.response_header_version(version);
             match key {
-                ApiKey::ApiVersions => ApiVersionsResponse::default()
-                    .with_api_keys(
+                ApiKey::ApiVersions => {
+                    let resp = ApiVersionsResponse::default().with_api_keys(
                         [
                             (ApiKey::ApiVersions, 3),
                             (ApiKey::Metadata, 1),
@@ -714,20 +705,25 @@ mod tests {
                                 .with_max_version(v)
                         })
                         .collect(),
-                    )
-                    .encode(&mut body, version),
-                ApiKey::Metadata => MetadataResponse::default()
-                    .with_brokers(vec![MetadataResponseBroker::default()
+                    );
+                    answer(&mut socket, correlation_id, header_version, version, &resp).await
+                }
+                ApiKey::Metadata => {
+                    let resp = MetadataResponse::default()
+                        .with_brokers(vec![MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(1))
+                            .with_host(s("127.0.0.1"))
+                            .with_port(port)])
+                        .with_controller_id(BrokerId(1));
+                    answer(&mut socket, correlation_id, header_version, version, &resp).await
+                }
+                ApiKey::FindCoordinator => {
+                    let resp = FindCoordinatorResponse::default()
                         .with_node_id(BrokerId(1))
                         .with_host(s("127.0.0.1"))
-                        .with_port(port)])
-                    .with_controller_id(BrokerId(1))
-                    .encode(&mut body, version),
-                ApiKey::FindCoordinator => FindCoordinatorResponse::default()
-                    .with_node_id(BrokerId(1))
-                    .with_host(s("127.0.0.1"))
-                    .with_port(port)
-                    .encode(&mut body, version),
+                        .with_port(port);
+                    answer(&mut socket, correlation_id, header_version, version, &resp).await
+                }
                 ApiKey::OffsetFetch => {
                     offset_fetches += 1;
                     let response = if offset_fetches == 1 {
@@ -741,15 +737,17 @@ mod tests {
                                     .with_committed_offset(42)]),
                         ])
                     };
-                    response.encode(&mut body, version)
+                    answer(
+                        &mut socket,
+                        correlation_id,
+                        header_version,
+                        version,
+                        &response,
+                    )
+                    .await
                 }
                 other => panic!("the test broker got an unexpected {other:?}"),
             }
-            .unwrap();
-            let mut out = BytesMut::new();
-            out.put_i32(body.len() as i32);
-            out.put_slice(&body);
-            socket.write_all(&out).await.unwrap();
         }
     }
 
