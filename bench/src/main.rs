@@ -64,6 +64,11 @@ struct Args {
     /// Measure and print the machine's limits only (no brokers, no files written).
     #[arg(long)]
     limits_only: bool,
+    /// Run only these configurations (comma-separated ids such as `1b-acks1-1k`,
+    /// `3b-acksall-100`: brokers, acks, record size) and print their figures without
+    /// writing BENCHMARKS.md or the plot: for quick comparisons while working.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// The command line to write into BENCHMARKS.md (scripts/bench passes its own).
     #[arg(long, default_value = "scripts/bench")]
     command: String,
@@ -111,34 +116,53 @@ fn run(args: &Args) -> Result<(), String> {
         return Ok(());
     }
 
+    let selected = |c: &Config| args.only.is_empty() || args.only.contains(&c.id());
     let mut rows = Vec::new();
     for (brokers, rf) in [(1u16, 1u16), (3, 3)] {
+        let configs: Vec<Config> = ["1", "all"]
+            .into_iter()
+            .flat_map(|acks| {
+                [100usize, 1024].map(|record_bytes| Config {
+                    brokers,
+                    replication_factor: rf,
+                    acks,
+                    record_bytes,
+                })
+            })
+            .filter(selected)
+            .collect();
+        if configs.is_empty() {
+            continue;
+        }
         let dir = work.join(format!("cluster-{brokers}"));
         eddy_dir_reset(&dir)?;
         eprintln!("starting {brokers} broker(s) under {}...", dir.display());
         let cluster = cluster::start(&eddy, &dir, brokers, args.base_port)?;
         eprintln!("brokers up (pids {:?})", cluster.pids);
-        for acks in ["1", "all"] {
-            for record_bytes in [100usize, 1024] {
-                let config = Config {
-                    brokers,
-                    replication_factor: rf,
-                    acks,
-                    record_bytes,
-                };
-                rows.push(measure_config(
-                    args,
-                    &eddy,
-                    &work,
-                    &cluster.bootstrap,
-                    config,
-                )?);
-            }
+        for config in configs {
+            rows.push(measure_config(
+                args,
+                &eddy,
+                &work,
+                &cluster.bootstrap,
+                config,
+            )?);
         }
         drop(cluster);
         let _ = std::fs::remove_dir_all(&dir);
     }
     let _ = std::fs::remove_dir_all(&work);
+    if !args.only.is_empty() {
+        if rows.is_empty() {
+            return Err(format!(
+                "--only {}: no such configuration; ids look like 1b-acks1-1k or 3b-acksall-100",
+                args.only.join(",")
+            ));
+        }
+        eprint!("{}", report::throughput_table(&rows));
+        eprint!("{}", report::latency_table(&rows, &limits));
+        return Ok(());
+    }
 
     let png = args.out_dir.join("benchmarks.png");
     plot::draw(&png, &rows)?;

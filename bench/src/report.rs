@@ -28,6 +28,16 @@ impl Config {
         )
     }
 
+    /// The id `--only` selects this configuration by, e.g. `1b-acks1-1k`.
+    pub(crate) fn id(&self) -> String {
+        let size = if self.record_bytes.is_multiple_of(1024) {
+            format!("{}k", self.record_bytes / 1024)
+        } else {
+            self.record_bytes.to_string()
+        };
+        format!("{}b-acks{}-{size}", self.brokers, self.acks)
+    }
+
     pub(crate) fn topic(&self) -> String {
         format!(
             "bench-{}b-rf{}-acks{}-{}",

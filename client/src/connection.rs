@@ -207,6 +207,31 @@ impl Connection {
         R::Response::decode(&mut body, version).map_err(|e| self.protocol_error(key, e))
     }
 
+    /// Writes `request` (at the negotiated version) now and returns a future of its
+    /// response. Requests written this way go out in the order of the calls, so a
+    /// caller that needs order (the producer, with several batches of a partition in
+    /// flight) awaits this before writing the next and awaits the responses elsewhere.
+    pub(crate) async fn send_request<R>(
+        self: &Arc<Self>,
+        request: &R,
+    ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static>
+    where
+        R: Request,
+        R::Response: Send + 'static,
+    {
+        let key = ApiKey::try_from(R::KEY).expect("a known API key");
+        let version = self.version(key)?;
+        let reply = self
+            .send_raw(key, version, R::Response::header_version(version), request)
+            .await?
+            .expect("a reply is expected");
+        let conn = self.clone();
+        Ok(async move {
+            let mut body = conn.await_reply(key, reply).await?;
+            R::Response::decode(&mut body, version).map_err(|e| conn.protocol_error(key, e))
+        })
+    }
+
     /// Sends a request that gets no response (Produce with acks=0).
     pub(crate) async fn send_oneway<R: Request>(&self, request: &R, version: i16) -> Result<()> {
         let key = ApiKey::try_from(R::KEY).expect("a known API key");
@@ -509,5 +534,57 @@ mod tests {
         let err = conn.version(ApiKey::Fetch).unwrap_err();
         assert!(err.to_string().contains("Fetch"), "{err}");
         assert!(conn.version(ApiKey::JoinGroup).is_err(), "not advertised");
+    }
+
+    /// The producer writes several requests before any answer comes back: they reach
+    /// the broker in the order of the `send_request` calls, and each answer goes to its
+    /// own caller.
+    #[tokio::test]
+    async fn requests_sent_before_any_answer_arrive_in_call_order() {
+        use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let broker = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let (_, _, cid) = read_request(&mut s).await.unwrap();
+            let ok = ApiVersionsResponse::default().with_api_keys(vec![
+                range(ApiKey::ApiVersions, 0, 3),
+                range(ApiKey::Metadata, 0, 1),
+            ]);
+            answer(&mut s, cid, 0, 3, &ok).await;
+            let mut cids = Vec::new();
+            for _ in 0..3 {
+                let (key, _, cid) = read_request(&mut s).await.unwrap();
+                assert_eq!(key, ApiKey::Metadata as i16);
+                cids.push(cid);
+            }
+            for &cid in &cids {
+                let resp = MetadataResponse::default()
+                    .with_controller_id(kafka_protocol::messages::BrokerId(cid));
+                answer(&mut s, cid, 0, 1, &resp).await;
+            }
+            (s, cids)
+        });
+        let conn = Arc::new(
+            Connection::open(&addr, "test".into(), "t", Duration::from_secs(5))
+                .await
+                .unwrap(),
+        );
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            answers.push(
+                conn.send_request(&MetadataRequest::default())
+                    .await
+                    .unwrap(),
+            );
+        }
+        let (_socket, cids) = broker.await.unwrap();
+        assert!(
+            cids.windows(2).all(|w| w[0] < w[1]),
+            "in call order: {cids:?}"
+        );
+        for (answer, cid) in answers.into_iter().zip(cids) {
+            assert_eq!(answer.await.unwrap().controller_id.0, cid);
+        }
     }
 }

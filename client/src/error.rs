@@ -107,6 +107,15 @@ pub enum ClientError {
         partitions: usize,
     },
     #[error(
+        "A record for {topic}-{partition} may or may not have been written: {reason}; it \
+         is not sent again, because the broker could no longer recognise a duplicate."
+    )]
+    OutcomeUnknown {
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
+    #[error(
         "A record for {topic}-{partition} was not acknowledged within delivery.timeout.ms = \
          {timeout_ms}; last error: {last_error}."
     )]

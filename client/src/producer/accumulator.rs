@@ -1,9 +1,26 @@
 //! The producer's batches, per partition: an open batch records are appended to, sealed
-//! batches waiting to be sent (a retried batch goes back to the front, so order holds),
-//! and the partition's next sequence number. Everything here runs under the producer's
-//! state lock and never awaits.
+//! batches waiting to be sent, the batches in flight, and the partition's next sequence
+//! number. Everything here runs under the producer's state lock and never awaits.
+//!
+//! Up to `max.in.flight.requests.per.connection` batches of a partition are in flight at
+//! once. Order on retries follows Kafka's Java producer (`RecordAccumulator.drain`,
+//! `TransactionManager`'s in-flight batches by sequence):
+//! - Every batch gets a place in its partition's order (`Batch::order`) when it is first
+//!   sent, and, with idempotence, its sequence number at the same moment, so sequences
+//!   follow the order.
+//! - With idempotence, a failed batch goes back into the queue in order, keeps its
+//!   sequence, and is sent again only once it is the oldest unfinished batch of its
+//!   partition; the later batches that were in flight behind it are answered
+//!   OUT_OF_ORDER_SEQUENCE_NUMBER by the broker and are retried behind it in turn. So
+//!   records of one partition are never reordered.
+//! - Stricter than Kafka: with idempotence a partition pipelines only once a batch of
+//!   the current producer id has been acknowledged. Before that the broker has no state
+//!   for the producer and accepts any sequence (KIP-360), so a batch overtaking a failed
+//!   first batch would be appended out of order.
+//! - Without idempotence a retried batch goes to the front of the queue and out at once,
+//!   so with more than one in flight it may overtake batches sent after it, as in Kafka.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +35,11 @@ use crate::error::{ClientError, Result};
 /// The most record bytes one sent batch carries when queued batches are merged: well
 /// under the broker's default `max.message.bytes` (1 MiB) even uncompressed.
 const MAX_MERGED_BATCH_BYTES: usize = 512 * 1024;
+
+/// The most batches per partition in flight with idempotence: the broker remembers the
+/// last five batches per producer for duplicate detection (`BATCHES_REMEMBERED` in
+/// `eddy_core::producer_state`, Kafka's limit too).
+pub(super) const MAX_IN_FLIGHT_IDEMPOTENT: usize = 5;
 
 /// Bytes a record adds to a batch beyond its key, value and headers: the varint
 /// lengths, deltas and attributes, generously (Kafka's `DefaultRecord` upper bound).
@@ -66,6 +88,12 @@ pub(super) struct Batch {
     pub(super) sequence: Option<(i64, i16, i32)>,
     /// The encoded batch, built on the first send and resent as is.
     pub(super) encoded: Option<Bytes>,
+    /// The batch's place in its partition's order, given when it is first sent.
+    pub(super) order: Option<u64>,
+    /// Whether it was last sent while an earlier batch of its partition was unfinished:
+    /// then an OUT_OF_ORDER_SEQUENCE_NUMBER answer may only mean that batch failed, and
+    /// it is retried; sent as the oldest unfinished, the answer is a real disagreement.
+    pub(super) sent_behind_unfinished: bool,
     pub(super) attempts: u32,
     pub(super) retry_at: Option<Instant>,
     pub(super) last_error: Option<String>,
@@ -111,16 +139,14 @@ impl Batch {
 }
 
 /// Merges batches queued behind `batch` into it while none of them has been sent yet
-/// and the total stays under [`MAX_MERGED_BATCH_BYTES`]. With one batch in flight per
-/// partition, a backlog would otherwise go out one `batch.size` per round trip; merged,
-/// a producer that is ahead of the broker sends bigger batches instead (what Kafka's
-/// five in-flight requests achieve, without reordering risk on retries).
+/// and the total stays under [`MAX_MERGED_BATCH_BYTES`]: a producer that is ahead of the
+/// broker sends fewer, bigger batches (fewer requests, appends and acknowledgements).
 fn merge_backlog(batch: &mut Batch, queue: &mut VecDeque<Batch>) {
-    if batch.encoded.is_some() {
+    if batch.order.is_some() {
         return; // a retry goes out exactly as it went before
     }
     while let Some(next) = queue.front() {
-        if next.encoded.is_some() || batch.size_bytes + next.size_bytes > MAX_MERGED_BATCH_BYTES {
+        if next.order.is_some() || batch.size_bytes + next.size_bytes > MAX_MERGED_BATCH_BYTES {
             break;
         }
         let next = queue.pop_front().expect("checked");
@@ -136,10 +162,24 @@ fn merge_backlog(batch: &mut Batch, queue: &mut VecDeque<Batch>) {
 pub(super) struct PartitionQueue {
     pub(super) open: Option<Batch>,
     pub(super) sealed: VecDeque<Batch>,
-    /// A batch of this partition is in a request whose answer has not come back.
-    pub(super) in_flight: bool,
+    /// The order of the batches in requests whose answers have not come back.
+    pub(super) in_flight: BTreeSet<u64>,
+    /// The order of every batch sent and not finished: in flight, or queued for a retry.
+    pub(super) unfinished: BTreeSet<u64>,
+    /// The order the next batch sent for the first time gets.
+    next_order: u64,
     /// The sequence number the next new batch starts at (idempotence).
     pub(super) next_sequence: i32,
+    /// A batch numbered under the current producer id has been acknowledged, so the
+    /// broker holds this producer's state and refuses a sequence gap (idempotence).
+    pub(super) acked_under_producer: bool,
+}
+
+impl PartitionQueue {
+    /// Whether `batch` is the oldest batch of this partition not finished yet.
+    pub(super) fn is_oldest_unfinished(&self, batch: &Batch) -> bool {
+        batch.order.is_some() && self.unfinished.first() == batch.order.as_ref()
+    }
 }
 
 /// Everything the producer's tasks share, under one lock.
@@ -205,6 +245,8 @@ impl State {
             created: Instant::now(),
             sequence: None,
             encoded: None,
+            order: None,
+            sent_behind_unfinished: false,
             attempts: 0,
             retry_at: None,
             last_error: None,
@@ -231,8 +273,10 @@ impl State {
     }
 
     /// Seals batches that are due, fails the expired, and takes at most one batch per
-    /// partition whose leader is known and which has nothing in flight. Returns them
-    /// and when the sender should look again.
+    /// partition that may be sent now (its leader is known, fewer than
+    /// `max.in.flight.requests.per.connection` are in flight, and the ordering rules in
+    /// the module doc allow it), numbered with its sequence if idempotence is on.
+    /// Returns them and when the sender should look again.
     pub(super) fn drain(
         &mut self,
         now: Instant,
@@ -242,6 +286,8 @@ impl State {
         let linger = Duration::from_millis(config.linger_ms);
         let delivery_timeout = Duration::from_millis(config.delivery_timeout_ms);
         let send_all = self.flushing > 0 || self.closed;
+        let idempotent = config.enable_idempotence;
+        let max_in_flight = config.max_in_flight_requests_per_connection.max(1);
         let mut ready = Vec::new();
         let mut expired = Vec::new();
         let mut next: Option<Instant> = None;
@@ -256,15 +302,19 @@ impl State {
                     soonest(open.created + linger);
                 }
             }
-            if q.in_flight {
-                continue;
-            }
             while q
                 .sealed
                 .front()
                 .is_some_and(|b| b.expired(now, delivery_timeout))
             {
-                expired.push(q.sealed.pop_front().expect("checked"));
+                let b = q.sealed.pop_front().expect("checked");
+                if let Some(order) = b.order {
+                    q.unfinished.remove(&order);
+                }
+                expired.push(b);
+            }
+            if q.in_flight.len() >= max_in_flight {
+                continue; // an answer wakes the sender
             }
             let Some(front) = q.sealed.front() else {
                 continue;
@@ -276,33 +326,100 @@ impl State {
                 }
             }
             soonest(front.created + delivery_timeout);
-            match leader_of(&front.tp) {
-                Some(leader) => {
-                    q.in_flight = true;
-                    let mut batch = q.sealed.pop_front().expect("checked");
-                    merge_backlog(&mut batch, &mut q.sealed);
-                    ready.push(Drained { leader, batch });
+            if idempotent {
+                if self.producer.is_none() {
+                    continue; // the sender gets a producer id first
                 }
-                None => self.needs_metadata = true,
+                let waits = if front.order.is_some() {
+                    // A retry goes only once everything before it is finished.
+                    !q.is_oldest_unfinished(front)
+                } else {
+                    // A new batch pipelines only behind batches the broker will order.
+                    !q.in_flight.is_empty() && !q.acked_under_producer
+                };
+                if waits {
+                    continue; // an answer wakes the sender
+                }
             }
+            let Some(leader) = leader_of(&front.tp) else {
+                self.needs_metadata = true;
+                continue;
+            };
+            let mut batch = q.sealed.pop_front().expect("checked");
+            merge_backlog(&mut batch, &mut q.sealed);
+            let order = *batch.order.get_or_insert_with(|| {
+                q.next_order += 1;
+                q.next_order
+            });
+            if idempotent && batch.sequence.is_none() {
+                let (id, epoch) = self.producer.expect("checked above");
+                let base = q.next_sequence;
+                // Sequences wrap at 2^31 (KAFKA-COMPAT item 6).
+                let n = batch.records.len() as i64;
+                q.next_sequence = ((i64::from(base) + n) % (i64::from(i32::MAX) + 1)) as i32;
+                batch.sequence = Some((id, epoch, base));
+            }
+            batch.sent_behind_unfinished = q.unfinished.first().is_some_and(|&o| o < order);
+            q.in_flight.insert(order);
+            q.unfinished.insert(order);
+            if !q.sealed.is_empty() && q.in_flight.len() < max_in_flight {
+                soonest(now); // more may follow at once
+            }
+            ready.push(Drained { leader, batch });
         }
         (ready, expired, next)
     }
 
-    /// Puts a batch that failed with a retriable error back at the front of its queue.
-    pub(super) fn requeue(&mut self, mut batch: Batch, retry_at: Instant, error: String) {
+    /// Puts a batch that failed with a retriable error back in its queue: with
+    /// idempotence in its place by order (it keeps its sequence), without at the front.
+    pub(super) fn requeue(
+        &mut self,
+        mut batch: Batch,
+        retry_at: Instant,
+        error: String,
+        config: &ProducerConfig,
+    ) {
         batch.attempts += 1;
         batch.retry_at = Some(retry_at);
         batch.last_error = Some(error);
+        let order = batch.order.expect("a requeued batch was sent");
         let q = self.partitions.get_mut(&batch.tp).expect("queue exists");
-        q.in_flight = false;
-        q.sealed.push_front(batch);
+        q.in_flight.remove(&order);
+        if config.enable_idempotence {
+            let at = q
+                .sealed
+                .iter()
+                .position(|b| b.order.is_none_or(|o| o > order))
+                .unwrap_or(q.sealed.len());
+            q.sealed.insert(at, batch);
+        } else {
+            q.sealed.push_front(batch);
+        }
+    }
+
+    /// Whether `batch` was numbered under a producer id that has since been given up.
+    pub(super) fn is_stale(&self, batch: &Batch) -> bool {
+        batch
+            .sequence
+            .is_some_and(|(id, epoch, _)| self.producer != Some((id, epoch)))
     }
 
     /// Records that a batch is done (acknowledged or failed); returns the bytes it freed.
-    pub(super) fn finished(&mut self, tp: &TopicPartition, records: usize, bytes: usize) -> usize {
-        if let Some(q) = self.partitions.get_mut(tp) {
-            q.in_flight = false;
+    pub(super) fn finished(
+        &mut self,
+        tp: &TopicPartition,
+        order: Option<u64>,
+        sequence: Option<(i64, i16, i32)>,
+        acked: bool,
+        records: usize,
+        bytes: usize,
+    ) -> usize {
+        if let (Some(q), Some(order)) = (self.partitions.get_mut(tp), order) {
+            q.in_flight.remove(&order);
+            q.unfinished.remove(&order);
+            if acked && sequence.is_some_and(|(id, epoch, _)| self.producer == Some((id, epoch))) {
+                q.acked_under_producer = true;
+            }
         }
         assert!(
             self.outstanding >= records,
@@ -313,33 +430,27 @@ impl State {
         bytes
     }
 
-    /// Numbers a batch for the idempotent producer, once: later sends reuse the number.
-    pub(super) fn assign_sequence(&mut self, batch: &mut Batch) {
-        if batch.sequence.is_some() {
-            return;
-        }
-        let Some((id, epoch)) = self.producer else {
-            return;
-        };
-        let q = self.partitions.get_mut(&batch.tp).expect("queue exists");
-        let base = q.next_sequence;
-        // Sequences wrap at 2^31 (KAFKA-COMPAT item 6).
-        let n = batch.records.len() as i64;
-        q.next_sequence = ((i64::from(base) + n) % (i64::from(i32::MAX) + 1)) as i32;
-        batch.sequence = Some((id, epoch, base));
-    }
-
     /// Forgets the producer id and every sequence: after a batch was given up on, the
     /// broker's expected sequence is unknown, so the producer starts over with a new id.
-    pub(super) fn reset_producer_id(&mut self) {
+    /// Returns the queued batches that were sent under the old id: the broker may have
+    /// any of them, so sending them again under a new id could duplicate them; they fail
+    /// with an unknown outcome instead. (Batches still in flight are judged by their
+    /// answer: acknowledged, or failed because stale, see [`State::is_stale`].)
+    pub(super) fn reset_producer_id(&mut self) -> Vec<Batch> {
         self.producer = None;
+        let mut given_up = Vec::new();
         for q in self.partitions.values_mut() {
             q.next_sequence = 0;
-            for b in q.sealed.iter_mut() {
-                b.sequence = None;
-                b.encoded = None;
+            q.acked_under_producer = false;
+            let (sent, unsent): (VecDeque<Batch>, VecDeque<Batch>) =
+                q.sealed.drain(..).partition(|b| b.order.is_some());
+            q.sealed = unsent;
+            for b in sent {
+                q.unfinished.remove(&b.order.expect("partitioned on it"));
+                given_up.push(b);
             }
         }
+        given_up
     }
 }
 
@@ -372,7 +483,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_is_sealed_at_batch_size_and_lingers_otherwise() {
         let c = config(1_000, 60_000);
-        let mut s = State::default();
+        let mut s = numbered();
         for _ in 0..4 {
             assert!(!append(&mut s, 0, 179, &c), "200 bytes each: not full yet");
         }
@@ -395,37 +506,216 @@ mod tests {
         );
     }
 
+    /// A producer state with producer id 7, epoch 0.
+    fn numbered() -> State {
+        State {
+            producer: Some((7, 0)),
+            ..State::default()
+        }
+    }
+
+    /// Drains once; returns the batches sent, marked as encoded (sent).
+    fn send(s: &mut State, c: &ProducerConfig) -> Vec<Batch> {
+        let (ready, _, _) = s.drain(Instant::now(), c, |_| Some(1));
+        ready
+            .into_iter()
+            .map(|d| {
+                let mut b = d.batch;
+                b.encoded.get_or_insert(Bytes::from_static(b"sent"));
+                b
+            })
+            .collect()
+    }
+
+    /// Acknowledges a batch as the sender's `finish` does.
+    fn ack(s: &mut State, b: Batch) {
+        let (tp, order, sequence, n, bytes) = (
+            b.tp.clone(),
+            b.order,
+            b.sequence,
+            b.records.len(),
+            b.size_bytes,
+        );
+        s.finished(&tp, order, sequence, true, n, bytes);
+    }
+
+    fn base_sequence(b: &Batch) -> i32 {
+        b.sequence.expect("numbered").2
+    }
+
     #[tokio::test]
-    async fn one_batch_per_partition_is_in_flight_and_a_retry_goes_first() {
+    async fn the_first_batch_goes_alone_then_five_are_in_flight_in_sequence_order() {
         let c = config(100, 0);
-        let mut s = State::default();
+        let mut s = numbered();
         for _ in 0..3 {
             append(&mut s, 0, 79, &c); // each record fills a batch
         }
-        let (ready, _, _) = s.drain(Instant::now(), &c, |_| Some(1));
-        assert_eq!(ready.len(), 1, "one request's worth per partition");
+        let first = send(&mut s, &c);
+        assert_eq!(first.len(), 1, "one batch per partition per drain");
         // The backlog behind the first batch went with it, merged (none was sent yet).
-        assert_eq!(ready[0].batch.records.len(), 3);
-        let mut first = ready.into_iter().next().unwrap().batch;
-        s.producer = Some((7, 0));
-        s.assign_sequence(&mut first);
-        assert_eq!(first.sequence, Some((7, 0, 0)));
-        first.encoded = Some(Bytes::from_static(b"sent"));
+        assert_eq!(first[0].records.len(), 3);
+        assert_eq!(first[0].sequence, Some((7, 0, 0)));
         append(&mut s, 0, 79, &c);
-        let (ready, _, _) = s.drain(Instant::now(), &c, |_| Some(1));
-        assert!(ready.is_empty(), "nothing more while a batch is in flight");
-        s.requeue(first, Instant::now(), "NOT_LEADER_OR_FOLLOWER".into());
-        let (ready, _, _) = s.drain(Instant::now(), &c, |_| Some(1));
-        let retried = &ready[0].batch;
-        assert_eq!(
-            retried.sequence,
-            Some((7, 0, 0)),
-            "a retry keeps its sequence"
+        assert!(
+            send(&mut s, &c).is_empty(),
+            "before the broker acknowledged a batch of this producer id, nothing pipelines"
         );
-        assert_eq!(retried.records.len(), 3, "a sent batch is never merged");
-        let q = &s.partitions[&TopicPartition::new("t", 0)];
-        assert_eq!(q.next_sequence, 3);
-        assert_eq!(q.sealed.len(), 1, "the newer batch waits behind the retry");
+        ack(&mut s, first.into_iter().next().unwrap());
+        let mut in_flight = Vec::new();
+        for i in 0..7 {
+            append(&mut s, 0, 79, &c);
+            let sent = send(&mut s, &c);
+            assert_eq!(sent.len(), usize::from(i < 5), "at most five in flight");
+            in_flight.extend(sent);
+        }
+        let sequences: Vec<i32> = in_flight.iter().map(base_sequence).collect();
+        assert_eq!(
+            sequences,
+            [3, 5, 6, 7, 8],
+            "numbered in the order they are sent"
+        );
+        ack(&mut s, in_flight.remove(0));
+        assert_eq!(send(&mut s, &c).len(), 1, "an answer frees a place");
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_retried_first_with_its_sequence_and_later_ones_wait_behind_it() {
+        let c = config(100, 0);
+        let mut s = numbered();
+        append(&mut s, 0, 79, &c);
+        let first = send(&mut s, &c).remove(0);
+        ack(&mut s, first);
+        let mut in_flight = Vec::new();
+        for _ in 0..3 {
+            append(&mut s, 0, 79, &c);
+            in_flight.extend(send(&mut s, &c));
+        }
+        let [b1, b2, b3]: [Batch; 3] = in_flight.try_into().ok().unwrap();
+        assert_eq!(
+            [&b1, &b2, &b3].map(base_sequence),
+            [1, 2, 3],
+            "three in flight"
+        );
+        // b1 failed retriably, so the broker answered b2 and b3
+        // OUT_OF_ORDER_SEQUENCE_NUMBER: they went behind an unfinished batch, so that
+        // answer means "retry", whatever order the answers are handled in.
+        assert!(!b1.sent_behind_unfinished);
+        assert!(b2.sent_behind_unfinished && b3.sent_behind_unfinished);
+        let now = Instant::now();
+        // Requeued out of order (b3 first): the queue puts them back by order.
+        s.requeue(b3, now, "OUT_OF_ORDER_SEQUENCE_NUMBER".into(), &c);
+        append(&mut s, 0, 79, &c); // a new batch, behind every retry
+        s.requeue(b1, now, "NOT_LEADER_OR_FOLLOWER".into(), &c);
+        s.requeue(b2, now, "OUT_OF_ORDER_SEQUENCE_NUMBER".into(), &c);
+        let retried = send(&mut s, &c);
+        assert_eq!(retried.len(), 1);
+        assert_eq!(
+            retried[0].sequence,
+            Some((7, 0, 1)),
+            "b1 first, same sequence"
+        );
+        assert_eq!(retried[0].records.len(), 1, "a sent batch is never merged");
+        assert!(
+            !retried[0].sent_behind_unfinished,
+            "a retry goes as the oldest"
+        );
+        assert!(
+            send(&mut s, &c).is_empty(),
+            "b2 is not the oldest unfinished while b1 is in flight again"
+        );
+        ack(&mut s, retried.into_iter().next().unwrap());
+        let b2 = send(&mut s, &c);
+        assert_eq!(b2.iter().map(base_sequence).collect::<Vec<_>>(), [2]);
+        assert!(send(&mut s, &c).is_empty(), "b3 waits for b2");
+        ack(&mut s, b2.into_iter().next().unwrap());
+        let b3 = send(&mut s, &c);
+        assert_eq!(b3.iter().map(base_sequence).collect::<Vec<_>>(), [3]);
+        let new = send(&mut s, &c);
+        assert_eq!(
+            new.iter().map(base_sequence).collect::<Vec<_>>(),
+            [4],
+            "a new batch pipelines behind the last retry"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_idempotence_a_retry_goes_at_once_and_may_overtake() {
+        let c = ProducerConfig {
+            enable_idempotence: false,
+            ..config(100, 0)
+        };
+        let mut s = State::default();
+        let mut in_flight = Vec::new();
+        for _ in 0..3 {
+            append(&mut s, 0, 79, &c);
+            in_flight.extend(send(&mut s, &c));
+        }
+        assert_eq!(
+            in_flight.len(),
+            3,
+            "no need to wait for a first acknowledgement"
+        );
+        assert!(in_flight.iter().all(|b| b.sequence.is_none()));
+        let b1 = in_flight.remove(0);
+        s.requeue(b1, Instant::now(), "NOT_LEADER_OR_FOLLOWER".into(), &c);
+        append(&mut s, 0, 79, &c);
+        let retried = send(&mut s, &c);
+        assert_eq!(retried.len(), 1);
+        assert_eq!(
+            retried[0].attempts, 1,
+            "the retry goes first, while later ones fly"
+        );
+
+        let one = ProducerConfig {
+            max_in_flight_requests_per_connection: 1,
+            ..c
+        };
+        let mut s = State::default();
+        append(&mut s, 0, 79, &one);
+        assert_eq!(send(&mut s, &one).len(), 1);
+        append(&mut s, 0, 79, &one);
+        assert!(
+            send(&mut s, &one).is_empty(),
+            "with one in flight, order holds"
+        );
+    }
+
+    #[tokio::test]
+    async fn starting_over_under_a_new_producer_id_fails_batches_sent_under_the_old_one() {
+        let c = config(100, 0);
+        let mut s = numbered();
+        append(&mut s, 0, 79, &c);
+        let first = send(&mut s, &c).remove(0);
+        ack(&mut s, first);
+        let mut in_flight = Vec::new();
+        for _ in 0..2 {
+            append(&mut s, 0, 79, &c);
+            in_flight.extend(send(&mut s, &c));
+        }
+        let b2 = in_flight.pop().unwrap();
+        let b1 = in_flight.pop().unwrap();
+        s.requeue(b1, Instant::now(), "timed out".into(), &c);
+        append(&mut s, 0, 79, &c); // never sent
+        let given_up = s.reset_producer_id();
+        assert_eq!(given_up.len(), 1, "b1 was sent under the old id: given up");
+        assert!(
+            s.is_stale(&b2),
+            "b2, still in flight, fails when it comes back"
+        );
+        assert!(send(&mut s, &c).is_empty(), "no producer id yet");
+        s.producer = Some((8, 0));
+        assert!(
+            send(&mut s, &c).is_empty(),
+            "new batches wait while old ones are in flight"
+        );
+        let (tp, order, seq) = (b2.tp.clone(), b2.order, b2.sequence);
+        s.finished(&tp, order, seq, false, 1, b2.size_bytes);
+        let renumbered = send(&mut s, &c);
+        assert_eq!(
+            renumbered[0].sequence,
+            Some((8, 0, 0)),
+            "numbered from 0 again"
+        );
     }
 
     #[tokio::test]
@@ -447,9 +737,7 @@ mod tests {
             .get_mut(&TopicPartition::new("t", 1))
             .unwrap()
             .next_sequence = i32::MAX;
-        let (ready, _, _) = s.drain(Instant::now(), &c, |_| Some(1));
-        let mut b = ready.into_iter().next().unwrap().batch;
-        s.assign_sequence(&mut b);
+        let b = send(&mut s, &c).remove(0);
         assert_eq!(b.sequence, Some((1, 0, i32::MAX)));
         assert_eq!(
             s.partitions[&TopicPartition::new("t", 1)].next_sequence,

@@ -8,9 +8,11 @@
 //!
 //! Idempotence (on by default, as in Kafka 3+): the producer gets a producer id from
 //! InitProducerId and numbers each partition's batches with sequence numbers, so the
-//! broker drops a retried batch it already has. At most one batch per partition is in
-//! flight, so a retry can never overtake the batch behind it: order is kept with or
-//! without idempotence.
+//! broker drops a retried batch it already has. Up to
+//! `max.in.flight.requests.per.connection` batches per partition are in flight; with
+//! idempotence the sequence numbers keep a partition's records in order across retries
+//! (`accumulator.rs` has the rules); without it, a retry may overtake later batches
+//! unless `max.in.flight.requests.per.connection` = 1, as in Kafka.
 
 mod accumulator;
 mod sender;
@@ -78,6 +80,10 @@ pub struct ProducerConfig {
     pub delivery_timeout_ms: u64,
     /// `enable.idempotence`. Needs acks=all, as in Kafka.
     pub enable_idempotence: bool,
+    /// `max.in.flight.requests.per.connection`: batches of one partition sent and not yet
+    /// answered (each request carries at most one batch per partition, so this bounds the
+    /// requests a partition keeps in flight). At most 5 with idempotence, as in Kafka.
+    pub max_in_flight_requests_per_connection: usize,
     /// `max.block.ms`: how long `send` waits for a topic's metadata.
     pub max_block_ms: u64,
     /// Whether the producer's metadata requests may auto-create topics (the broker's
@@ -96,6 +102,7 @@ impl Default for ProducerConfig {
             compression: Compression::None,
             delivery_timeout_ms: 120_000,
             enable_idempotence: true,
+            max_in_flight_requests_per_connection: 5,
             max_block_ms: 60_000,
             allow_auto_topic_creation: true,
         }
@@ -176,6 +183,20 @@ impl Producer {
                 "enable.idempotence = true needs acks = all, but acks = {}; set acks=all or \
                  enable.idempotence=false",
                 config.acks.wire()
+            )));
+        }
+        let in_flight = config.max_in_flight_requests_per_connection;
+        if in_flight == 0 {
+            return Err(ClientError::Config(
+                "max.in.flight.requests.per.connection = 0: must be at least 1".to_string(),
+            ));
+        }
+        if config.enable_idempotence && in_flight > accumulator::MAX_IN_FLIGHT_IDEMPOTENT {
+            return Err(ClientError::Config(format!(
+                "max.in.flight.requests.per.connection = {in_flight}: must be at most {} with \
+                 enable.idempotence = true (the broker remembers only that many batches per \
+                 producer); lower it or set enable.idempotence=false",
+                accumulator::MAX_IN_FLIGHT_IDEMPOTENT
             )));
         }
         if config.batch_size == 0 {

@@ -1,8 +1,10 @@
 //! The producer's sender task: gets a producer id (idempotence), drains ready batches,
-//! sends them to their leaders in Produce requests (one request per broker per round,
-//! each in a task of its own so a slow broker does not hold up the others), and handles
-//! the answers: complete, retry after `retry.backoff.ms` (refreshing metadata when the
-//! answer says leadership moved), or fail.
+//! and hands them to one dispatch task per leader, which writes them to the leader in
+//! Produce requests (one per drain round) in the order they were drained — several
+//! batches of a partition may be in flight, and the broker must see them in sequence
+//! order — so a slow broker does not hold up the others. Each answer is handled in a
+//! task of its own: complete, retry after `retry.backoff.ms` (refreshing metadata when
+//! the answer says leadership moved), or fail.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,13 +12,15 @@ use std::time::Duration;
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, ProduceRequest, ProducerId, TopicName,
+    ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::accumulator::{Batch, Drained};
 use super::{Acks, Shared};
+use crate::connection::Connection;
 use crate::error::{ClientError, KafkaCode};
 use crate::records::build_batch;
 
@@ -24,8 +28,12 @@ use crate::records::build_batch;
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 /// DUPLICATE_SEQUENCE_NUMBER: the broker has this batch already.
 const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+/// OUT_OF_ORDER_SEQUENCE_NUMBER: the broker expected another sequence.
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 
 pub(super) async fn run(shared: Arc<Shared>) {
+    // One dispatch task per leader, fed in drain order; they end when this task does.
+    let mut dispatch: BTreeMap<i32, mpsc::UnboundedSender<Vec<Batch>>> = BTreeMap::new();
     loop {
         let (closed, outstanding) = {
             let s = shared.state.lock().expect("producer state");
@@ -57,10 +65,6 @@ pub(super) async fn run(shared: Arc<Shared>) {
         let mut by_leader: BTreeMap<i32, Vec<Batch>> = BTreeMap::new();
         for Drained { leader, mut batch } in ready {
             if batch.encoded.is_none() {
-                let mut s = shared.state.lock().expect("producer state");
-                if shared.config.enable_idempotence {
-                    s.assign_sequence(&mut batch);
-                }
                 batch.encoded = Some(build_batch(
                     &batch.records,
                     batch.sequence,
@@ -70,7 +74,17 @@ pub(super) async fn run(shared: Arc<Shared>) {
             by_leader.entry(leader).or_default().push(batch);
         }
         for (leader, batches) in by_leader {
-            tokio::spawn(send_to(shared.clone(), leader, batches));
+            let tx = dispatch.entry(leader).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(dispatch_to(shared.clone(), leader, rx));
+                tx
+            });
+            if let Err(mpsc::error::SendError(batches)) = tx.send(batches) {
+                unreachable!(
+                    "a dispatch task ends only when its channel closes ({} batches)",
+                    batches.len()
+                );
+            }
         }
         let sleep_until = next.unwrap_or(now + IDLE_WAKE).min(now + IDLE_WAKE);
         tokio::select! {
@@ -140,27 +154,53 @@ fn fail_expired(shared: &Shared, batch: Batch) {
             .clone()
             .unwrap_or_else(|| "none (the batch was never sent)".to_string()),
     };
-    let was_sent = batch.attempts > 0;
+    let was_sent = batch.order.is_some();
+    let tp = batch.tp.clone();
     finish(shared, batch, Err(error));
     if was_sent && shared.config.enable_idempotence {
         // The broker may or may not have the batch: the sequence numbers after it can
         // no longer be trusted, so start over under a new producer id.
-        shared
-            .state
-            .lock()
-            .expect("producer state")
-            .reset_producer_id();
+        reset_producer_id(shared, &tp, "an earlier batch of the partition timed out");
     }
+}
+
+/// Starts over under a new producer id, failing the queued batches sent under the old one
+/// (see `State::reset_producer_id`).
+fn reset_producer_id(shared: &Shared, tp: &eddy_core::TopicPartition, reason: &str) {
+    let given_up = shared
+        .state
+        .lock()
+        .expect("producer state")
+        .reset_producer_id();
+    tracing::warn!(%tp, reason, given_up = given_up.len(), "starting over under a new producer id");
+    for b in given_up {
+        fail_unknown(shared, b, reason);
+    }
+}
+
+/// Fails a batch whose outcome is unknown and which may not be sent again.
+fn fail_unknown(shared: &Shared, batch: Batch, reason: &str) {
+    let error = ClientError::OutcomeUnknown {
+        topic: batch.tp.topic.clone(),
+        partition: batch.tp.partition as i32,
+        reason: format!(
+            "{reason} (its last error: {})",
+            batch.last_error.as_deref().unwrap_or("none")
+        ),
+    };
+    finish(shared, batch, Err(error));
 }
 
 /// Completes a batch and frees what it held.
 fn finish(shared: &Shared, batch: Batch, outcome: Result<i64, ClientError>) {
     let tp = batch.tp.clone();
     let bytes = batch.size_bytes;
+    let (order, sequence) = (batch.order, batch.sequence);
+    let acked = outcome.is_ok();
     let n = batch.complete(outcome);
     let (freed, drained) = {
         let mut s = shared.state.lock().expect("producer state");
-        let freed = s.finished(&tp, n, bytes);
+        let freed = s.finished(&tp, order, sequence, acked, n, bytes);
         (freed, s.outstanding == 0)
     };
     shared
@@ -172,14 +212,26 @@ fn finish(shared: &Shared, batch: Batch, outcome: Result<i64, ClientError>) {
     }
 }
 
-fn retry(shared: &Shared, batch: Batch, error: String, refresh: bool) {
+fn retry(shared: &Shared, mut batch: Batch, error: String, refresh: bool) {
+    let mut s = shared.state.lock().expect("producer state");
+    if s.is_stale(&batch) {
+        // Its producer id was given up while it was in flight: a resend under the old id
+        // could be appended behind batches numbered under the new one.
+        drop(s);
+        batch.last_error = Some(error);
+        fail_unknown(
+            shared,
+            batch,
+            "the producer started over under a new producer id",
+        );
+        return;
+    }
     tracing::debug!(tp = %batch.tp, %error, attempts = batch.attempts + 1, "retrying a batch");
     shared
         .retries
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let retry_at = Instant::now() + shared.net.retry_backoff();
-    let mut s = shared.state.lock().expect("producer state");
-    s.requeue(batch, retry_at, error);
+    s.requeue(batch, retry_at, error, &shared.config);
     if refresh {
         s.needs_metadata = true;
     }
@@ -187,14 +239,27 @@ fn retry(shared: &Shared, batch: Batch, error: String, refresh: bool) {
     shared.wake.notify_one();
 }
 
-/// Sends `batches` (one per partition) to broker `leader` in one Produce request.
-async fn send_to(shared: Arc<Shared>, leader: i32, batches: Vec<Batch>) {
+/// Writes each group of batches from the sender to broker `leader`, in order, and
+/// handles each answer in a task of its own.
+async fn dispatch_to(
+    shared: Arc<Shared>,
+    leader: i32,
+    mut rx: mpsc::UnboundedReceiver<Vec<Batch>>,
+) {
+    while let Some(batches) = rx.recv().await {
+        send_to(&shared, leader, batches).await;
+    }
+}
+
+/// Writes `batches` (one per partition) to broker `leader` in one Produce request, and
+/// spawns the wait for its answer.
+async fn send_to(shared: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
     let conn = match shared.net.node(leader).await {
         Ok(c) => c,
         Err(e) => {
             let error = e.to_string();
             for b in batches {
-                retry(&shared, b, error.clone(), true);
+                retry(shared, b, error.clone(), true);
             }
             return;
         }
@@ -228,13 +293,34 @@ async fn send_to(shared: Arc<Shared>, leader: i32, batches: Vec<Batch>) {
         };
         for b in batches {
             match &sent {
-                Ok(()) => finish(&shared, b, Ok(-1)),
-                Err(e) => retry(&shared, b, e.to_string(), true),
+                Ok(()) => finish(shared, b, Ok(-1)),
+                Err(e) => retry(shared, b, e.to_string(), true),
             }
         }
         return;
     }
-    let response = match conn.call(&request).await {
+    let answer = match conn.send_request(&request).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            let error = e.to_string();
+            for b in batches {
+                retry(shared, b, error.clone(), true);
+            }
+            return;
+        }
+    };
+    tokio::spawn(handle_answer(shared.clone(), conn, batches, answer));
+}
+
+/// Waits for the answer to one Produce request and completes, retries or fails each of
+/// its batches.
+async fn handle_answer(
+    shared: Arc<Shared>,
+    conn: Arc<Connection>,
+    batches: Vec<Batch>,
+    answer: impl std::future::Future<Output = Result<ProduceResponse, ClientError>>,
+) {
+    let response = match answer.await {
         Ok(r) => r,
         Err(e) => {
             // The answer is unknown: resend the same bytes; the broker's sequence check
@@ -271,6 +357,16 @@ async fn send_to(shared: Arc<Shared>, leader: i32, batches: Vec<Batch>) {
             finish(&shared, b, Ok(base_offset));
         } else if code.0 == DUPLICATE_SEQUENCE_NUMBER {
             finish(&shared, b, Ok(-1));
+        } else if code.0 == OUT_OF_ORDER_SEQUENCE_NUMBER
+            && shared.config.enable_idempotence
+            && b.sent_behind_unfinished
+        {
+            // It went while an earlier batch of the partition was unfinished, which may
+            // have failed: it is sent again once everything before it is finished, and
+            // only then is this answer a real disagreement (Kafka's
+            // `TransactionManager.canRetry`: retry unless it is the next sequence).
+            let error = format!("broker {} answered {code}", conn.broker());
+            retry(&shared, b, error, false);
         } else if code.is_retriable() {
             let error = format!("broker {} answered {code}", conn.broker());
             retry(&shared, b, error, code.needs_metadata_refresh());
@@ -285,7 +381,14 @@ async fn send_to(shared: Arc<Shared>, leader: i32, batches: Vec<Batch>) {
             if let Some(m) = message {
                 tracing::warn!(tp = %b.tp, %m, "produce failed");
             }
+            let tp = b.tp.clone();
+            let sent_in_sequence = b.sequence.is_some();
             finish(&shared, b, Err(error));
+            if code.0 == OUT_OF_ORDER_SEQUENCE_NUMBER && sent_in_sequence {
+                // The broker refused the oldest batch of the partition: its idea of the
+                // sequence differs from ours, so start over (Kafka bumps the epoch).
+                reset_producer_id(&shared, &tp, "the broker refused a sequence number");
+            }
         }
     }
 }
