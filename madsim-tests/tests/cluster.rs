@@ -746,13 +746,14 @@ async fn acked_writes_survive_mixed_faults() {
 /// draw of the two runs (`check_determinism`), and the clients' observations must be
 /// equal too.
 ///
-/// Ignored: since the consumer group joined the scenarios, the second run of a seed in
-/// one process diverges (madsim reports non-determinism about 20 simulated s in, seed 1),
-/// though a seed run alone in a process is the same in every process. Some state
-/// outlives a run within the process; not found yet. scripts/madsim checks determinism
-/// across processes instead (the trace hash of one seed, run twice).
+/// This failed (about 20 simulated s in) until the broker stopped using a
+/// `tokio::sync::watch` for "serving clients yet": a watch receiver waits in one of 8
+/// queues picked by tokio's thread-local RNG, which tokio seeds from a process-wide
+/// counter, so the order connections woke in when a (re)started broker began serving
+/// depended on how many tokio RNGs the process had seeded before — a second run in the
+/// process, or a tokio runtime built first (madsim's `Builder` builds one), ran the seed
+/// differently. `eddy_net::broker::Serving` wakes waiters in order instead.
 #[test]
-#[ignore = "a run leaks state into the next run in the same process; see the comment"]
 fn same_seed_same_run() {
     static SUMMARIES: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let seed: u64 = std::env::var("MADSIM_TEST_SEED")
@@ -775,8 +776,9 @@ fn same_seed_same_run() {
 
 /// Runs `seed` of a scenario exactly as `#[madsim::test]` runs it (its `Builder`, which
 /// runs the seed on a thread of its own). A runtime made and run on the test's own
-/// thread runs some seeds differently (seed 185 passed that way before the fix it
-/// guards), so a seed that failed in scripts/madsim could pass here.
+/// thread used to run some seeds differently (seed 185 passed that way before the fix
+/// it guards; the cause was the broker's watch channel, see `same_seed_same_run`); the
+/// Builder keeps these tests on the path scripts/madsim takes.
 fn run_seed<F: std::future::Future<Output = String> + 'static>(seed: u64, run: fn() -> F) {
     madsim::runtime::Builder {
         seed,
