@@ -5,14 +5,14 @@
 //! own producer (acks=all, idempotent) and, at the end, a consumer that reads every
 //! partition back. Meanwhile a fault schedule drawn from the seed kills and restarts
 //! brokers, pauses them, cuts links and whole nodes off, and adds packet loss and
-//! latency. Then every fault heals (the liveness phase) and the checkers read what the
-//! producer was told against what the brokers hold:
-//!
-//! - no acknowledged write lost: every acked record is at the offset it was acked at
-//!   (Kafka docs, "Replication": a committed message is not lost while one in-sync
-//!   replica remains);
-//! - no duplicates and no reordering from the idempotent producer (KIP-98);
-//! - dense offsets: a partition's records come back at consecutive offsets.
+//! latency. Then every fault heals (the liveness phase), the brokers are stopped, every
+//! replica's log is read from its files, and the fast simulator's checkers judge what
+//! the clients observed against what the brokers hold (`eddy_madsim_tests::history`,
+//! which lists the checkers used): acknowledged writes survive, offsets are dense, the
+//! replicas agree below the high watermark and hold every committed record, the
+//! idempotent producer's records are in the log once and in order (KIP-98), consumers
+//! read only committed records, the read-back and the group see every acknowledged
+//! record, commits never go back, and every partition has an owner once healed.
 //!
 //! A record whose send failed or timed out is *unknown*: it may be in the log or not,
 //! but at most once and in order.
@@ -37,7 +37,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use eddy_client::{
     Acks, Admin, CommonConfig, Consumer, ConsumerConfig, NewTopic, OffsetReset, Producer,
-    ProducerConfig, ProducerRecord, TopicPartition,
+    ProducerConfig, ProducerRecord, RebalanceEvent, TopicPartition,
+};
+use eddy_madsim_tests::history::{
+    self, BrokerState, ClientHistory, Consumed, MemberHistory, Outcome, Rebalance, ReplicaLog, Send,
 };
 use madsim::net::NetSim;
 use madsim::rand::{thread_rng, Rng};
@@ -152,15 +155,6 @@ fn start_broker(handle: &Handle, id: u8, dir: &std::path::Path) -> NodeHandle {
         .build()
 }
 
-/// What the producer was told about one record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    /// Acknowledged at this offset of its partition.
-    Acked(i64),
-    /// Failed or timed out: may be in the log or not.
-    Unknown,
-}
-
 fn partition_of(n: u64) -> u32 {
     (n % u64::from(PARTITIONS)) as u32
 }
@@ -177,39 +171,51 @@ fn number_of(value: &[u8]) -> Option<u64> {
         .ok()
 }
 
-/// Sends `RECORDS` records, each to partition `n % PARTITIONS`; returns what each send
-/// was told.
-async fn produce(producer: &Producer) -> BTreeMap<u64, Outcome> {
-    let mut outcomes = BTreeMap::new();
+/// Simulated ms since `started`.
+fn ms(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64
+}
+
+/// Sends `RECORDS` records, each to partition `n % PARTITIONS`; returns each send, with
+/// when it was made and what it was told.
+async fn produce(producer: &Producer, started: Instant) -> Vec<Send> {
+    let mut sends = Vec::new();
     let mut in_flight = std::collections::VecDeque::new();
+    let done = |n: u64, at: u64, r: eddy_client::Result<eddy_client::RecordMetadata>| Send {
+        number: n,
+        part: partition_of(n),
+        at,
+        outcome: match r {
+            Ok(meta) => Outcome::Acked {
+                at: ms(started),
+                offset: meta.offset,
+            },
+            Err(_) => Outcome::Unknown { at: ms(started) },
+        },
+    };
     for n in 0..RECORDS {
         let record = ProducerRecord {
             partition: Some(partition_of(n) as i32),
             ..ProducerRecord::new(TOPIC, None, Some(value_of(n)))
         };
+        let at = ms(started);
         match producer.send_nowait(record).await {
-            Ok(delivery) => in_flight.push_back((n, delivery)),
-            Err(_) => {
-                outcomes.insert(n, Outcome::Unknown);
-            }
+            Ok(delivery) => in_flight.push_back((n, at, delivery)),
+            Err(e) => sends.push(done(n, at, Err(e))),
         }
         while in_flight.len() >= IN_FLIGHT_MAX {
-            let (n, delivery) = in_flight.pop_front().expect("non-empty");
-            outcomes.insert(n, outcome(delivery.await));
+            let (n, at, delivery) = in_flight.pop_front().expect("non-empty");
+            let r = delivery.await;
+            sends.push(done(n, at, r));
         }
         sleep(Duration::from_millis(SEND_INTERVAL_MS)).await;
     }
-    for (n, delivery) in in_flight {
-        outcomes.insert(n, outcome(delivery.await));
+    for (n, at, delivery) in in_flight {
+        let r = delivery.await;
+        sends.push(done(n, at, r));
     }
-    outcomes
-}
-
-fn outcome(r: eddy_client::Result<eddy_client::RecordMetadata>) -> Outcome {
-    match r {
-        Ok(meta) => Outcome::Acked(meta.offset),
-        Err(_) => Outcome::Unknown,
-    }
+    sends.sort_by_key(|s| s.number);
+    sends
 }
 
 /// Injects faults drawn from the seed for `FAULT_PHASE_MS`, one at a time, and heals
@@ -294,9 +300,15 @@ async fn inject_faults(
     }
 }
 
-/// Reads every partition from the beginning to its high watermark: offset → record
-/// number, per partition.
-async fn read_back() -> Result<BTreeMap<u32, Vec<(i64, Option<u64>)>>, String> {
+/// What the read-back consumer found: every record it read, and each partition's high
+/// watermark when it reached it.
+struct ReadBack {
+    records: Vec<Consumed>,
+    high_watermarks: BTreeMap<u32, i64>,
+}
+
+/// Reads every partition from the beginning to its high watermark.
+async fn read_back(started: Instant) -> Result<ReadBack, String> {
     let mut consumer = Consumer::new(ConsumerConfig {
         common: common_config("reader"),
         auto_offset_reset: OffsetReset::Earliest,
@@ -318,22 +330,29 @@ async fn read_back() -> Result<BTreeMap<u32, Vec<(i64, Option<u64>)>>, String> {
         }
         sleep(Duration::from_millis(500)).await;
     }
-    let mut read: BTreeMap<u32, Vec<(i64, Option<u64>)>> = BTreeMap::new();
+    let mut read: Vec<Consumed> = Vec::new();
+    let mut high_watermarks = BTreeMap::new();
     loop {
         let records = consumer
             .poll(Duration::from_millis(500))
             .await
             .unwrap_or_default();
+        let at = ms(started);
         for r in records {
-            read.entry(r.partition as u32)
-                .or_default()
-                .push((r.offset, r.value.as_deref().and_then(number_of)));
+            read.push(Consumed {
+                at,
+                part: r.partition as u32,
+                offset: r.offset,
+                record: r.value.as_deref().and_then(number_of),
+            });
         }
         let mut done = true;
         for tp in &tps {
             let position = consumer.position(tp).await.unwrap_or(-1);
             match consumer.high_watermark(tp) {
-                Some(hw) if position >= hw => {}
+                Some(hw) if position >= hw => {
+                    high_watermarks.insert(tp.partition, hw);
+                }
                 _ => done = false,
             }
         }
@@ -342,21 +361,16 @@ async fn read_back() -> Result<BTreeMap<u32, Vec<(i64, Option<u64>)>>, String> {
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "liveness: the healed cluster did not serve every partition up to its high watermark within {LIVENESS_MS} ms; records read per partition: {:?}",
-                read.iter().map(|(p, r)| (p, r.len())).collect::<BTreeMap<_, _>>()
+                "liveness: the healed cluster did not serve every partition up to its high watermark within {LIVENESS_MS} ms; {} records read",
+                read.len()
             ));
         }
     }
     let _ = consumer.close().await;
-    Ok(read)
-}
-
-/// What one consumer-group member saw: records (partition, offset, record number) and
-/// the commits the group coordinator acknowledged (simulated ms, partition, offset).
-#[derive(Debug, Default)]
-struct MemberLog {
-    consumed: Vec<(u32, i64, Option<u64>)>,
-    commits: Vec<(u128, u32, i64)>,
+    Ok(ReadBack {
+        records: read,
+        high_watermarks,
+    })
 }
 
 /// A member of the group `GROUP`: polls, and after each poll commits the offsets after
@@ -371,8 +385,9 @@ async fn group_member(
     member: usize,
     started: Instant,
     stop: Arc<AtomicBool>,
-    log: Arc<Mutex<MemberLog>>,
+    log: Arc<Mutex<MemberHistory>>,
 ) {
+    log.lock().expect("member log").joined_at = ms(started);
     let mut consumer = Consumer::new(ConsumerConfig {
         common: common_config(&format!("member-{member}")),
         group_id: Some(GROUP.to_string()),
@@ -387,7 +402,20 @@ async fn group_member(
     consumer.subscribe([TOPIC]).expect("subscribe");
     let rebalanced = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&rebalanced);
-    consumer.set_rebalance_listener(move |_| flag.store(true, Ordering::Relaxed));
+    let listener_log = Arc::clone(&log);
+    consumer.set_rebalance_listener(move |event| {
+        flag.store(true, Ordering::Relaxed);
+        let parts = |tps: &[TopicPartition]| tps.iter().map(|tp| tp.partition).collect();
+        let event = match event {
+            RebalanceEvent::Assigned(tps) => Rebalance::Assigned(parts(tps)),
+            RebalanceEvent::Revoked(tps) => Rebalance::Revoked(parts(tps)),
+        };
+        listener_log
+            .lock()
+            .expect("member log")
+            .rebalances
+            .push((ms(started), event));
+    });
     // The offsets after what was read, not yet acknowledged as committed.
     let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     while !stop.load(Ordering::Relaxed) {
@@ -400,17 +428,19 @@ async fn group_member(
         }
         {
             let mut log = log.lock().expect("member log");
+            let at = ms(started);
             for r in &records {
-                log.consumed.push((
-                    r.partition as u32,
-                    r.offset,
-                    r.value.as_deref().and_then(number_of),
-                ));
+                log.consumed.push(Consumed {
+                    at,
+                    part: r.partition as u32,
+                    offset: r.offset,
+                    record: r.value.as_deref().and_then(number_of),
+                });
                 next.insert(TopicPartition::new(TOPIC, r.partition as u32), r.offset + 1);
             }
         }
         if !next.is_empty() && consumer.commit_offsets(&next).await.is_ok() {
-            let at = started.elapsed().as_millis();
+            let at = ms(started);
             let mut log = log.lock().expect("member log");
             for (tp, offset) in std::mem::take(&mut next) {
                 log.commits.push((at, tp.partition, offset));
@@ -420,57 +450,6 @@ async fn group_member(
     let _ = timeout(Duration::from_secs(5), consumer.close()).await;
 }
 
-/// The group's checkers: a member reads only what the log holds at that offset (no read
-/// past the high watermark of something later lost), acknowledged commits never go back
-/// (Kafka docs, "Consumer position"; the fast simulator's group-commits-monotonic), and
-/// once healed the group commits every partition up to its end.
-fn check_group(
-    members: &[MemberLog],
-    read: &BTreeMap<u32, Vec<(i64, Option<u64>)>>,
-) -> Vec<String> {
-    let mut violations = Vec::new();
-    let log: BTreeMap<(u32, i64), Option<u64>> = read
-        .iter()
-        .flat_map(|(&p, rs)| rs.iter().map(move |&(o, n)| ((p, o), n)))
-        .collect();
-    let mut commits: Vec<(u128, u32, i64)> = Vec::new();
-    for (m, member) in members.iter().enumerate() {
-        for &(p, offset, n) in &member.consumed {
-            match log.get(&(p, offset)) {
-                Some(&held) if held == n => {}
-                held => violations.push(format!(
-                    "group: member-{m} read {n:?} at partition {p} offset {offset}, but the log holds {held:?} there"
-                )),
-            }
-        }
-        commits.extend(member.commits.iter().copied());
-    }
-    commits.sort_by_key(|&(at, p, _)| (at, p));
-    let mut last: BTreeMap<u32, (u128, i64)> = BTreeMap::new();
-    for (at, p, offset) in commits {
-        if let Some(&(at0, o0)) = last.get(&p) {
-            if offset < o0 && at > at0 {
-                violations.push(format!(
-                    "group commits monotonic: partition {p} committed {o0} at {at0} ms, then {offset} at {at} ms"
-                ));
-            }
-        }
-        if last.get(&p).is_none_or(|&(_, o0)| offset >= o0) {
-            last.insert(p, (at, offset));
-        }
-    }
-    for (&p, records) in read {
-        let end = records.last().map_or(0, |r| r.0 + 1);
-        let committed = last.get(&p).map_or(0, |c| c.1);
-        if committed != end && end > 0 {
-            violations.push(format!(
-                "group liveness: partition {p} ends at offset {end}, but the group committed only up to {committed} after the faults healed"
-            ));
-        }
-    }
-    violations
-}
-
 fn common_config(client_id: &str) -> CommonConfig {
     CommonConfig {
         bootstrap_servers: bootstrap(),
@@ -478,72 +457,6 @@ fn common_config(client_id: &str) -> CommonConfig {
         request_timeout_ms: 5_000,
         retry_backoff_ms: 100,
     }
-}
-
-/// The checkers: what the producer was told against what the brokers served back.
-/// Returns the violations, each naming the rule and the records.
-fn check(
-    outcomes: &BTreeMap<u64, Outcome>,
-    read: &BTreeMap<u32, Vec<(i64, Option<u64>)>>,
-) -> Vec<String> {
-    let mut violations = Vec::new();
-    let mut found: BTreeMap<u64, (u32, i64)> = BTreeMap::new();
-    for (&p, records) in read {
-        // Dense offsets: consecutive from the first (nothing is deleted here).
-        for w in records.windows(2) {
-            if w[1].0 != w[0].0 + 1 {
-                violations.push(format!(
-                    "dense offsets: partition {p} jumps from offset {} to {}",
-                    w[0].0, w[1].0
-                ));
-            }
-        }
-        let mut last: Option<u64> = None;
-        for &(offset, n) in records {
-            let Some(n) = n else {
-                violations.push(format!(
-                    "partition {p} offset {offset} holds a record the producer never sent"
-                ));
-                continue;
-            };
-            if partition_of(n) != p {
-                violations.push(format!(
-                    "record r{n} is in partition {p}, but was sent to {}",
-                    partition_of(n)
-                ));
-            }
-            // KIP-98: an idempotent producer's records land exactly once, in order.
-            if let Some((p0, o0)) = found.insert(n, (p, offset)) {
-                violations.push(format!(
-                    "idempotence: record r{n} is in the log twice (partition {p0} offset {o0} and partition {p} offset {offset})"
-                ));
-            }
-            if let Some(prev) = last {
-                if n < prev {
-                    violations.push(format!(
-                        "idempotence: partition {p} holds r{n} at offset {offset} after r{prev}: reordered"
-                    ));
-                }
-            }
-            last = Some(n);
-        }
-    }
-    for (&n, &o) in outcomes {
-        if let Outcome::Acked(offset) = o {
-            match found.get(&n) {
-                Some(&(_, at)) if at == offset => {}
-                Some(&(p, at)) => violations.push(format!(
-                    "acked durability: r{n} was acked at offset {offset} of partition {}, but is at offset {at} of partition {p}",
-                    partition_of(n)
-                )),
-                None => violations.push(format!(
-                    "acked durability: r{n} was acked at offset {offset} of partition {}, but is not in the log",
-                    partition_of(n)
-                )),
-            }
-        }
-    }
-    violations
 }
 
 /// Simulated time since the run began, for log lines.
@@ -579,6 +492,8 @@ async fn scenario(faults: Faults) -> String {
     let brokers: Vec<NodeHandle> = (1..=BROKERS)
         .map(|id| start_broker(&handle, id, &dir))
         .collect();
+    let broker_ids: Vec<_> = brokers.iter().map(NodeHandle::id).collect();
+    let main_handle = handle.clone();
     let client = handle
         .create_node()
         .name("client")
@@ -626,7 +541,7 @@ async fn scenario(faults: Faults) -> String {
                 inject_faults(handle, brokers, run, faults, &fault_log2).await;
             });
             let stop = Arc::new(AtomicBool::new(false));
-            let member_logs: Vec<Arc<Mutex<MemberLog>>> =
+            let member_logs: Vec<Arc<Mutex<MemberHistory>>> =
                 (0..MEMBERS).map(|_| Arc::default()).collect();
             let members: Vec<_> = member_logs
                 .iter()
@@ -638,27 +553,41 @@ async fn scenario(faults: Faults) -> String {
                     ))
                 })
                 .collect();
-            let outcomes = produce(&producer).await;
+            let sends = produce(&producer, sim_started).await;
             // The liveness phase: every fault healed.
             faults_task.await.expect("fault schedule");
+            let healed_at = ms(sim_started);
             let _ = timeout(Duration::from_millis(LIVENESS_MS), producer.flush()).await;
             producer.close().await;
-            let read = read_back().await?;
+            let read = read_back(sim_started).await?;
+            let read_at = ms(sim_started);
             // The group catches up with what the read-back found, then stops.
             sleep(Duration::from_millis(GROUP_CATCH_UP_MS)).await;
             stop.store(true, Ordering::Relaxed);
+            let end_at = ms(sim_started);
             for member in members {
                 let _ = member.await;
             }
-            let member_logs: Vec<MemberLog> = member_logs
+            let members: Vec<MemberHistory> = member_logs
                 .iter()
                 .map(|l| std::mem::take(&mut *l.lock().expect("member log")))
                 .collect();
-            Ok((outcomes, read, member_logs))
+            let leaders = leaders_at_end(&read.high_watermarks).await?;
+            let clients = ClientHistory {
+                sends,
+                read_back: read.records,
+                members,
+                healed_at,
+                end_at,
+                // What the healed cluster had: the read-back owes every record acked
+                // before it ended, and so does the group, which then had the catch-up.
+                liveness_bound_ms: end_at - read_at,
+            };
+            Ok((clients, leaders))
         })
         .await
         .expect("the client node is never killed");
-    let (outcomes, read, member_logs) = match result {
+    let (clients, leaders) = match result {
         Ok(r) => r,
         Err(e) => {
             print_faults(seed, &fault_log);
@@ -668,15 +597,27 @@ async fn scenario(faults: Faults) -> String {
             )
         }
     };
-    let mut violations = check(&outcomes, &read);
-    violations.extend(check_group(&member_logs, &read));
-    let consumed: usize = member_logs.iter().map(|m| m.consumed.len()).sum();
-    let commits: usize = member_logs.iter().map(|m| m.commits.len()).sum();
-    let acked = outcomes
-        .values()
-        .filter(|o| matches!(o, Outcome::Acked(_)))
+    // What the brokers hold: every replica's log, read from its files once the brokers
+    // are stopped (killed, but the disk keeps what they wrote: nothing is torn).
+    for id in &broker_ids {
+        main_handle.kill(*id);
+    }
+    let brokers = BrokerState {
+        partitions: PARTITIONS,
+        brokers: u32::from(BROKERS),
+        min_insync_replicas: 2,
+        logs: replica_logs(&dir),
+        leaders,
+    };
+    let violations = history::check(&clients, &brokers, GROUP, TOPIC);
+    let consumed: usize = clients.members.iter().map(|m| m.consumed.len()).sum();
+    let commits: usize = clients.members.iter().map(|m| m.commits.len()).sum();
+    let acked = clients
+        .sends
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Acked { .. }))
         .count();
-    let held: usize = read.values().map(Vec::len).sum();
+    let held: usize = brokers.logs.values().map(Vec::len).sum();
     let sim_ms = sim_started.elapsed().as_millis();
     eddy_net::disk::clear(&dir);
     if !violations.is_empty() {
@@ -690,11 +631,11 @@ async fn scenario(faults: Faults) -> String {
     }
     print_faults(seed, &fault_log);
     eprintln!(
-        "seed {seed} ({faults:?}): {acked}/{RECORDS} acked, {held} records held, group: {consumed} records read, {commits} offsets committed; {} faults, {sim_ms} simulated ms",
+        "seed {seed} ({faults:?}): {acked}/{RECORDS} acked, {held} records held by the replicas, group: {consumed} records read, {commits} offsets committed; {} faults, {sim_ms} simulated ms",
         fault_log.lock().expect("fault log").len()
     );
     let summary = format!(
-        "outcomes={outcomes:?} read={read:?} group={member_logs:?} faults={:?} sim_ms={sim_ms}",
+        "clients={clients:?} brokers={brokers:?} faults={:?} sim_ms={sim_ms}",
         fault_log.lock().expect("fault log")
     );
     // `DefaultHasher::new()` has fixed keys: the same summary hashes the same in every
@@ -706,6 +647,75 @@ async fn scenario(faults: Faults) -> String {
         std::hash::Hasher::finish(&hasher)
     );
     summary
+}
+
+/// Each partition's leader at the end, from the metadata, with the high watermark the
+/// read-back consumer reached.
+async fn leaders_at_end(
+    high_watermarks: &BTreeMap<u32, i64>,
+) -> Result<BTreeMap<u32, (u32, i64)>, String> {
+    let admin = Admin::new(common_config("admin-end")).expect("admin");
+    let deadline = Instant::now() + Duration::from_millis(LIVENESS_MS);
+    let leaders = loop {
+        let described = admin.describe_topics(&[TOPIC.to_string()]).await;
+        let leaders: Option<BTreeMap<u32, (u32, i64)>> = described.ok().and_then(|topics| {
+            let topic = topics.into_iter().find(|t| t.name == TOPIC)?;
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let hw = *high_watermarks.get(&(p.partition as u32))?;
+                    (p.leader > 0).then_some((p.partition as u32, (p.leader as u32, hw)))
+                })
+                .collect()
+        });
+        if let Some(leaders) = leaders.filter(|l| l.len() == PARTITIONS as usize) {
+            break Ok(leaders);
+        }
+        if Instant::now() >= deadline {
+            break Err(format!(
+                "liveness: the healed cluster did not name a leader for every partition within {LIVENESS_MS} ms"
+            ));
+        }
+        sleep(Duration::from_millis(500)).await;
+    };
+    admin.close().await;
+    leaders
+}
+
+/// Every broker's log of every partition of the topic, read through the storage
+/// layer's own recovery (`PartitionDir::open`, which walks and CRC-checks the segments on
+/// the simulated disk): (offset, record named) per (broker, partition).
+fn replica_logs(dir: &std::path::Path) -> BTreeMap<(u32, u32), ReplicaLog> {
+    let config = eddy_net::storage::LogConfig {
+        segment_bytes: 1 << 30,
+        roll_ms: 7 * 24 * 3_600_000,
+        index_interval_bytes: 4_096,
+        index_size_max_bytes: 10 << 20,
+    };
+    let mut logs = BTreeMap::new();
+    for id in 1..=BROKERS {
+        for p in 0..PARTITIONS {
+            let tp = eddy_core::TopicPartition::new(TOPIC, p);
+            let path = broker_dir(dir, id).join(eddy_net::storage::partition_dir_name(&tp));
+            let (_, recovered) = eddy_net::storage::PartitionDir::open(path, config, None)
+                .unwrap_or_else(|e| panic!("broker-{id}'s log of {TOPIC}-{p} reads back: {e}"));
+            let mut log = Vec::new();
+            for batch in &recovered.batches {
+                let base = eddy_core::batch::BatchHeader::parse(batch)
+                    .expect("recovery returns whole batches")
+                    .base_offset;
+                for r in eddy_core::batch::records(batch).expect("uncompressed batches") {
+                    log.push((
+                        base + i64::from(r.offset_delta),
+                        r.value.and_then(number_of),
+                    ));
+                }
+            }
+            logs.insert((u32::from(id), p), log);
+        }
+    }
+    logs
 }
 
 fn print_faults(seed: u64, log: &Mutex<Vec<String>>) {
@@ -736,13 +746,14 @@ async fn acked_writes_survive_mixed_faults() {
 /// draw of the two runs (`check_determinism`), and the clients' observations must be
 /// equal too.
 ///
-/// Ignored: since the consumer group joined the scenarios, the second run of a seed in
-/// one process diverges (madsim reports non-determinism about 20 simulated s in, seed 1),
-/// though a seed run alone in a process is the same in every process. Some state
-/// outlives a run within the process; not found yet. scripts/madsim checks determinism
-/// across processes instead (the trace hash of one seed, run twice).
+/// This failed (about 20 simulated s in) until the broker stopped using a
+/// `tokio::sync::watch` for "serving clients yet": a watch receiver waits in one of 8
+/// queues picked by tokio's thread-local RNG, which tokio seeds from a process-wide
+/// counter, so the order connections woke in when a (re)started broker began serving
+/// depended on how many tokio RNGs the process had seeded before — a second run in the
+/// process, or a tokio runtime built first (madsim's `Builder` builds one), ran the seed
+/// differently. `eddy_net::broker::Serving` wakes waiters in order instead.
 #[test]
-#[ignore = "a run leaks state into the next run in the same process; see the comment"]
 fn same_seed_same_run() {
     static SUMMARIES: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let seed: u64 = std::env::var("MADSIM_TEST_SEED")
@@ -765,8 +776,9 @@ fn same_seed_same_run() {
 
 /// Runs `seed` of a scenario exactly as `#[madsim::test]` runs it (its `Builder`, which
 /// runs the seed on a thread of its own). A runtime made and run on the test's own
-/// thread runs some seeds differently (seed 185 passed that way before the fix it
-/// guards), so a seed that failed in scripts/madsim could pass here.
+/// thread used to run some seeds differently (seed 185 passed that way before the fix
+/// it guards; the cause was the broker's watch channel, see `same_seed_same_run`); the
+/// Builder keeps these tests on the path scripts/madsim takes.
 fn run_seed<F: std::future::Future<Output = String> + 'static>(seed: u64, run: fn() -> F) {
     madsim::runtime::Builder {
         seed,

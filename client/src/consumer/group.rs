@@ -56,6 +56,8 @@ pub struct GroupConfig {
     pub heartbeat_interval_ms: u64,
     /// `partition.assignment.strategy`, most preferred first.
     pub assignors: Vec<Assignor>,
+    /// `default.api.timeout.ms`: how long a commit keeps retrying retriable errors.
+    pub default_api_timeout_ms: u64,
 }
 
 /// What a completed join gives the member.
@@ -388,8 +390,38 @@ impl Membership {
         Ok(())
     }
 
-    /// Commits `offsets` under this member's generation.
+    /// Commits `offsets` under this member's generation, as Kafka's `commitSync` does
+    /// (`ConsumerCoordinator.commitOffsetsSync`): a retriable error — the coordinator
+    /// moved or is loading (looked up again first), a timeout, a lost connection — is
+    /// retried after `retry.backoff.ms` until `default.api.timeout.ms` has passed, and
+    /// then returned. An error that ends the member's generation (ILLEGAL_GENERATION,
+    /// UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID: Kafka's
+    /// `CommitFailedException` and kin) or any other error that is not retriable is
+    /// returned at once.
     pub(crate) async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.default_api_timeout_ms);
+        loop {
+            let result = self.commit_once(offsets).await;
+            match &result {
+                Err(e)
+                    if e.is_retriable()
+                        && !ends_generation(e)
+                        && tokio::time::Instant::now() + self.net.retry_backoff() < deadline =>
+                {
+                    tracing::debug!(error = %e, "offset commit failed; retrying");
+                    tokio::time::sleep(self.net.retry_backoff()).await;
+                }
+                _ => return result,
+            }
+        }
+    }
+
+    /// One OffsetCommit to the coordinator.
+    pub(crate) async fn commit_once(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<()> {
         let conn = self.coordinator().await?;
         let (generation, member) = (self.generation, self.member_id.clone());
         let result =
@@ -417,6 +449,13 @@ impl Membership {
         self.forget_coordinator_on(&result);
         result
     }
+}
+
+/// Whether a commit's error says the member's generation is over: retrying cannot help,
+/// the member must rejoin.
+fn ends_generation(e: &ClientError) -> bool {
+    matches!(e, ClientError::Broker { code, .. } | ClientError::Partition { code, .. }
+        if matches!(code.0, UNKNOWN_MEMBER_ID | ILLEGAL_GENERATION | REBALANCE_IN_PROGRESS | FENCED_INSTANCE_ID))
 }
 
 fn is_rejoin(e: &ClientError) -> bool {
@@ -661,12 +700,15 @@ mod tests {
     use crate::network::CommonConfig;
     use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+    use kafka_protocol::messages::offset_commit_response::{
+        OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+    };
     use kafka_protocol::messages::offset_fetch_response::{
         OffsetFetchResponsePartition, OffsetFetchResponseTopic,
     };
     use kafka_protocol::messages::{
         ApiVersionsResponse, BrokerId, FindCoordinatorResponse, MetadataResponse,
-        OffsetFetchResponse,
+        OffsetCommitResponse, OffsetFetchResponse,
     };
     use std::sync::Mutex;
     use tokio::net::TcpListener;
@@ -675,11 +717,17 @@ mod tests {
 
     /// A one-node "cluster" that names itself node 1 and the group's coordinator, but
     /// answers the first OffsetFetch with NOT_COORDINATOR (as a broker does right after
-    /// its `__consumer_offsets` partition moved away); it logs the API key of every
-    /// request it gets.
-    async fn moving_coordinator(listener: TcpListener, seen: Arc<Mutex<Vec<ApiKey>>>) {
+    /// its `__consumer_offsets` partition moved away), and the n-th OffsetCommit with
+    /// `commit_errors[n]` (0 once they run out); it logs the API key of every request it
+    /// gets.
+    async fn moving_coordinator(
+        listener: TcpListener,
+        seen: Arc<Mutex<Vec<ApiKey>>>,
+        commit_errors: Vec<i16>,
+    ) {
         let port = listener.local_addr().unwrap().port() as i32;
         let mut offset_fetches = 0;
+        let mut offset_commits = 0;
         let (mut socket, _) = listener.accept().await.unwrap();
         loop {
             let Some((key, version, correlation_id)) = read_request(&mut socket).await else {
@@ -696,6 +744,7 @@ mod tests {
                             (ApiKey::Metadata, 1),
                             (ApiKey::FindCoordinator, 1),
                             (ApiKey::OffsetFetch, 3),
+                            (ApiKey::OffsetCommit, 2),
                         ]
                         .into_iter()
                         .map(|(k, v)| {
@@ -746,6 +795,25 @@ mod tests {
                     )
                     .await
                 }
+                ApiKey::OffsetCommit => {
+                    let code = commit_errors.get(offset_commits).copied().unwrap_or(0);
+                    offset_commits += 1;
+                    let response = OffsetCommitResponse::default().with_topics(vec![
+                        OffsetCommitResponseTopic::default()
+                            .with_name(TopicName(s("t")))
+                            .with_partitions(vec![OffsetCommitResponsePartition::default()
+                                .with_partition_index(0)
+                                .with_error_code(code)]),
+                    ]);
+                    answer(
+                        &mut socket,
+                        correlation_id,
+                        header_version,
+                        version,
+                        &response,
+                    )
+                    .await
+                }
                 other => panic!("the test broker got an unexpected {other:?}"),
             }
         }
@@ -762,7 +830,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let broker = tokio::spawn(moving_coordinator(listener, seen.clone()));
+        let broker = tokio::spawn(moving_coordinator(listener, seen.clone(), Vec::new()));
         let net = NetworkClient::new(CommonConfig {
             bootstrap_servers: addr,
             request_timeout_ms: 5_000,
@@ -777,6 +845,7 @@ mod tests {
                 rebalance_timeout_ms: 30_000,
                 heartbeat_interval_ms: 1_000,
                 assignors: vec![Assignor::Range],
+                default_api_timeout_ms: 60_000,
             },
         );
         let tp = TopicPartition::new("t", 0);
@@ -799,6 +868,130 @@ mod tests {
                 ApiKey::FindCoordinator,
                 ApiKey::OffsetFetch,
             ]
+        );
+        net.close().await;
+        broker.await.unwrap();
+    }
+
+    /// A member of group "g" at generation 3 whose coordinator is a [`moving_coordinator`]
+    /// answering OffsetCommit with `commit_errors` in turn.
+    async fn committing_member(
+        commit_errors: Vec<i16>,
+        default_api_timeout_ms: u64,
+    ) -> (
+        Membership,
+        NetworkClient,
+        Arc<Mutex<Vec<ApiKey>>>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let broker = tokio::spawn(moving_coordinator(listener, seen.clone(), commit_errors));
+        let net = NetworkClient::new(CommonConfig {
+            bootstrap_servers: addr,
+            request_timeout_ms: 5_000,
+            retry_backoff_ms: 10,
+            ..CommonConfig::default()
+        })
+        .unwrap();
+        let mut member = Membership::new(
+            net.clone(),
+            GroupConfig {
+                group_id: "g".to_string(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 30_000,
+                heartbeat_interval_ms: 1_000,
+                assignors: vec![Assignor::Range],
+                default_api_timeout_ms,
+            },
+        );
+        member.generation = 3;
+        member.member_id = "m".to_string();
+        (member, net, seen, broker)
+    }
+
+    fn commits_only(seen: &Mutex<Vec<ApiKey>>) -> Vec<ApiKey> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .filter(|k| matches!(k, ApiKey::OffsetCommit | ApiKey::FindCoordinator))
+            .collect()
+    }
+
+    const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    const REQUEST_TIMED_OUT: i16 = 7;
+
+    /// Kafka's `commitSync` retries a retriable error until `default.api.timeout.ms`
+    /// (`ConsumerCoordinator.commitOffsetsSync`); before this, `commit_offsets` returned
+    /// the first one. A coordinator error also makes the member look the coordinator up
+    /// again before the retry.
+    #[tokio::test]
+    async fn a_commit_retries_retriable_errors_until_it_succeeds() {
+        let errors = vec![
+            COORDINATOR_LOAD_IN_PROGRESS,
+            REQUEST_TIMED_OUT,
+            NOT_COORDINATOR,
+        ];
+        let (mut member, net, seen, broker) = committing_member(errors, 60_000).await;
+        let offsets = BTreeMap::from([(TopicPartition::new("t", 0), 7)]);
+        member.commit(&offsets).await.unwrap();
+        assert_eq!(
+            commits_only(&seen),
+            [
+                ApiKey::FindCoordinator,
+                ApiKey::OffsetCommit, // COORDINATOR_LOAD_IN_PROGRESS: look it up again
+                ApiKey::FindCoordinator,
+                ApiKey::OffsetCommit, // REQUEST_TIMED_OUT: same coordinator
+                ApiKey::OffsetCommit, // NOT_COORDINATOR: look it up again
+                ApiKey::FindCoordinator,
+                ApiKey::OffsetCommit, // ok
+            ]
+        );
+        net.close().await;
+        broker.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_commit_gives_up_on_retriable_errors_after_the_api_timeout() {
+        let errors = vec![REQUEST_TIMED_OUT; 1_000];
+        let (mut member, net, seen, broker) = committing_member(errors, 200).await;
+        let offsets = BTreeMap::from([(TopicPartition::new("t", 0), 7)]);
+        let started = std::time::Instant::now();
+        let err = member.commit(&offsets).await.unwrap_err();
+        assert!(err.is_retriable(), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let attempts = commits_only(&seen)
+            .iter()
+            .filter(|k| **k == ApiKey::OffsetCommit)
+            .count();
+        assert!(
+            attempts > 1,
+            "retried before giving up: {attempts} attempts"
+        );
+        net.close().await;
+        broker.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_commit_whose_generation_is_over_fails_at_once() {
+        let errors = vec![ILLEGAL_GENERATION, 0];
+        let (mut member, net, seen, broker) = committing_member(errors, 60_000).await;
+        let offsets = BTreeMap::from([(TopicPartition::new("t", 0), 7)]);
+        let err = member.commit(&offsets).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Partition { code, .. } if code.0 == ILLEGAL_GENERATION),
+            "{err}"
+        );
+        assert!(member.rejoin_needed.load(Ordering::SeqCst));
+        assert_eq!(
+            commits_only(&seen),
+            [ApiKey::FindCoordinator, ApiKey::OffsetCommit]
         );
         net.close().await;
         broker.await.unwrap();

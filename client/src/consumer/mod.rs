@@ -70,6 +70,9 @@ pub struct ConsumerConfig {
     pub fetch_max_bytes: i32,
     pub max_partition_fetch_bytes: i32,
     pub max_poll_records: usize,
+    /// `default.api.timeout.ms`: how long `commit`/`commit_offsets` retry retriable
+    /// errors (Kafka's `commitSync` without a timeout argument).
+    pub default_api_timeout_ms: u64,
 }
 
 impl Default for ConsumerConfig {
@@ -89,6 +92,7 @@ impl Default for ConsumerConfig {
             fetch_max_bytes: 50 * 1024 * 1024,
             max_partition_fetch_bytes: 1024 * 1024,
             max_poll_records: 500,
+            default_api_timeout_ms: 60_000,
         }
     }
 }
@@ -153,6 +157,7 @@ impl Consumer {
                     rebalance_timeout_ms: config.max_poll_interval_ms,
                     heartbeat_interval_ms: config.heartbeat_interval_ms,
                     assignors: config.assignors.clone(),
+                    default_api_timeout_ms: config.default_api_timeout_ms,
                 },
             )
         });
@@ -518,23 +523,38 @@ impl Consumer {
             return;
         }
         self.last_auto_commit = Instant::now();
-        if let Err(e) = self.commit().await {
-            tracing::warn!(error = %e, "auto-commit failed");
+        let offsets = self.positions_to_commit();
+        let Some(group) = self.group.as_mut() else {
+            return;
+        };
+        // One attempt, as Kafka's periodic auto-commit is asynchronous and not retried:
+        // the next interval commits the positions again.
+        if !offsets.is_empty() {
+            if let Err(e) = group.commit_once(&offsets).await {
+                tracing::warn!(error = %e, "auto-commit failed");
+            }
         }
     }
 
-    /// Commits the position of every assigned partition.
-    pub async fn commit(&mut self) -> Result<()> {
-        let offsets: BTreeMap<TopicPartition, i64> = self
-            .positions
+    /// The position of every assigned partition.
+    fn positions_to_commit(&self) -> BTreeMap<TopicPartition, i64> {
+        self.positions
             .iter()
             .filter(|(tp, _)| self.assigned.contains(*tp))
             .map(|(tp, o)| (tp.clone(), *o))
-            .collect();
+            .collect()
+    }
+
+    /// Commits the position of every assigned partition, retrying retriable errors until
+    /// `default.api.timeout.ms` (Kafka's `commitSync()`).
+    pub async fn commit(&mut self) -> Result<()> {
+        let offsets = self.positions_to_commit();
         self.commit_offsets(&offsets).await
     }
 
-    /// Commits the given offsets (the next offset to read, as Kafka's clients commit).
+    /// Commits the given offsets (the next offset to read, as Kafka's clients commit),
+    /// retrying retriable errors until `default.api.timeout.ms` (Kafka's
+    /// `commitSync(offsets)`).
     pub async fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
         if offsets.is_empty() {
             return Ok(());

@@ -23,9 +23,9 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use super::{handlers, Shared};
+use super::{handlers, Serving, Shared};
 use crate::peer::link::{read_frames, PEER_MAGIC};
 use crate::wire::{self, Request};
 
@@ -59,12 +59,12 @@ fn encode(
 }
 
 /// Serves one connection: a peer's (it starts with [`PEER_MAGIC`]) at once, a client's
-/// once `serving` is true.
+/// once `serving` is open.
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    mut serving: watch::Receiver<bool>,
+    serving: Serving,
 ) {
     tracing::debug!(%peer, "connection opened");
     let (mut reader, mut writer) = tokio::io::split(stream);
@@ -85,7 +85,7 @@ pub(crate) async fn serve(
         }
         return;
     }
-    if serving.wait_for(|s| *s).await.is_err() {
+    if !serving.ready().await {
         return; // the broker did not start
     }
     let mut reader = AsyncReadExt::chain(&first[..], reader);

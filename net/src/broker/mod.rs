@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use eddy_core::config::BrokerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, Notify};
 
 pub(crate) use actor::Command;
 
@@ -68,8 +68,70 @@ pub struct Broker {
     listener: TcpListener,
     shared: Arc<Shared>,
     actor: tokio::task::JoinHandle<()>,
-    /// True once clients are served (always, after [`Broker::start`]).
-    serving: watch::Receiver<bool>,
+    /// Open once clients are served (always, after [`Broker::start`]).
+    serving: Serving,
+}
+
+/// Whether this broker serves clients yet: connections accepted while it catches up
+/// wait on it. Not a `tokio::sync::watch`: a watch receiver waits in one of 8 queues
+/// picked by tokio's thread-local RNG, which tokio seeds from a process-wide counter, so
+/// the order the waiting connections woke in depended on what had run earlier in the
+/// process — under madsim, a seed's second run in one process diverged from its first.
+/// `Notify` wakes its waiters in the order they came.
+#[derive(Clone, Default)]
+pub(crate) struct Serving(Arc<ServingState>);
+
+#[derive(Default)]
+struct ServingState {
+    /// `WAITING`, `SERVING` or `NEVER`.
+    state: std::sync::atomic::AtomicU8,
+    changed: Notify,
+}
+
+const WAITING: u8 = 0;
+const SERVING: u8 = 1;
+/// The broker did not start.
+const NEVER: u8 = 2;
+
+impl Serving {
+    /// Waits until clients are served: `true`, or `false` if the broker did not start.
+    pub(crate) async fn ready(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        loop {
+            // Made before the state is read, so a change in between still wakes it.
+            let changed = self.0.changed.notified();
+            match self.0.state.load(Ordering::SeqCst) {
+                SERVING => return true,
+                NEVER => return false,
+                _ => changed.await,
+            }
+        }
+    }
+
+    fn set(&self, state: u8) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .0
+            .state
+            .compare_exchange(WAITING, state, Ordering::SeqCst, Ordering::SeqCst);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// Opens [`Serving`] once; dropped unopened (the start failed), it tells the waiting
+/// connections to close.
+struct ServingGate(Serving);
+
+impl ServingGate {
+    fn open(self) {
+        self.0.set(SERVING);
+    }
+}
+
+impl Drop for ServingGate {
+    fn drop(&mut self) {
+        self.0.set(NEVER);
+    }
 }
 
 /// The name of the listener controllers and brokers reach each other on, as KRaft's
@@ -210,7 +272,8 @@ impl Broker {
         // do not exist. Connections are accepted meanwhile: peers dialling a broker-only
         // node (the voters replicating the metadata log to it) are served at once,
         // clients once it is ready.
-        let (serving, serving_rx) = watch::channel(false);
+        let gate = ServingGate(Serving::default());
+        let serving_rx = gate.0.clone();
         let waiting_since = tokio::time::Instant::now();
         let mut waited = tokio::time::interval_at(
             waiting_since + std::time::Duration::from_secs(5),
@@ -246,7 +309,7 @@ impl Broker {
                 }
             }
         }
-        let _ = serving.send(true);
+        gate.open();
         Ok(Broker {
             listener,
             shared,

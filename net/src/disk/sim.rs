@@ -515,3 +515,62 @@ impl Seek for File {
         Ok(target as u64)
     }
 }
+
+/// The simulated disk as a [`super::Disk`]: the functions above.
+pub(crate) struct SimDisk;
+
+impl super::Disk for SimDisk {
+    type File = File;
+    type OpenOptions = OpenOptions;
+    type Metadata = Metadata;
+    type DirEntry = DirEntry;
+    type ReadDir = std::vec::IntoIter<io::Result<DirEntry>>;
+    fn create_dir_all(path: &Path) -> io::Result<()> {
+        create_dir_all(path)
+    }
+    fn metadata(path: &Path) -> io::Result<Metadata> {
+        metadata(path)
+    }
+    fn read(path: &Path) -> io::Result<Vec<u8>> {
+        read(path)
+    }
+    fn read_dir(path: &Path) -> io::Result<Self::ReadDir> {
+        read_dir(path)
+    }
+    fn read_to_string(path: &Path) -> io::Result<String> {
+        read_to_string(path)
+    }
+    fn remove_dir_all(path: &Path) -> io::Result<()> {
+        remove_dir_all(path)
+    }
+    fn remove_file(path: &Path) -> io::Result<()> {
+        remove_file(path)
+    }
+    fn rename(from: &Path, to: &Path) -> io::Result<()> {
+        rename(from, to)
+    }
+}
+
+impl super::DiskFile for File {
+    fn open(path: &Path) -> io::Result<Self> {
+        File::open(path)
+    }
+    fn create(path: &Path) -> io::Result<Self> {
+        File::create(path)
+    }
+    fn sync_all(&self) -> io::Result<()> {
+        File::sync_all(self)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+    fn try_clone(&self) -> io::Result<Self> {
+        File::try_clone(self)
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+}

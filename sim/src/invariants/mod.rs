@@ -207,6 +207,20 @@ impl CheckerSet {
         set
     }
 
+    /// The checkers named in `names` (with the model): for a harness whose history holds
+    /// only some kinds of observation (the madsim suite feeds what its clients saw and
+    /// what the brokers hold at the end), so checkers that need the others stay out.
+    pub fn named(ctx: &CheckContext, names: &[&str]) -> CheckerSet {
+        let mut set = CheckerSet::all(ctx);
+        set.checkers.retain(|c| names.contains(&c.name()));
+        assert_eq!(
+            set.checkers.len(),
+            names.len(),
+            "unknown checker among {names:?}"
+        );
+        set
+    }
+
     pub fn observe(&mut self, obs: &Observation) {
         self.model.apply(obs);
         for c in &mut self.checkers {
