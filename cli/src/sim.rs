@@ -100,8 +100,8 @@ fn run_one(args: &SimArgs, scenario: &Scenario, seed: u64) -> ExitCode {
         s.messages
     );
     println!(
-        "  writes: {} sent, {} acknowledged; {} batches read; {} faults, {} crashes, {} torn tails cut",
-        s.sent, s.acked, s.read, s.faults, s.crashes, s.torn_tails
+        "  writes: {} sent, {} acknowledged; {} batches read ({} from disk); {} faults, {} crashes, {} torn tails cut",
+        s.sent, s.acked, s.read, s.disk_reads, s.faults, s.crashes, s.torn_tails
     );
     print_losses(&report);
     println!("  trace hash {:016x}", report.trace_hash);

@@ -80,16 +80,186 @@ pub struct EpochEndOffset {
     pub end_offset: Offset,
 }
 
+/// One batch of a read: its bytes when the log still holds them, or where the shell
+/// finds it in the partition's log on disk.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FetchedBatch {
+    /// The batch's bytes, in hand.
+    Bytes(Bytes),
+    /// The batch at `base_offset` of this partition, `len` bytes long, which the log no
+    /// longer keeps in memory: the shell reads it from its segment files before the
+    /// response leaves. A batch the shell cannot find whole (truncated since) ends the
+    /// response there; the reader fetches again.
+    Stored { base_offset: Offset, len: u32 },
+}
+
+impl FetchedBatch {
+    pub fn len(&self) -> usize {
+        match self {
+            FetchedBatch::Bytes(b) => b.len(),
+            FetchedBatch::Stored { len, .. } => *len as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, if in hand.
+    pub fn bytes(&self) -> Option<&Bytes> {
+        match self {
+            FetchedBatch::Bytes(b) => Some(b),
+            FetchedBatch::Stored { .. } => None,
+        }
+    }
+}
+
+/// Resolves the references of a read in order with `read_stored`, keeping the batches
+/// up to the first one it cannot find (a truncation raced the read): a response never
+/// skips a batch, so the reader fetches from there again.
+pub fn resolve_batches(
+    batches: Vec<FetchedBatch>,
+    mut read_stored: impl FnMut(Offset, u32) -> Option<Bytes>,
+) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let bytes = match batch {
+            FetchedBatch::Bytes(b) => b,
+            FetchedBatch::Stored { base_offset, len } => match read_stored(base_offset, len) {
+                Some(b) if stored_batch_matches(&b, base_offset, len) => b,
+                _ => break,
+            },
+        };
+        out.push(bytes);
+    }
+    out
+}
+
+/// Whether bytes read back for a reference are the batch it names: whole, at that base
+/// offset and of that length (a cheap check, not the CRC: readers check that).
+pub fn stored_batch_matches(bytes: &[u8], base_offset: Offset, len: u32) -> bool {
+    bytes.len() == len as usize
+        && BatchHeader::parse(bytes)
+            .is_ok_and(|h| h.base_offset == base_offset.0 as i64 && h.total_len() == len as usize)
+}
+
 /// What a read returned: whole batches, the first one containing the requested offset.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadResult {
-    pub batches: Vec<Bytes>,
+    pub batches: Vec<FetchedBatch>,
     pub bytes: usize,
+}
+
+/// One batch as the log keeps it: its header, and its bytes only while it is in the
+/// log's in-memory tail (see [`PartitionLog::set_resident_budget`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogBatch {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    pub epoch: Epoch,
+    pub header: BatchHeader,
+    pub bytes: Option<Bytes>,
+}
+
+impl From<StoredBatch> for LogBatch {
+    fn from(batch: StoredBatch) -> LogBatch {
+        LogBatch::from_stored(batch)
+    }
+}
+
+impl LogBatch {
+    fn from_stored(batch: StoredBatch) -> LogBatch {
+        let header = BatchHeader::parse(&batch.bytes)
+            .expect("batch was validated before it reached the log");
+        LogBatch {
+            base_offset: batch.base_offset,
+            last_offset: batch.last_offset,
+            epoch: batch.epoch,
+            header,
+            bytes: Some(batch.bytes),
+        }
+    }
+
+    pub fn next_offset(&self) -> Offset {
+        self.last_offset.plus(1)
+    }
+
+    /// The batch's length in bytes.
+    pub fn len(&self) -> usize {
+        self.header.total_len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The identity of the batch across replicas: offsets, epoch and CRC.
+    pub fn key(&self) -> (Offset, Offset, Epoch, u32) {
+        (
+            self.base_offset,
+            self.last_offset,
+            self.epoch,
+            self.header.crc,
+        )
+    }
+
+    fn fetched(&self) -> FetchedBatch {
+        match &self.bytes {
+            Some(b) => FetchedBatch::Bytes(b.clone()),
+            None => FetchedBatch::Stored {
+                base_offset: self.base_offset,
+                len: self.len() as u32,
+            },
+        }
+    }
+}
+
+/// A timestamp lookup's answer: the offset, or the batch whose records the shell must
+/// scan (with [`crate::batch::offset_for_timestamp_in`]) because the log keeps only its
+/// header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampLookup {
+    Found(Offset, i64),
+    /// The batch at `base_offset`, `len` bytes long, whose largest timestamp is
+    /// `max_timestamp` (the answer at batch granularity, for a shell that cannot read
+    /// the batch).
+    InStoredBatch {
+        base_offset: Offset,
+        len: u32,
+        max_timestamp: i64,
+    },
+}
+
+/// One batch storage recovered: whole, or (for a log that need not hold its bytes in
+/// memory) its header alone, storage having checked the batch whole on disk. A log
+/// recovered from headers refers its reads to the disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecoveredBatch {
+    Whole(Bytes),
+    Header(BatchHeader),
+}
+
+impl From<Bytes> for RecoveredBatch {
+    fn from(b: Bytes) -> RecoveredBatch {
+        RecoveredBatch::Whole(b)
+    }
+}
+
+impl From<BatchHeader> for RecoveredBatch {
+    fn from(h: BatchHeader) -> RecoveredBatch {
+        RecoveredBatch::Header(h)
+    }
 }
 
 #[derive(Debug)]
 pub struct PartitionLog {
-    batches: Vec<StoredBatch>,
+    batches: Vec<LogBatch>,
+    /// Batches from this index on keep their bytes; those before it only their header.
+    resident_from: usize,
+    /// The bytes held by the resident batches.
+    resident_bytes: usize,
+    /// How many bytes of batches below the HW the log keeps in memory; `None` keeps all.
+    resident_budget: Option<usize>,
     log_start_offset: Offset,
     log_end_offset: Offset,
     high_watermark: Offset,
@@ -110,6 +280,9 @@ impl PartitionLog {
     pub fn new(log_start_offset: Offset) -> PartitionLog {
         PartitionLog {
             batches: Vec::new(),
+            resident_from: 0,
+            resident_bytes: 0,
+            resident_budget: None,
             log_start_offset,
             log_end_offset: log_start_offset,
             high_watermark: log_start_offset,
@@ -130,10 +303,19 @@ impl PartitionLog {
     /// gap or an overlap in offsets, an epoch going back, no offset or epoch at all):
     /// recovery keeps the prefix before the first such batch and returns the offset
     /// where storage must cut the rest, rather than trusting it or panicking.
-    pub fn recover(batches: Vec<Bytes>) -> (PartitionLog, Option<Offset>) {
+    pub fn recover<B: Into<RecoveredBatch>>(batches: Vec<B>) -> (PartitionLog, Option<Offset>) {
+        Self::recover_from(batches.into_iter().map(|b| match b.into() {
+            RecoveredBatch::Whole(b) => (BatchHeader::parse(&b).ok(), Some(b)),
+            RecoveredBatch::Header(h) => (Some(h), None),
+        }))
+    }
+
+    fn recover_from(
+        batches: impl IntoIterator<Item = (Option<BatchHeader>, Option<Bytes>)>,
+    ) -> (PartitionLog, Option<Offset>) {
         let mut log: Option<PartitionLog> = None;
-        for bytes in batches {
-            let Ok(header) = BatchHeader::parse(&bytes) else {
+        for (header, bytes) in batches {
+            let Some(header) = header else {
                 return Self::cut(log);
             };
             let fits = header.base_offset >= 0
@@ -147,7 +329,13 @@ impl PartitionLog {
             if !fits {
                 return Self::cut(log);
             }
-            let batch = StoredBatch::from_validated(bytes);
+            let batch = LogBatch {
+                base_offset: Offset(header.base_offset as u64),
+                last_offset: Offset(header.last_offset() as u64),
+                epoch: Epoch(header.partition_leader_epoch as u32),
+                header,
+                bytes,
+            };
             log.get_or_insert_with(|| PartitionLog::new(batch.base_offset))
                 .push(batch);
         }
@@ -188,8 +376,42 @@ impl PartitionLog {
         self.size_bytes
     }
 
-    pub fn batches(&self) -> &[StoredBatch] {
+    pub fn batches(&self) -> &[LogBatch] {
         &self.batches
+    }
+
+    /// The bytes of batches the log holds in memory.
+    pub fn resident_bytes(&self) -> usize {
+        self.resident_bytes
+    }
+
+    /// Bounds the in-memory tail: the log keeps the bytes of its newest batches up to
+    /// `budget` bytes in all, and of every batch not yet below the high watermark even
+    /// past it (followers are about to fetch those, and a shell may still be writing
+    /// them); older batches keep their header only and reads refer to them on disk.
+    /// `None` keeps every batch's bytes.
+    pub fn set_resident_budget(&mut self, budget: Option<usize>) {
+        self.resident_budget = budget;
+        self.evict();
+    }
+
+    /// Drops the bytes of the oldest resident batches below the HW past the budget.
+    fn evict(&mut self) {
+        let Some(budget) = self.resident_budget else {
+            return;
+        };
+        while self.resident_bytes > budget {
+            let Some(b) = self.batches.get_mut(self.resident_from) else {
+                break;
+            };
+            if b.last_offset >= self.high_watermark {
+                break;
+            }
+            if let Some(bytes) = b.bytes.take() {
+                self.resident_bytes -= bytes.len();
+            }
+            self.resident_from += 1;
+        }
     }
 
     pub fn latest_epoch(&self) -> Option<Epoch> {
@@ -210,10 +432,10 @@ impl PartitionLog {
     pub fn append(&mut self, batch: StoredBatch, now_ms: TimeMs) {
         self.unflushed_messages += batch.record_count();
         self.first_unflushed_at_ms.get_or_insert(now_ms);
-        self.push(batch);
+        self.push(LogBatch::from_stored(batch));
     }
 
-    fn push(&mut self, batch: StoredBatch) {
+    fn push(&mut self, batch: LogBatch) {
         assert_eq!(
             batch.base_offset, self.log_end_offset,
             "appends are contiguous"
@@ -227,7 +449,15 @@ impl PartitionLog {
             _ => self.epochs.push((batch.epoch, batch.base_offset)),
         }
         self.log_end_offset = batch.next_offset();
-        self.size_bytes += batch.bytes.len() as u64;
+        self.size_bytes += batch.len() as u64;
+        match &batch.bytes {
+            // The resident batches are a suffix: once one keeps its bytes, all after do.
+            Some(b) => self.resident_bytes += b.len(),
+            None => {
+                assert_eq!(self.resident_from, self.batches.len(), "resident tail");
+                self.resident_from += 1;
+            }
+        }
         self.batches.push(batch);
     }
 
@@ -278,12 +508,16 @@ impl PartitionLog {
     pub fn truncate_to(&mut self, offset: Offset) -> Offset {
         let keep = self.batches.partition_point(|b| b.last_offset < offset);
         for removed in self.batches.drain(keep..) {
-            self.size_bytes -= removed.bytes.len() as u64;
+            self.size_bytes -= removed.len() as u64;
+            if let Some(b) = removed.bytes {
+                self.resident_bytes -= b.len();
+            }
         }
+        self.resident_from = self.resident_from.min(self.batches.len());
         self.log_end_offset = self
             .batches
             .last()
-            .map_or(self.log_start_offset, StoredBatch::next_offset);
+            .map_or(self.log_start_offset, LogBatch::next_offset);
         let leo = self.log_end_offset;
         self.epochs.retain(|&(_, start)| start < leo);
         self.high_watermark = self.high_watermark.min(leo);
@@ -306,6 +540,8 @@ impl PartitionLog {
     /// offset fell below its leader's log start offset).
     pub fn truncate_fully_and_start_at(&mut self, offset: Offset) {
         self.batches.clear();
+        self.resident_from = 0;
+        self.resident_bytes = 0;
         self.epochs.clear();
         self.size_bytes = 0;
         self.log_start_offset = offset;
@@ -342,11 +578,13 @@ impl PartitionLog {
                 && (keep == 0 || self.batches[keep - 1].next_offset() == offset),
             "log start {offset:?} is not a batch boundary"
         );
-        let dropped: u64 = self.batches[..keep]
-            .iter()
-            .map(|b| b.bytes.len() as u64)
-            .sum();
-        self.batches.drain(..keep);
+        let dropped: u64 = self.batches[..keep].iter().map(|b| b.len() as u64).sum();
+        for removed in self.batches.drain(..keep) {
+            if let Some(b) = removed.bytes {
+                self.resident_bytes -= b.len();
+            }
+        }
+        self.resident_from = self.resident_from.saturating_sub(keep);
         self.size_bytes -= dropped;
         let in_force = self.epochs.partition_point(|&(_, start)| start <= offset);
         if in_force > 0 {
@@ -365,60 +603,74 @@ impl PartitionLog {
             self.log_end_offset
         );
         self.high_watermark = hw;
+        self.evict();
     }
 
     /// ListOffsets by time: the first offset below `upper_bound` whose record timestamp is
     /// at least `timestamp_ms`, with that record's timestamp; `None` if there is none.
     /// Within an uncompressed batch the answer is the exact record; a compressed batch
     /// (the core never decompresses) answers with its base offset and max timestamp,
-    /// which a consumer seeking there reads past.
+    /// which a consumer seeking there reads past. The batch is found by the headers'
+    /// max timestamps; when its bytes are no longer in memory the answer names it, and
+    /// the shell finds the record in it with [`crate::batch::offset_for_timestamp_in`].
     pub fn offset_for_timestamp(
         &self,
         timestamp_ms: i64,
         upper_bound: Offset,
-    ) -> Option<(Offset, i64)> {
-        self.batches
+    ) -> Option<TimestampLookup> {
+        let b = self
+            .batches
             .iter()
             .take_while(|b| b.last_offset < upper_bound)
-            .find_map(|b| {
-                let header = BatchHeader::parse(&b.bytes).expect("stored batches are valid");
-                if header.max_timestamp < timestamp_ms {
-                    return None;
-                }
-                let exact = crate::batch::records(&b.bytes).ok().and_then(|records| {
-                    records.iter().find_map(|r| {
-                        let ts = header.base_timestamp + r.timestamp_delta;
-                        (ts >= timestamp_ms)
-                            .then(|| (Offset(b.base_offset.0 + r.offset_delta as u64), ts))
-                    })
-                });
-                Some(exact.unwrap_or((b.base_offset, header.max_timestamp)))
-            })
+            .find(|b| b.header.max_timestamp >= timestamp_ms)?;
+        Some(match &b.bytes {
+            Some(bytes) => {
+                let (o, ts) = crate::batch::offset_for_timestamp_in(bytes, timestamp_ms)
+                    .expect("stored batches are valid");
+                TimestampLookup::Found(o, ts)
+            }
+            None => TimestampLookup::InStoredBatch {
+                base_offset: b.base_offset,
+                len: b.len() as u32,
+                max_timestamp: b.header.max_timestamp,
+            },
+        })
     }
 
     /// ListOffsets' MAX_TIMESTAMP (KIP-734): the offset of the record with the largest
     /// timestamp below `upper_bound` (the earliest such record on a tie); `None` in an
-    /// empty log. Compressed batches answer at batch granularity, as above.
-    pub fn max_timestamp_offset(&self, upper_bound: Offset) -> Option<(Offset, i64)> {
-        let mut best: Option<(Offset, i64)> = None;
+    /// empty log. Compressed batches answer at batch granularity, as above; a batch whose
+    /// bytes are on disk only is named for the shell to look into (the record holding
+    /// the batch's max timestamp is the first at or after it).
+    pub fn max_timestamp_offset(&self, upper_bound: Offset) -> Option<(i64, TimestampLookup)> {
+        let mut best: Option<&LogBatch> = None;
         for b in self
             .batches
             .iter()
             .take_while(|b| b.last_offset < upper_bound)
         {
-            let header = BatchHeader::parse(&b.bytes).expect("stored batches are valid");
-            if best.is_some_and(|(_, ts)| header.max_timestamp <= ts) {
+            if best.is_some_and(|x| b.header.max_timestamp <= x.header.max_timestamp) {
                 continue;
             }
-            let exact = crate::batch::records(&b.bytes).ok().and_then(|records| {
-                records
-                    .iter()
-                    .find(|r| header.base_timestamp + r.timestamp_delta == header.max_timestamp)
-                    .map(|r| Offset(b.base_offset.0 + r.offset_delta as u64))
-            });
-            best = Some((exact.unwrap_or(b.base_offset), header.max_timestamp));
+            best = Some(b);
         }
-        best
+        let b = best?;
+        let max = b.header.max_timestamp;
+        Some((
+            max,
+            match &b.bytes {
+                Some(bytes) => {
+                    let (o, ts) = crate::batch::offset_for_timestamp_in(bytes, max)
+                        .expect("stored batches are valid");
+                    TimestampLookup::Found(o, ts)
+                }
+                None => TimestampLookup::InStoredBatch {
+                    base_offset: b.base_offset,
+                    len: b.len() as u32,
+                    max_timestamp: max,
+                },
+            },
+        ))
     }
 
     /// Reads whole batches starting with the one that holds `from`, stopping before the
@@ -436,11 +688,11 @@ impl PartitionLog {
             if batch.last_offset >= upper_bound {
                 break;
             }
-            if !result.batches.is_empty() && result.bytes + batch.bytes.len() > max_bytes {
+            if !result.batches.is_empty() && result.bytes + batch.len() > max_bytes {
                 break;
             }
-            result.bytes += batch.bytes.len();
-            result.batches.push(batch.bytes.clone());
+            result.bytes += batch.len();
+            result.batches.push(batch.fetched());
         }
         Some(result)
     }
@@ -538,14 +790,52 @@ mod tests {
         log.append(timed_batch(0, &[100, 300, 200]), 0);
         log.append(timed_batch(3, &[400, 500]), 0);
         let all = Offset(5);
-        assert_eq!(log.offset_for_timestamp(0, all), Some((Offset(0), 100)));
-        assert_eq!(log.offset_for_timestamp(150, all), Some((Offset(1), 300)));
-        assert_eq!(log.offset_for_timestamp(450, all), Some((Offset(4), 500)));
+        let found = |o, ts| Some(TimestampLookup::Found(Offset(o), ts));
+        assert_eq!(log.offset_for_timestamp(0, all), found(0, 100));
+        assert_eq!(log.offset_for_timestamp(150, all), found(1, 300));
+        assert_eq!(log.offset_for_timestamp(450, all), found(4, 500));
         assert_eq!(log.offset_for_timestamp(501, all), None);
         // Nothing at or above the bound (the HW) is visible.
         assert_eq!(log.offset_for_timestamp(450, Offset(3)), None);
-        assert_eq!(log.max_timestamp_offset(all), Some((Offset(4), 500)));
-        assert_eq!(log.max_timestamp_offset(Offset(3)), Some((Offset(1), 300)));
+        assert_eq!(
+            log.max_timestamp_offset(all),
+            Some((500, found(4, 500).unwrap()))
+        );
+        assert_eq!(
+            log.max_timestamp_offset(Offset(3)),
+            Some((300, found(1, 300).unwrap()))
+        );
+        // Once the bytes left memory, the lookup names the batch, and the records read
+        // back from disk give the same exact answer.
+        let bytes: Vec<Bytes> = log
+            .batches()
+            .iter()
+            .map(|b| b.bytes.clone().unwrap())
+            .collect();
+        log.set_high_watermark(all);
+        log.set_resident_budget(Some(0));
+        assert_eq!(log.resident_bytes(), 0);
+        let Some(TimestampLookup::InStoredBatch {
+            base_offset, len, ..
+        }) = log.offset_for_timestamp(150, all)
+        else {
+            panic!("the batch is on disk only");
+        };
+        assert_eq!((base_offset, len as usize), (Offset(0), bytes[0].len()));
+        assert_eq!(
+            batch::offset_for_timestamp_in(&bytes[0], 150).unwrap(),
+            (Offset(1), 300)
+        );
+        assert!(matches!(
+            log.max_timestamp_offset(all),
+            Some((
+                500,
+                TimestampLookup::InStoredBatch {
+                    base_offset: Offset(3),
+                    ..
+                }
+            ))
+        ));
         assert_eq!(
             PartitionLog::new(Offset::ZERO).max_timestamp_offset(all),
             None
@@ -566,10 +856,7 @@ mod tests {
         );
         assert_eq!(
             log.size_bytes(),
-            log.batches()
-                .iter()
-                .map(|b| b.bytes.len() as u64)
-                .sum::<u64>()
+            log.batches().iter().map(|b| b.len() as u64).sum::<u64>()
         );
         // Reads below the new start are out of range; from it, they work.
         assert!(log.read(Offset(2), 1 << 20, Offset(8)).is_none());
@@ -668,11 +955,100 @@ mod tests {
         assert_eq!(log.read(Offset(3), 1, Offset(8)).unwrap().batches.len(), 1);
         // Reading from the middle of a batch returns that batch.
         let mid = log.read(Offset(5), usize::MAX, Offset(8)).unwrap();
-        assert_eq!(
-            StoredBatch::from_validated(mid.batches[0].clone()).base_offset,
-            Offset(4)
-        );
+        let first = mid.batches[0].bytes().unwrap().clone();
+        assert_eq!(StoredBatch::from_validated(first).base_offset, Offset(4));
         assert!(log.read(Offset(9), 10, Offset(8)).is_none());
+    }
+
+    #[test]
+    fn the_log_keeps_only_a_bounded_tail_of_committed_bytes_and_reads_refer_to_the_rest() {
+        let mut log = log();
+        let sizes: Vec<usize> = log.batches().iter().map(LogBatch::len).collect();
+        let total: usize = sizes.iter().sum();
+        // Room for two batches in all.
+        log.set_resident_budget(Some(sizes[2] + sizes[3]));
+        // Nothing is below the HW yet: everything stays.
+        assert_eq!(log.resident_bytes(), total);
+        log.set_high_watermark(Offset(6));
+        // Below the HW (batches 0..=2), the oldest go until the tail fits the budget.
+        assert_eq!(log.resident_bytes(), sizes[2] + sizes[3]);
+        let read = log.read(Offset(1), usize::MAX, Offset(8)).unwrap();
+        assert_eq!(
+            read.batches[..2],
+            [
+                FetchedBatch::Stored {
+                    base_offset: Offset(0),
+                    len: sizes[0] as u32
+                },
+                FetchedBatch::Stored {
+                    base_offset: Offset(2),
+                    len: sizes[1] as u32
+                },
+            ]
+        );
+        assert!(read.batches[2].bytes().is_some() && read.batches[3].bytes().is_some());
+        assert_eq!(read.bytes, total);
+        // A batch not yet below the HW keeps its bytes even past the budget.
+        log.set_resident_budget(Some(0));
+        assert_eq!(log.resident_bytes(), sizes[3]);
+        // Truncation and retention keep the count right.
+        log.truncate_to(Offset(6));
+        assert_eq!(log.resident_bytes(), 0);
+        log.append(batch(6, 2, 5), 0);
+        assert_eq!(log.resident_bytes(), sizes[3]);
+        log.advance_log_start(Offset(4));
+        assert_eq!(log.batches().len(), 2);
+        assert!(log.batches()[0].bytes.is_none() && log.batches()[1].bytes.is_some());
+        log.set_high_watermark(Offset(8));
+        assert_eq!(log.resident_bytes(), 0);
+        // Reads resolve references in order and stop at the first one not found whole.
+        let read = log.read(Offset(4), usize::MAX, Offset(8)).unwrap();
+        let disk = [batch(4, 2, 3).bytes, batch(6, 2, 5).bytes];
+        let all = resolve_batches(read.batches.clone(), |o, _| {
+            disk.iter()
+                .find(|b| b[..8] == (o.0 as i64).to_be_bytes())
+                .cloned()
+        });
+        assert_eq!(all, disk.to_vec());
+        let torn = resolve_batches(read.batches.clone(), |o, len| {
+            (o == Offset(4)).then(|| disk[0].slice(..len as usize - 1))
+        });
+        assert!(torn.is_empty());
+        let gone = resolve_batches(read.batches, |o, _| {
+            (o == Offset(6)).then(|| disk[1].clone())
+        });
+        assert!(
+            gone.is_empty(),
+            "a later batch is never served past a missing one"
+        );
+    }
+
+    #[test]
+    fn recovery_from_headers_keeps_no_bytes_and_refers_reads_to_disk() {
+        let batches = [batch(0, 2, 1).bytes, batch(2, 1, 4).bytes];
+        let headers: Vec<BatchHeader> = batches
+            .iter()
+            .map(|b| BatchHeader::parse(b).unwrap())
+            .collect();
+        let (log, cut) = PartitionLog::recover(headers);
+        assert_eq!(cut, None);
+        assert_eq!(log.log_end_offset(), Offset(3));
+        assert_eq!(log.epoch_start_offset(Epoch(4)), Some(Offset(2)));
+        assert_eq!(log.resident_bytes(), 0);
+        let read = log.read(Offset(0), usize::MAX, Offset(3)).unwrap();
+        assert_eq!(
+            read.batches,
+            vec![
+                FetchedBatch::Stored {
+                    base_offset: Offset(0),
+                    len: batches[0].len() as u32
+                },
+                FetchedBatch::Stored {
+                    base_offset: Offset(2),
+                    len: batches[1].len() as u32
+                }
+            ]
+        );
     }
 
     #[test]

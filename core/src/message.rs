@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use crate::controller::HeartbeatState;
 use crate::error::ErrorCode;
+pub use crate::log::FetchedBatch;
 use crate::metadata::{AlterPartition, PartitionState};
 use crate::types::{Epoch, NodeId, Offset, TopicPartition};
 
@@ -86,7 +87,8 @@ pub enum PeerMessage {
         high_watermark: Offset,
         log_start_offset: Offset,
         log_end_offset: Offset,
-        batches: Vec<Bytes>,
+        /// The shell resolves every [`FetchedBatch::Stored`] before the message leaves.
+        batches: Vec<FetchedBatch>,
     },
 }
 
@@ -162,7 +164,8 @@ pub enum ClientResponse {
         error: ErrorCode,
         high_watermark: Offset,
         log_start_offset: Offset,
-        batches: Vec<Bytes>,
+        /// The shell resolves every [`FetchedBatch::Stored`] before the response leaves.
+        batches: Vec<FetchedBatch>,
     },
     ListOffsets {
         partition: TopicPartition,

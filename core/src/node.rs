@@ -95,6 +95,7 @@ impl NodeConfig {
                     interval_messages: cfg.log_flush_interval_messages,
                     interval_ms: cfg.log_flush_interval_ms,
                 },
+                resident_tail_bytes: None,
             },
             heartbeat_interval_ms: cfg.broker_heartbeat_interval_ms,
             group: GroupConfig::from_broker(cfg),
@@ -142,14 +143,16 @@ pub struct Node {
 
 impl Node {
     /// A node starting with the logs its storage recovered (whole, CRC-checked batches
-    /// in file order). Batches that do not continue a log are dropped, and the first
+    /// in file order, or their headers alone: see [`crate::log::RecoveredBatch`]; the
+    /// `__consumer_offsets` partitions must come whole, the group coordinator loads
+    /// them). Batches that do not continue a log are dropped, and the first
     /// effects the node returns ask storage to cut them. `incarnation` must differ on every start, so the
     /// controller can tell a restart from a slow heartbeat.
     pub fn new(
         id: NodeId,
         incarnation: u64,
         cfg: NodeConfig,
-        recovered: Vec<(TopicPartition, Vec<Bytes>)>,
+        recovered: Vec<(TopicPartition, Vec<crate::log::RecoveredBatch>)>,
     ) -> Node {
         let mut replicas = BTreeMap::new();
         let mut startup = Vec::new();
@@ -652,7 +655,11 @@ impl Node {
                 .log()
                 .batches()
                 .iter()
-                .map(|b| b.bytes.clone())
+                .map(|b| {
+                    b.bytes
+                        .clone()
+                        .expect("the offsets topic's logs keep their bytes (recovered whole)")
+                })
                 .collect();
             self.group_partitions.insert(partition, epoch);
             inputs.push(GroupInput::BeginLoad { partition });

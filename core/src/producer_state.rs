@@ -144,6 +144,17 @@ impl ProducerStateTable {
         table
     }
 
+    /// [`ProducerStateTable::rebuild`] from the batches' headers (all it reads).
+    pub fn rebuild_from_headers<'a>(
+        headers: impl IntoIterator<Item = &'a BatchHeader>,
+    ) -> ProducerStateTable {
+        let mut table = ProducerStateTable::new();
+        for header in headers {
+            table.record(header, Offset(header.base_offset as u64));
+        }
+        table
+    }
+
     /// The number of producers with state here.
     pub fn len(&self) -> usize {
         self.producers.len()

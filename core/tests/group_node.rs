@@ -349,7 +349,7 @@ impl Cluster {
         let recovered = self.disks[&id]
             .durable
             .iter()
-            .map(|b| b.bytes.clone())
+            .map(|b| b.bytes.clone().into())
             .collect();
         let node = Node::new(id, incarnation, self.cfg, vec![(offsets_tp(0), recovered)]);
         self.nodes.insert(id, node);

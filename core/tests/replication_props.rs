@@ -21,7 +21,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use eddy_core::batch::{self, BatchBuilder, NewRecord};
-use eddy_core::log::{FlushPolicy, StoredBatch};
+use eddy_core::log::{FlushPolicy, LogBatch, StoredBatch};
 use eddy_core::message::{
     Acks, ClientRequest, ClientResponse, ControllerMessage, ControllerRequest, Effect, Input,
     PeerMessage, StorageDone, StorageOp,
@@ -304,7 +304,7 @@ impl Controller {
 /// held it and have not lost it since.
 #[derive(Debug)]
 struct Committed {
-    batch: StoredBatch,
+    batch: LogBatch,
     witnesses: BTreeSet<NodeId>,
 }
 
@@ -316,9 +316,18 @@ enum Property {
     AckedAllReplicated,
 }
 
-fn holds(log: &[StoredBatch], batch: &StoredBatch) -> bool {
+fn holds(log: &[LogBatch], batch: &LogBatch) -> bool {
     let i = log.partition_point(|b| b.base_offset < batch.base_offset);
-    log.get(i).is_some_and(|b| b == batch)
+    log.get(i).is_some_and(|b| b.key() == batch.key())
+}
+
+/// [`holds`] over a disk's batches.
+fn holds_stored(log: &[StoredBatch], batch: &LogBatch) -> bool {
+    let i = log.partition_point(|b| b.base_offset < batch.base_offset);
+    log.get(i).is_some_and(|b| {
+        let crc = batch::BatchHeader::parse(&b.bytes).expect("valid").crc;
+        (b.base_offset, b.last_offset, b.epoch, crc) == batch.key()
+    })
 }
 
 struct World {
@@ -396,7 +405,7 @@ impl World {
         self.nodes[&id].as_ref()
     }
 
-    fn log_of(&self, id: NodeId) -> Option<&[StoredBatch]> {
+    fn log_of(&self, id: NodeId) -> Option<&[LogBatch]> {
         Some(self.node(id)?.replica(&tp())?.log().batches())
     }
 
@@ -498,7 +507,11 @@ impl World {
             ));
             return;
         };
-        let stored: Vec<Vec<u8>> = batch::records(&acked.bytes)
+        let acked_bytes = acked
+            .bytes
+            .clone()
+            .expect("these nodes keep every batch in memory");
+        let stored: Vec<Vec<u8>> = batch::records(&acked_bytes)
             .expect("a stored batch decodes")
             .iter()
             .map(|r| r.value.expect("our records have values").to_vec())
@@ -508,7 +521,7 @@ impl World {
                 "{leader} acked token {token} at offset {base_offset}, which holds other records"
             ));
         }
-        let key = (acked.base_offset.0, acked.bytes.clone());
+        let key = (acked.base_offset.0, acked_bytes);
         let appended: Vec<NodeId> = BROKERS
             .into_iter()
             .filter(|n| self.appended[n].contains(&key))
@@ -521,7 +534,7 @@ impl World {
         if self.sync_before_ack {
             let synced: Vec<NodeId> = BROKERS
                 .into_iter()
-                .filter(|n| holds(&self.disks[n].durable, &acked))
+                .filter(|n| holds_stored(&self.disks[n].durable, &acked))
                 .collect();
             if synced.len() < usize::from(MIN_INSYNC_REPLICAS) {
                 self.ack_violations.push(format!(
@@ -641,7 +654,7 @@ impl World {
             .retain(|e| e.from != Some(id) && e.to != Some(id));
         let durable = &self.disks[&id].durable;
         for c in &mut self.committed {
-            if !(self.sync_before_ack && holds(durable, &c.batch)) {
+            if !(self.sync_before_ack && holds_stored(durable, &c.batch)) {
                 c.witnesses.remove(&id);
             }
         }
@@ -658,7 +671,7 @@ impl World {
         let recovered = self.disks[&id]
             .durable
             .iter()
-            .map(|b| b.bytes.clone())
+            .map(|b| b.bytes.clone().into())
             .collect();
         let node = Node::new(id, *incarnation, self.cfg, vec![(tp(), recovered)]);
         self.controller.incarnations.insert(id, *incarnation);
@@ -684,12 +697,16 @@ impl World {
                 let ra = self.node(a).and_then(|n| n.replica(&tp())).expect("live");
                 let rb = self.node(b).and_then(|n| n.replica(&tp())).expect("live");
                 let hw = ra.high_watermark().min(rb.high_watermark());
-                let below = |l: &[StoredBatch]| -> Vec<StoredBatch> {
+                let below = |l: &[LogBatch]| -> Vec<LogBatch> {
                     l.iter().filter(|x| x.base_offset < hw).cloned().collect()
                 };
                 let (la, lb) = (below(ra.log().batches()), below(rb.log().batches()));
-                if la != lb {
-                    let brief = |l: &[StoredBatch]| -> Vec<(u64, u64, u32)> {
+                if la
+                    .iter()
+                    .map(LogBatch::key)
+                    .ne(lb.iter().map(LogBatch::key))
+                {
+                    let brief = |l: &[LogBatch]| -> Vec<(u64, u64, u32)> {
                         l.iter()
                             .map(|x| (x.base_offset.0, x.last_offset.0, x.epoch.0))
                             .collect()
@@ -727,7 +744,7 @@ impl World {
             *max = (*max).max(hw);
 
             for b in r.log().batches() {
-                if b.last_offset < hw && !self.committed.iter().any(|c| c.batch == *b) {
+                if b.last_offset < hw && !self.committed.iter().any(|c| c.batch.key() == b.key()) {
                     self.committed.push(Committed {
                         batch: b.clone(),
                         witnesses: BTreeSet::new(),

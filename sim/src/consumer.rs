@@ -926,7 +926,7 @@ impl Member {
                 error,
                 batches,
                 ..
-            } => self.on_fetch(env, corr, partition, error, batches),
+            } => self.on_fetch(env, corr, partition, error, crate::fetched_bytes(batches)),
             _ => return,
         }
         self.drive(env);

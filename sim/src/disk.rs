@@ -28,6 +28,9 @@ struct File {
     cached: Vec<u8>,
     /// Writes not yet synced, oldest first.
     unsynced: Vec<Write>,
+    /// Where each whole batch of `cached` starts, by base offset: reads of batches the
+    /// broker's log no longer holds in memory find them here.
+    index: BTreeMap<u64, usize>,
 }
 
 impl File {
@@ -39,8 +42,38 @@ impl File {
     }
 
     fn write(&mut self, write: Write) {
+        match &write {
+            Write::Append(b) => {
+                let header = BatchHeader::parse(b).expect("the broker appends whole batches");
+                self.index
+                    .insert(header.base_offset as u64, self.cached.len());
+            }
+            Write::SetLen(n) => self.index.retain(|_, pos| *pos < *n),
+        }
         File::apply(&mut self.cached, &write);
         self.unsynced.push(write);
+    }
+
+    /// The page cache was replaced (a crash, or recovery): index it again. It may end
+    /// in a torn batch, which is not indexed.
+    fn reindex(&mut self) {
+        let scan = batch::scan(&self.cached);
+        self.index = scan
+            .batches
+            .into_iter()
+            .map(|r| {
+                let header = BatchHeader::parse(&self.cached[r.clone()]).expect("scanned");
+                (header.base_offset as u64, r.start)
+            })
+            .collect();
+    }
+
+    /// The `len` bytes of the batch at `base_offset`, as the page cache holds them now;
+    /// `None` if no batch starts there or the file is shorter.
+    fn read(&self, base_offset: Offset, len: u32) -> Option<Bytes> {
+        let &pos = self.index.get(&base_offset.0)?;
+        let bytes = self.cached.get(pos..pos + len as usize)?;
+        Some(Bytes::copy_from_slice(bytes))
     }
 
     /// The byte position of the first batch holding an offset at or above `offset`.
@@ -80,6 +113,16 @@ impl SimDisk {
             .entry(partition.clone())
             .or_default()
             .write(Write::Append(batch));
+    }
+
+    /// Reads a batch the broker's log refers to (a pread of the page cache).
+    pub(crate) fn read(
+        &self,
+        partition: &TopicPartition,
+        base_offset: Offset,
+        len: u32,
+    ) -> Option<Bytes> {
+        self.files.get(partition)?.read(base_offset, len)
     }
 
     pub(crate) fn truncate(&mut self, partition: &TopicPartition, offset: Offset) {
@@ -140,6 +183,7 @@ impl SimDisk {
                 }
             }
             file.cached = file.durable.clone();
+            file.reindex();
         }
     }
 
@@ -156,6 +200,7 @@ impl SimDisk {
             let torn_bytes = file.durable.len() - scan.valid_len;
             file.durable.truncate(scan.valid_len);
             file.cached = file.durable.clone();
+            file.reindex();
             let all = Bytes::copy_from_slice(&file.durable);
             let batches = scan.batches.into_iter().map(|r| all.slice(r)).collect();
             out.push(Recovered {

@@ -76,3 +76,17 @@ pub fn run<'a>(
 ) -> Result<RunReport, SetupError> {
     Ok(world::World::new(scenario, seed, trace)?.run())
 }
+
+/// A fetch response's batches as a simulated client sees them: the world resolved every
+/// reference to the broker's disk before the response left.
+pub(crate) fn fetched_bytes(batches: Vec<eddy_core::log::FetchedBatch>) -> Vec<bytes::Bytes> {
+    batches
+        .into_iter()
+        .map(|b| match b {
+            eddy_core::log::FetchedBatch::Bytes(b) => b,
+            eddy_core::log::FetchedBatch::Stored { base_offset, .. } => {
+                panic!("a fetch response left a broker with an unresolved batch at {base_offset}")
+            }
+        })
+        .collect()
+}

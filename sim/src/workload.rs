@@ -587,7 +587,7 @@ impl Reader {
         match error {
             ErrorCode::None => {
                 let mut position = *self.positions.get(&part).unwrap_or(&Offset::ZERO);
-                for bytes in &batches {
+                for bytes in &crate::fetched_bytes(batches) {
                     let header = BatchHeader::parse(bytes).expect("brokers serve whole batches");
                     let last = Offset(header.last_offset() as u64);
                     if last < position {

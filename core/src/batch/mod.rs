@@ -316,6 +316,25 @@ pub struct Record<'a> {
     pub headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
 }
 
+/// The first record of a whole batch whose timestamp is at least `timestamp_ms`, with
+/// that timestamp (ListOffsets by time within one batch). A batch whose records cannot
+/// be read here (compressed: the core never decompresses) answers with its base offset
+/// and max timestamp.
+pub fn offset_for_timestamp_in(
+    batch: &[u8],
+    timestamp_ms: i64,
+) -> Result<(crate::types::Offset, i64), BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    let base = header.base_offset as u64;
+    let exact = records(batch).ok().and_then(|records| {
+        records.iter().find_map(|r| {
+            let ts = header.base_timestamp + r.timestamp_delta;
+            (ts >= timestamp_ms).then(|| (crate::types::Offset(base + r.offset_delta as u64), ts))
+        })
+    });
+    Ok(exact.unwrap_or((crate::types::Offset(base), header.max_timestamp)))
+}
+
 /// Decodes the records of an uncompressed batch, validating the batch first. Compressed
 /// batches are an error (`BatchError::Compressed`): the core never decompresses. Every
 /// length read off the wire is checked against the bytes that remain before it is used,

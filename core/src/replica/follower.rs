@@ -100,7 +100,7 @@ impl Replica {
         }
         self.log.truncate_to(offset);
         self.producers =
-            ProducerStateTable::rebuild(self.log.batches().iter().map(|b| &b.bytes[..]));
+            ProducerStateTable::rebuild_from_headers(self.log.batches().iter().map(|b| &b.header));
         out.push(Effect::Storage(StorageOp::Truncate {
             partition: self.partition.clone(),
             offset,
@@ -159,7 +159,7 @@ impl Replica {
         high_watermark: Offset,
         log_start_offset: Offset,
         log_end_offset: Offset,
-        batches: Vec<Bytes>,
+        batches: Vec<FetchedBatch>,
         out: &mut Vec<Effect>,
     ) {
         let expected = matches!(
@@ -178,7 +178,12 @@ impl Replica {
             // fetch in flight until replica.socket.timeout.ms (30 s by default).
             _ if current_leader_epoch != self.epoch() => backoff = true,
             ErrorCode::None => {
-                for bytes in batches {
+                for batch in batches {
+                    // A reference the leader's shell did not resolve (it must) is taken
+                    // like a torn batch: the next fetch starts again here.
+                    let FetchedBatch::Bytes(bytes) = batch else {
+                        break;
+                    };
                     if !self.append_fetched(now_ms, bytes, out) {
                         break;
                     }

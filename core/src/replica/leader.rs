@@ -414,7 +414,7 @@ impl Replica {
         &self,
         fetch_id: u64,
         fetch_offset: Offset,
-        batches: Vec<Bytes>,
+        batches: Vec<FetchedBatch>,
     ) -> PeerMessage {
         PeerMessage::FetchResponse {
             partition: self.partition.clone(),
@@ -542,7 +542,11 @@ impl Replica {
         }
     }
 
-    pub(super) fn consumer_fetch_reply_with(&self, token: u64, batches: Vec<Bytes>) -> Effect {
+    pub(super) fn consumer_fetch_reply_with(
+        &self,
+        token: u64,
+        batches: Vec<FetchedBatch>,
+    ) -> Effect {
         Effect::Reply {
             token,
             resp: ClientResponse::Fetch {

@@ -27,7 +27,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::batch::{self, BatchHeader};
 use crate::error::ErrorCode;
-use crate::log::{FlushPolicy, PartitionLog, StoredBatch};
+use crate::log::{FetchedBatch, FlushPolicy, PartitionLog, StoredBatch};
 use crate::message::{Acks, ClientResponse, ControllerRequest, Effect, PeerMessage, StorageOp};
 use crate::metadata::{AlterPartition, PartitionState};
 use crate::producer_state::{ProducerStateTable, SequenceCheck};
@@ -50,6 +50,12 @@ pub struct ReplicaConfig {
     pub replica_fetch_timeout_ms: u64,
     pub message_max_bytes: u32,
     pub flush: FlushPolicy,
+    /// How many bytes of committed batches each partition's log keeps in memory beyond
+    /// those not yet below the HW (see [`PartitionLog::set_resident_budget`]); older
+    /// batches are read from the shell's disk. `None` keeps everything in memory. The
+    /// `__consumer_offsets` partitions always keep everything: the group coordinator
+    /// loads them whole.
+    pub resident_tail_bytes: Option<usize>,
 }
 
 impl Default for ReplicaConfig {
@@ -63,6 +69,7 @@ impl Default for ReplicaConfig {
             replica_fetch_timeout_ms: 30_000,
             message_max_bytes: 1_048_588,
             flush: FlushPolicy::NEVER,
+            resident_tail_bytes: None,
         }
     }
 }
@@ -175,9 +182,15 @@ impl Replica {
         me: NodeId,
         incarnation: u64,
         cfg: ReplicaConfig,
-        log: PartitionLog,
+        mut log: PartitionLog,
     ) -> Replica {
-        let producers = ProducerStateTable::rebuild(log.batches().iter().map(|b| &b.bytes[..]));
+        log.set_resident_budget(if partition.topic == crate::group::OFFSETS_TOPIC {
+            None
+        } else {
+            cfg.resident_tail_bytes
+        });
+        let producers =
+            ProducerStateTable::rebuild_from_headers(log.batches().iter().map(|b| &b.header));
         Replica {
             partition,
             me,

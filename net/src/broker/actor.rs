@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use eddy_core::config::BrokerConfig;
 use eddy_core::controller::{ControllerInput, MetadataImage, TopicId};
+use eddy_core::log::RecoveredBatch;
 use eddy_core::message::{
     ClientRequest, ClientResponse, ControllerMessage, Effect, Input, StorageDone, StorageOp,
 };
@@ -304,7 +305,14 @@ impl Actor {
             if rec.batches.is_empty() && rec.log_start_offset > 0 {
                 empty_starts.push((tp.clone(), Offset(rec.log_start_offset)));
             }
-            recovered.push((tp.clone(), rec.batches));
+            recovered.push((
+                tp.clone(),
+                rec.batches
+                    .iter()
+                    .cloned()
+                    .map(RecoveredBatch::Whole)
+                    .collect(),
+            ));
             dir_topic_ids.insert(tp.clone(), partition_metadata::read(dir.path()));
             dirs.insert(tp, dir);
         }

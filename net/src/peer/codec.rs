@@ -17,7 +17,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use eddy_core::controller::ControllerInput;
 use eddy_core::controller::HeartbeatState;
-use eddy_core::message::{ControllerMessage, ControllerRequest, PeerMessage};
+use eddy_core::message::{ControllerMessage, ControllerRequest, FetchedBatch, PeerMessage};
 use eddy_core::metadata::{AlterPartition, PartitionState};
 use eddy_core::quorum::{
     ConflictHint, Entry, LogId, LogIndex, Payload, RaftMessage, Snapshot, Term,
@@ -295,8 +295,11 @@ fn put_peer(b: &mut BytesMut, m: &PeerMessage) {
             b.put_u64(high_watermark.0);
             b.put_u64(log_start_offset.0);
             b.put_u64(log_end_offset.0);
-            b.put_u32(batches.len() as u32);
-            for batch in batches {
+            // Only batches in hand go out: the sender resolves references first, and a
+            // message ends before any it could not.
+            let sent: Vec<&Bytes> = batches.iter().map_while(FetchedBatch::bytes).collect();
+            b.put_u32(sent.len() as u32);
+            for batch in sent {
                 put_bytes(b, batch);
             }
         }
@@ -719,7 +722,7 @@ impl Reader<'_> {
                 let log_end_offset = Offset(self.u64("log end offset")?);
                 let n = self.count("batches")?;
                 let batches = (0..n)
-                    .map(|_| self.bytes("batch"))
+                    .map(|_| self.bytes("batch").map(FetchedBatch::Bytes))
                     .collect::<Result<_, _>>()?;
                 PeerMessage::FetchResponse {
                     partition,

@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use eddy_core::batch::{self, BatchError, BatchHeader, HEADER_LEN};
 use eddy_core::config::BrokerConfig;
-use eddy_core::log::StoredBatch;
+use eddy_core::log::LogBatch;
 use eddy_core::types::{Offset, TopicPartition};
 
 pub use index::IndexProblem;
@@ -817,7 +817,7 @@ impl PartitionDir {
         &mut self,
         on_disk: &[Bytes],
         log_start_offset: Offset,
-        core_batches: &[StoredBatch],
+        core_batches: &[LogBatch],
         now_ms: u64,
     ) -> Result<usize, StorageError> {
         // The first batch the core still holds, and where it sits among the files'.
@@ -831,7 +831,7 @@ impl PartitionDir {
             Some(j) => on_disk[j..]
                 .iter()
                 .zip(core_batches)
-                .take_while(|(d, c)| **d == c.bytes)
+                .take_while(|(d, c)| c.bytes.as_ref() == Some(*d))
                 .count(),
             None => 0,
         };
@@ -849,7 +849,13 @@ impl PartitionDir {
         }
         let mut written = 0;
         for b in &core_batches[agree..] {
-            self.append(b.base_offset, &b.bytes, now_ms)?;
+            // A batch whose bytes the core no longer holds cannot be written again; the
+            // files end before it (the core then holds more than the files: the
+            // partition stays as it is until a follower's truncation or a restart).
+            let Some(bytes) = &b.bytes else {
+                break;
+            };
+            self.append(b.base_offset, bytes, now_ms)?;
             written += 1;
         }
         self.flush_all()?;

@@ -2,6 +2,7 @@
 
 use super::*;
 use eddy_core::batch::{BatchBuilder, NewRecord};
+use eddy_core::log::StoredBatch;
 use std::io::Write;
 
 /// The broker's defaults, with segments rolling at `segment_bytes` / `roll_ms`.
@@ -747,7 +748,9 @@ fn restore_writes_back_what_the_core_holds_beyond_the_files() {
     let (mut p, rec) = PartitionDir::open(dir.clone(), config, None).unwrap();
     assert_eq!(rec.batches.len(), 15);
     assert!(rec.cut_bytes > 0);
-    let written = p.restore(&rec.batches, Offset(0), &core, 0).unwrap();
+    let written = p
+        .restore(&rec.batches, Offset(0), &logged(&core), 0)
+        .unwrap();
     assert_eq!(written, 5);
     assert_eq!(p.recovery_point(), p.log_end_offset(), "synced");
     drop(p);
@@ -755,6 +758,11 @@ fn restore_writes_back_what_the_core_holds_beyond_the_files() {
     assert_eq!(rec.batches, batches);
     assert!(rec.rebuilt_indexes.is_empty(), "{:?}", rec.rebuilt_indexes);
     fs::remove_dir_all(dir).unwrap();
+}
+
+/// The core's log of these batches, all in memory.
+fn logged(core: &[StoredBatch]) -> Vec<eddy_core::log::LogBatch> {
+    core.iter().cloned().map(Into::into).collect()
 }
 
 #[test]
@@ -772,7 +780,11 @@ fn restore_cuts_what_the_files_hold_that_the_core_does_not() {
     let core_end = core.last().unwrap().next_offset();
     drop(p);
     let (mut p, rec) = PartitionDir::open(dir.clone(), config, None).unwrap();
-    assert_eq!(p.restore(&rec.batches, Offset(0), &core, 0).unwrap(), 1);
+    assert_eq!(
+        p.restore(&rec.batches, Offset(0), &logged(&core), 0)
+            .unwrap(),
+        1
+    );
     assert_eq!(p.log_end_offset(), core_end.0);
     drop(p);
     let (_, rec) = PartitionDir::open(dir.clone(), config, None).unwrap();

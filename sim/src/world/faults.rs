@@ -240,9 +240,22 @@ impl World<'_> {
         }
         slot.controller_hint = None;
         let recovered = slot.disk.recover();
+        // As a real broker recovers: headers only, except for the offsets topic, whose
+        // batches the group coordinator loads.
         slot.recovered = recovered
             .iter()
-            .map(|r| (r.partition.clone(), r.batches.clone()))
+            .map(|r| {
+                let whole = r.partition.topic == eddy_core::group::OFFSETS_TOPIC;
+                let batches = r
+                    .batches
+                    .iter()
+                    .map(|b| match BatchHeader::parse(b) {
+                        Ok(h) if !whole => RecoveredBatch::Header(h),
+                        _ => RecoveredBatch::Whole(b.clone()),
+                    })
+                    .collect();
+                (r.partition.clone(), batches)
+            })
             .collect();
         self.stats.torn_tails += recovered.iter().filter(|r| r.torn_bytes > 0).count() as u64;
         let surviving = recovered

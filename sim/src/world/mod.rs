@@ -17,10 +17,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 
-use bytes::Bytes;
 use eddy_core::batch::BatchHeader;
 use eddy_core::config::BrokerConfig;
 use eddy_core::controller::ControllerConfig;
+use eddy_core::log::{resolve_batches, FetchedBatch, RecoveredBatch};
 use eddy_core::message::{
     ClientRequest, ClientResponse, ControllerMessage, ControllerRequest, Effect, Input,
     PeerMessage, StorageDone, StorageOp,
@@ -47,6 +47,10 @@ use eddy_core::metadata::PartitionState;
 
 /// How often each broker's timers are checked.
 const BROKER_TICK_MS: u64 = 10;
+
+/// The bytes of committed batches a simulated broker's partition log keeps in memory:
+/// about two small batches, so that reads of anything older go to the disk.
+const RESIDENT_TAIL_BYTES: usize = 512;
 /// How often the controller checks broker sessions.
 const CONTROLLER_TICK_MS: u64 = 100;
 
@@ -198,7 +202,7 @@ struct Broker {
     incarnation: u64,
     disk: SimDisk,
     /// What recovery will hand the node on restart.
-    recovered: Vec<(TopicPartition, Vec<Bytes>)>,
+    recovered: Vec<(TopicPartition, Vec<RecoveredBatch>)>,
     paused: bool,
     held: Vec<Event>,
     clock: Clock,
@@ -241,6 +245,8 @@ struct Token {
 /// Running counts for the report.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Stats {
+    /// Batches fetches read from a broker's disk (the log no longer held them).
+    pub disk_reads: u64,
     pub events: u64,
     pub messages: u64,
     pub sent: u64,
@@ -330,7 +336,10 @@ impl<'a> World<'a> {
             scenario: scenario.name.clone(),
             source: Box::new(source),
         })?;
-        let node_cfg = NodeConfig::from_broker_config(&broker_cfg);
+        let mut node_cfg = NodeConfig::from_broker_config(&broker_cfg);
+        // A small in-memory tail, so that most fetches of committed data are served by
+        // reading the simulated disk, the way a real broker reads its segment files.
+        node_cfg.replica.resident_tail_bytes = Some(RESIDENT_TAIL_BYTES);
         let broker_ids: Vec<NodeId> = (1..=scenario.brokers).map(NodeId).collect();
         let topics: Vec<(String, u32, u32)> = scenario
             .topics
@@ -822,12 +831,26 @@ impl<'a> World<'a> {
 
     fn apply_effect(&mut self, b: usize, id: NodeId, effect: Effect) {
         match effect {
-            Effect::Send { to, msg } => self.send(
-                Endpoint::Broker(id.0),
-                Endpoint::Broker(to.0),
-                Payload::Peer(msg),
-            ),
-            Effect::Reply { token, resp } => {
+            Effect::Send { to, mut msg } => {
+                if let PeerMessage::FetchResponse {
+                    partition, batches, ..
+                } = &mut msg
+                {
+                    *batches = self.read_stored(b, partition, std::mem::take(batches));
+                }
+                self.send(
+                    Endpoint::Broker(id.0),
+                    Endpoint::Broker(to.0),
+                    Payload::Peer(msg),
+                )
+            }
+            Effect::Reply { token, mut resp } => {
+                if let ClientResponse::Fetch {
+                    partition, batches, ..
+                } = &mut resp
+                {
+                    *batches = self.read_stored(b, partition, std::mem::take(batches));
+                }
                 let Some(t) = self.tokens.remove(&token) else {
                     return;
                 };
@@ -859,6 +882,25 @@ impl<'a> World<'a> {
             Effect::Storage(op) => self.storage(b, id, op),
             Effect::Controller(req) => self.send_to_controller(b, req),
         }
+    }
+
+    /// The shell's part of a read: batches the log refers to are read from the broker's
+    /// disk (the page cache) as they are now; the response ends before the first one
+    /// not found whole there.
+    fn read_stored(
+        &mut self,
+        b: usize,
+        partition: &TopicPartition,
+        batches: Vec<FetchedBatch>,
+    ) -> Vec<FetchedBatch> {
+        let disk = &self.brokers[b].disk;
+        let mut reads = 0;
+        let resolved = resolve_batches(batches, |base_offset, len| {
+            reads += 1;
+            disk.read(partition, base_offset, len)
+        });
+        self.stats.disk_reads += reads;
+        resolved.into_iter().map(FetchedBatch::Bytes).collect()
     }
 
     fn storage(&mut self, b: usize, id: NodeId, op: StorageOp) {

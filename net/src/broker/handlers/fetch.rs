@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use eddy_core::log::resolve_batches;
 use eddy_core::message::{ClientRequest, ClientResponse};
 use eddy_core::types::{Offset, TopicPartition};
 use eddy_core::ErrorCode;
@@ -180,7 +181,10 @@ fn from_core(resp: ClientResponse) -> Got {
             error: ResponseError::try_from_code(error.code()),
             high_watermark: high_watermark.0 as i64,
             log_start_offset: log_start_offset.0 as i64,
-            batches,
+            // TODO(issue 9): read referenced batches from the segment files. The broker
+            // keeps every batch in memory for now (no references are made), and a
+            // response ends before any batch it cannot serve.
+            batches: resolve_batches(batches, |_, _| None),
         },
         _ => failed(ResponseError::UnknownServerError),
     }

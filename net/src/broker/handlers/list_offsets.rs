@@ -3,6 +3,7 @@
 //! lookup by time for any other (KAFKA-COMPAT item 9). Only committed records (below the
 //! high watermark) are considered, so a consumer never seeks past what it may read.
 
+use eddy_core::log::TimestampLookup;
 use eddy_core::message::{ClientRequest, ClientResponse};
 use eddy_core::types::TopicPartition;
 use kafka_protocol::error::ResponseError;
@@ -79,11 +80,23 @@ async fn lookup(
             let query = Box::new(move |replica: Option<&eddy_core::replica::Replica>| {
                 let found = replica.and_then(|r| {
                     let hw = r.high_watermark();
-                    if t == MAX_TIMESTAMP {
-                        r.log().max_timestamp_offset(hw)
+                    let lookup = if t == MAX_TIMESTAMP {
+                        r.log().max_timestamp_offset(hw).map(|(_, l)| l)
                     } else {
                         r.log().offset_for_timestamp(t, hw)
-                    }
+                    };
+                    // TODO(issue 9, fetch from segment files): read a batch the log no
+                    // longer holds from its segment for the exact record; until then
+                    // the broker keeps every batch in memory and this answers at batch
+                    // granularity, as for a compressed batch.
+                    lookup.map(|l| match l {
+                        TimestampLookup::Found(offset, ts) => (offset, ts),
+                        TimestampLookup::InStoredBatch {
+                            base_offset,
+                            max_timestamp,
+                            ..
+                        } => (base_offset, max_timestamp),
+                    })
                 });
                 let _ = tx.send(found);
             });

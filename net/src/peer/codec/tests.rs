@@ -125,7 +125,10 @@ fn peer() -> impl Strategy<Value = PeerMessage> {
                     high_watermark: Offset(o[1]),
                     log_start_offset: Offset(o[2]),
                     log_end_offset: Offset(o[3]),
-                    batches,
+                    batches: batches
+                        .into_iter()
+                        .map(eddy_core::message::FetchedBatch::Bytes)
+                        .collect(),
                 }
             }),
     ]
