@@ -827,27 +827,8 @@ mod tests {
     /// kill scenario).
     #[tokio::test]
     async fn offset_fetch_answered_not_coordinator_looks_the_coordinator_up_again() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let broker = tokio::spawn(moving_coordinator(listener, seen.clone(), Vec::new()));
-        let net = NetworkClient::new(CommonConfig {
-            bootstrap_servers: addr,
-            request_timeout_ms: 5_000,
-            ..CommonConfig::default()
-        })
-        .unwrap();
-        let mut member = Membership::new(
-            net.clone(),
-            GroupConfig {
-                group_id: "g".to_string(),
-                session_timeout_ms: 10_000,
-                rebalance_timeout_ms: 30_000,
-                heartbeat_interval_ms: 1_000,
-                assignors: vec![Assignor::Range],
-                default_api_timeout_ms: 60_000,
-            },
-        );
+        let (mut member, net, seen, broker) =
+            member_of_moving_coordinator(Vec::new(), 60_000).await;
         let tp = TopicPartition::new("t", 0);
 
         let err = member
@@ -873,9 +854,9 @@ mod tests {
         broker.await.unwrap();
     }
 
-    /// A member of group "g" at generation 3 whose coordinator is a [`moving_coordinator`]
-    /// answering OffsetCommit with `commit_errors` in turn.
-    async fn committing_member(
+    /// A member of group "g" whose coordinator is a [`moving_coordinator`] answering
+    /// OffsetCommit with `commit_errors` in turn.
+    async fn member_of_moving_coordinator(
         commit_errors: Vec<i16>,
         default_api_timeout_ms: u64,
     ) -> (
@@ -895,7 +876,7 @@ mod tests {
             ..CommonConfig::default()
         })
         .unwrap();
-        let mut member = Membership::new(
+        let member = Membership::new(
             net.clone(),
             GroupConfig {
                 group_id: "g".to_string(),
@@ -906,6 +887,21 @@ mod tests {
                 default_api_timeout_ms,
             },
         );
+        (member, net, seen, broker)
+    }
+
+    /// [`member_of_moving_coordinator`], already in generation 3.
+    async fn committing_member(
+        commit_errors: Vec<i16>,
+        default_api_timeout_ms: u64,
+    ) -> (
+        Membership,
+        NetworkClient,
+        Arc<Mutex<Vec<ApiKey>>>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (mut member, net, seen, broker) =
+            member_of_moving_coordinator(commit_errors, default_api_timeout_ms).await;
         member.generation = 3;
         member.member_id = "m".to_string();
         (member, net, seen, broker)

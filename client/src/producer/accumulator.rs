@@ -543,6 +543,25 @@ mod tests {
         b.sequence.expect("numbered").2
     }
 
+    /// Sends one batch of partition 0 and acknowledges it (so the partition may
+    /// pipeline), then sends `n` more, one per drain; returns those `n`, in flight.
+    fn acknowledged_then_in_flight(s: &mut State, c: &ProducerConfig, n: usize) -> Vec<Batch> {
+        append(s, 0, 79, c);
+        let first = send(s, c).remove(0);
+        ack(s, first);
+        sent_one_by_one(s, c, n)
+    }
+
+    /// Appends and sends `n` batches of partition 0, one per drain.
+    fn sent_one_by_one(s: &mut State, c: &ProducerConfig, n: usize) -> Vec<Batch> {
+        let mut in_flight = Vec::new();
+        for _ in 0..n {
+            append(s, 0, 79, c);
+            in_flight.extend(send(s, c));
+        }
+        in_flight
+    }
+
     #[tokio::test]
     async fn the_first_batch_goes_alone_then_five_are_in_flight_in_sequence_order() {
         let c = config(100, 0);
@@ -582,14 +601,7 @@ mod tests {
     async fn a_failed_batch_is_retried_first_with_its_sequence_and_later_ones_wait_behind_it() {
         let c = config(100, 0);
         let mut s = numbered();
-        append(&mut s, 0, 79, &c);
-        let first = send(&mut s, &c).remove(0);
-        ack(&mut s, first);
-        let mut in_flight = Vec::new();
-        for _ in 0..3 {
-            append(&mut s, 0, 79, &c);
-            in_flight.extend(send(&mut s, &c));
-        }
+        let in_flight = acknowledged_then_in_flight(&mut s, &c, 3);
         let [b1, b2, b3]: [Batch; 3] = in_flight.try_into().ok().unwrap();
         assert_eq!(
             [&b1, &b2, &b3].map(base_sequence),
@@ -645,11 +657,7 @@ mod tests {
             ..config(100, 0)
         };
         let mut s = State::default();
-        let mut in_flight = Vec::new();
-        for _ in 0..3 {
-            append(&mut s, 0, 79, &c);
-            in_flight.extend(send(&mut s, &c));
-        }
+        let mut in_flight = sent_one_by_one(&mut s, &c, 3);
         assert_eq!(
             in_flight.len(),
             3,
@@ -684,14 +692,7 @@ mod tests {
     async fn starting_over_under_a_new_producer_id_fails_batches_sent_under_the_old_one() {
         let c = config(100, 0);
         let mut s = numbered();
-        append(&mut s, 0, 79, &c);
-        let first = send(&mut s, &c).remove(0);
-        ack(&mut s, first);
-        let mut in_flight = Vec::new();
-        for _ in 0..2 {
-            append(&mut s, 0, 79, &c);
-            in_flight.extend(send(&mut s, &c));
-        }
+        let mut in_flight = acknowledged_then_in_flight(&mut s, &c, 2);
         let b2 = in_flight.pop().unwrap();
         let b1 = in_flight.pop().unwrap();
         s.requeue(b1, Instant::now(), "timed out".into(), &c);
