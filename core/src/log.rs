@@ -168,6 +168,23 @@ impl From<StoredBatch> for LogBatch {
 }
 
 impl LogBatch {
+    /// The first record of this batch with a timestamp at least `timestamp_ms`, when
+    /// its bytes are in memory; otherwise this batch, named for the shell to look into.
+    fn lookup(&self, timestamp_ms: i64) -> TimestampLookup {
+        match &self.bytes {
+            Some(bytes) => {
+                let (o, ts) = crate::batch::offset_for_timestamp_in(bytes, timestamp_ms)
+                    .expect("stored batches are valid");
+                TimestampLookup::Found(o, ts)
+            }
+            None => TimestampLookup::InStoredBatch {
+                base_offset: self.base_offset,
+                len: self.len() as u32,
+                max_timestamp: self.header.max_timestamp,
+            },
+        }
+    }
+
     fn from_stored(batch: StoredBatch) -> LogBatch {
         let header = BatchHeader::parse(&batch.bytes)
             .expect("batch was validated before it reached the log");
@@ -623,18 +640,7 @@ impl PartitionLog {
             .iter()
             .take_while(|b| b.last_offset < upper_bound)
             .find(|b| b.header.max_timestamp >= timestamp_ms)?;
-        Some(match &b.bytes {
-            Some(bytes) => {
-                let (o, ts) = crate::batch::offset_for_timestamp_in(bytes, timestamp_ms)
-                    .expect("stored batches are valid");
-                TimestampLookup::Found(o, ts)
-            }
-            None => TimestampLookup::InStoredBatch {
-                base_offset: b.base_offset,
-                len: b.len() as u32,
-                max_timestamp: b.header.max_timestamp,
-            },
-        })
+        Some(b.lookup(timestamp_ms))
     }
 
     /// ListOffsets' MAX_TIMESTAMP (KIP-734): the offset of the record with the largest
@@ -656,21 +662,7 @@ impl PartitionLog {
         }
         let b = best?;
         let max = b.header.max_timestamp;
-        Some((
-            max,
-            match &b.bytes {
-                Some(bytes) => {
-                    let (o, ts) = crate::batch::offset_for_timestamp_in(bytes, max)
-                        .expect("stored batches are valid");
-                    TimestampLookup::Found(o, ts)
-                }
-                None => TimestampLookup::InStoredBatch {
-                    base_offset: b.base_offset,
-                    len: b.len() as u32,
-                    max_timestamp: max,
-                },
-            },
-        ))
+        Some((max, b.lookup(max)))
     }
 
     /// Reads whole batches starting with the one that holds `from`, stopping before the
