@@ -54,7 +54,12 @@ pub(crate) const TICK_MS: u64 = 10;
 /// that falls further behind costs one `pread` per batch, from the page cache when the
 /// data is recent. `__consumer_offsets` keeps everything (the core's own rule: the group
 /// coordinator loads it whole).
+#[cfg(not(madsim))]
 pub(crate) const RESIDENT_TAIL_BYTES: usize = 1024 * 1024;
+/// Under madsim a tail of a few batches, as the fast simulator's 512 bytes: the suite's
+/// small workloads then read from the (simulated) segment files most of the time.
+#[cfg(madsim)]
+pub(crate) const RESIDENT_TAIL_BYTES: usize = 4096;
 
 /// Bound on queued commands: connections wait (back-pressure) when the node is behind.
 pub(crate) const COMMAND_QUEUE: usize = 4096;
