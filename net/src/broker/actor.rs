@@ -19,11 +19,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use eddy_core::batch::BatchHeader;
 use eddy_core::config::BrokerConfig;
 use eddy_core::controller::{ControllerInput, MetadataImage, TopicId};
-use eddy_core::log::RecoveredBatch;
+use eddy_core::group::OFFSETS_TOPIC;
+use eddy_core::log::{resolve_batches, FetchedBatch, RecoveredBatch};
 use eddy_core::message::{
-    ClientRequest, ClientResponse, ControllerMessage, Effect, Input, StorageDone, StorageOp,
+    ClientRequest, ClientResponse, ControllerMessage, Effect, Input, PeerMessage, StorageDone,
+    StorageOp,
 };
 use eddy_core::metadata::PartitionState;
 use eddy_core::node::{Node, NodeConfig};
@@ -36,11 +39,27 @@ use super::quorum::{ForBroker, Quorum};
 use crate::partition_metadata;
 use crate::peer::codec::PeerFrame;
 use crate::peer::link::PeerLinks;
-use crate::storage::{self, LogConfig, PartitionDir, StorageError, SyncJob, SyncPoint};
+use crate::storage::{self, LogConfig, PartitionDir, StorageError, StoredRead, SyncJob, SyncPoint};
 use crate::topic_id;
 
 /// How often the node's timers are checked.
 pub(crate) const TICK_MS: u64 = 10;
+
+/// The bytes of its newest batches each partition log keeps in memory (past those not
+/// yet below the high watermark, which it always keeps); older batches are read from the
+/// segment files when fetched. 1 MiB covers a consumer or follower that keeps up — they
+/// read within the last few batches, and the replica fetch size
+/// (`replica.fetch.max.bytes`) is 1 MiB by default — while a broker with a thousand
+/// partitions holds about 1 GiB at most instead of every byte it ever stored; a reader
+/// that falls further behind costs one `pread` per batch, from the page cache when the
+/// data is recent. `__consumer_offsets` keeps everything (the core's own rule: the group
+/// coordinator loads it whole).
+#[cfg(not(madsim))]
+pub(crate) const RESIDENT_TAIL_BYTES: usize = 1024 * 1024;
+/// Under madsim a tail of a few batches, as the fast simulator's 512 bytes: the suite's
+/// small workloads then read from the (simulated) segment files most of the time.
+#[cfg(madsim)]
+pub(crate) const RESIDENT_TAIL_BYTES: usize = 4096;
 
 /// Bound on queued commands: connections wait (back-pressure) when the node is behind.
 pub(crate) const COMMAND_QUEUE: usize = 4096;
@@ -206,6 +225,14 @@ pub(crate) enum Command {
         partition: TopicPartition,
         query: LogQuery,
     },
+    /// Where the stored batches `(base offset, length)` of a partition lie in its
+    /// segment files, in order, up to the first not found whole: for the caller to read
+    /// off the actor's thread.
+    LocateStored {
+        partition: TopicPartition,
+        batches: Vec<(Offset, u32)>,
+        reply: oneshot::Sender<Vec<StoredRead>>,
+    },
 }
 
 pub(crate) struct Actor {
@@ -232,6 +259,10 @@ pub(crate) struct Actor {
     /// `retry_offline_partitions`), and nothing after the failure is acknowledged or
     /// reported durable.
     failed: std::collections::BTreeSet<TopicPartition>,
+    /// The bytes of every append a failed partition's files missed (by base offset): the
+    /// core may keep only the header of such a batch once it leaves the in-memory tail,
+    /// so these are what `restore_partition` writes it from.
+    unwritten: BTreeMap<TopicPartition, BTreeMap<u64, Bytes>>,
     /// Probes of failed partitions' directories run on blocking threads (a failing disk
     /// may hang a sync) and report here: (partition, the disk took a synced write).
     probes: (
@@ -305,18 +336,31 @@ impl Actor {
             if rec.batches.is_empty() && rec.log_start_offset > 0 {
                 empty_starts.push((tp.clone(), Offset(rec.log_start_offset)));
             }
-            recovered.push((
-                tp.clone(),
+            // Headers only: the core keeps the bytes of the newest batches again as they
+            // come, and reads of older ones go to the files. The offsets topic is loaded
+            // whole by the group coordinator.
+            let batches = if tp.topic == OFFSETS_TOPIC {
                 rec.batches
                     .iter()
                     .cloned()
                     .map(RecoveredBatch::Whole)
-                    .collect(),
-            ));
+                    .collect()
+            } else {
+                rec.batches
+                    .iter()
+                    .map(|b| {
+                        RecoveredBatch::Header(
+                            BatchHeader::parse(b).expect("recovery returns whole batches"),
+                        )
+                    })
+                    .collect()
+            };
+            recovered.push((tp.clone(), batches));
             dir_topic_ids.insert(tp.clone(), partition_metadata::read(dir.path()));
             dirs.insert(tp, dir);
         }
-        let node_config = NodeConfig::from_broker_config(&cfg);
+        let mut node_config = NodeConfig::from_broker_config(&cfg);
+        node_config.replica.resident_tail_bytes = Some(RESIDENT_TAIL_BYTES);
         let mut node = Node::new(id, incarnation, node_config, recovered);
         // What the controller records for clients to reach this broker by (Metadata
         // responses list every broker from the image).
@@ -344,6 +388,7 @@ impl Actor {
             pending: BTreeMap::new(),
             next_token: 0,
             failed: Default::default(),
+            unwritten: BTreeMap::new(),
             probes: {
                 let (tx, rx) = mpsc::unbounded_channel();
                 (tx, Some(rx))
@@ -878,6 +923,7 @@ impl Actor {
             if self.node.replica(&tp).is_none() {
                 // Gone from this broker (its topic was deleted): nothing to bring back.
                 self.failed.remove(&tp);
+                self.unwritten.remove(&tp);
                 continue;
             }
             if !self.probing.insert(tp.clone()) {
@@ -908,6 +954,7 @@ impl Actor {
         match self.restore_partition(&tp) {
             Ok(written) => {
                 self.failed.remove(&tp);
+                self.unwritten.remove(&tp);
                 tracing::info!(partition = %name, rewritten_batches = written, "storage works again: the partition is back online");
             }
             Err(e) => {
@@ -937,10 +984,12 @@ impl Actor {
         let written = match self.node.replica(tp) {
             Some(replica) => {
                 let log = replica.log();
+                let none = BTreeMap::new();
                 dir.restore(
                     &rec.batches,
                     log.log_start_offset(),
                     log.batches(),
+                    self.unwritten.get(tp).unwrap_or(&none),
                     wall_clock_ms(),
                 )?
             }
@@ -1155,6 +1204,20 @@ impl Actor {
                 let _ = reply.send(id);
             }
             Command::Query { partition, query } => query(self.node.replica(&partition)),
+            Command::LocateStored {
+                partition,
+                batches,
+                reply,
+            } => {
+                let found = match self.dirs.get(&partition) {
+                    Some(dir) => batches
+                        .into_iter()
+                        .map_while(|(base_offset, len)| dir.locate(base_offset, len))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let _ = reply.send(found);
+            }
         }
     }
 
@@ -1293,7 +1356,8 @@ impl Actor {
                         queue.extend(self.node.handle(now, Input::Storage(done)));
                     }
                 }
-                Effect::Send { to, msg } => {
+                Effect::Send { to, mut msg } => {
+                    self.resolve_stored(&mut msg);
                     // Best effort, as the core expects of a network: a frame dropped
                     // here is resent by the core's timers.
                     self.quorum.links().send(to, &PeerFrame::Replication(msg));
@@ -1332,15 +1396,23 @@ impl Actor {
                     sync_id: *sync_id,
                 });
             }
-            StorageOp::Append { partition, .. }
-            | StorageOp::Truncate { partition, .. }
-            | StorageOp::TruncateFully { partition, .. }
-                if self.failed.contains(partition) =>
+            StorageOp::Append { .. }
+            | StorageOp::Truncate { .. }
+            | StorageOp::TruncateFully { .. }
+                if self.keep_unwritten(&op) =>
             {
                 return None;
             }
             _ => {}
         }
+        let append = match &op {
+            StorageOp::Append {
+                partition,
+                base_offset,
+                batch,
+            } => Some((partition.clone(), base_offset.0, batch.clone())),
+            _ => None,
+        };
         let (tp, result, sync_id) = match op {
             StorageOp::Append {
                 partition,
@@ -1388,6 +1460,12 @@ impl Actor {
                 // acknowledged, no sync reports it durable, and requests for it get
                 // KAFKA_STORAGE_ERROR until `retry_offline_partitions` finds the disk
                 // working again and restores the files from the core's log.
+                if let Some((partition, base, batch)) = append {
+                    self.unwritten
+                        .entry(partition)
+                        .or_default()
+                        .insert(base, batch);
+                }
                 if self.failed.insert(tp.clone()) {
                     tracing::error!(
                         partition = %format!("{}-{}", tp.topic, tp.partition),
@@ -1408,6 +1486,59 @@ impl Actor {
                 sync_id,
             },
         })
+    }
+
+    /// For a partition whose storage failed, keeps what `op` means for its files in
+    /// `unwritten` instead (an append's bytes; a truncation drops what it cut), and says
+    /// so; the files are left alone.
+    fn keep_unwritten(&mut self, op: &StorageOp) -> bool {
+        let partition = match op {
+            StorageOp::Append { partition, .. }
+            | StorageOp::Truncate { partition, .. }
+            | StorageOp::TruncateFully { partition, .. }
+            | StorageOp::Sync { partition, .. } => partition,
+        };
+        if !self.failed.contains(partition) {
+            return false;
+        }
+        let kept = self.unwritten.entry(partition.clone()).or_default();
+        match op {
+            StorageOp::Append {
+                base_offset, batch, ..
+            } => {
+                kept.insert(base_offset.0, batch.clone());
+            }
+            // A batch straddling the offset stays; `restore` checks each kept batch
+            // against the core's header before writing it.
+            StorageOp::Truncate { offset, .. } => {
+                kept.split_off(&offset.0);
+            }
+            StorageOp::TruncateFully { .. } => kept.clear(),
+            StorageOp::Sync { .. } => {}
+        }
+        true
+    }
+
+    /// Reads the stored batches a replication fetch response refers to from the segment
+    /// files, on the actor's thread: a follower reads within the core's in-memory tail
+    /// while it keeps up, so this serves only one catching up, at most
+    /// `replica.fetch.max.bytes` per response, from the page cache for recent data. The
+    /// response ends before the first batch not found whole.
+    fn resolve_stored(&self, msg: &mut PeerMessage) {
+        let PeerMessage::FetchResponse {
+            partition, batches, ..
+        } = msg
+        else {
+            return;
+        };
+        if batches.iter().all(|b| b.bytes().is_some()) {
+            return;
+        }
+        let dir = self.dirs.get(partition);
+        let resolved = resolve_batches(std::mem::take(batches), |base_offset, len| {
+            dir.and_then(|d| d.read_batch(base_offset, len))
+        });
+        *batches = resolved.into_iter().map(FetchedBatch::Bytes).collect();
     }
 
     fn dir(&mut self, tp: &TopicPartition) -> Result<&mut PartitionDir, StorageError> {

@@ -18,10 +18,21 @@
 //! completed. A segment that rolls is flushed in the background, as Kafka flushes a rolled
 //! segment, which moves the recovery point even when the flush policy never syncs.
 //!
-//! The core keeps each partition's batches in memory, so reads are served from there;
-//! [`PartitionDir::position_of`] and [`PartitionDir::batch_for_timestamp`] find a batch
-//! in the files through the offset and time indexes (the on-disk path for when reads
-//! leave memory), and [`PartitionDir::restore`] brings the files back in line with the
+//! The core keeps only a bounded tail of each partition's bytes in memory and refers
+//! reads of older batches to the files by base offset and length. Each segment knows the
+//! position of every batch it holds, so [`PartitionDir::locate`] finds one without I/O
+//! and hands back a [`StoredRead`] — the segment's shared read handle and the position —
+//! which reads the batch with one positional read into one buffer, on whatever thread
+//! the caller picks: the actor only locates (its writes and the positions are its own),
+//! and client fetches and ListOffsets read on a blocking thread of the connection's
+//! (`broker/handlers/stored.rs`); replication responses, bounded by the follower's fetch
+//! size and only for a follower behind the in-memory tail, are read on the actor. The
+//! position of a batch never changes except when it is truncated away or its segment
+//! deleted by retention: a read that races either finds no bytes or a header naming
+//! another batch, and gives `None`, never other bytes; a deleted segment stays readable
+//! through a handle taken before. [`PartitionDir::position_of`] and
+//! [`PartitionDir::batch_for_timestamp`] find a batch through the offset and time indexes
+//! as Kafka does, and [`PartitionDir::restore`] brings the files back in line with the
 //! core's log when a partition that went offline on a full disk comes back.
 //!
 //! [`StorageOp`]: eddy_core::message::StorageOp
@@ -36,11 +47,12 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use eddy_core::batch::{self, BatchError, BatchHeader, HEADER_LEN};
 use eddy_core::config::BrokerConfig;
-use eddy_core::log::LogBatch;
+use eddy_core::log::{stored_batch_matches, LogBatch};
 use eddy_core::types::{Offset, TopicPartition};
 
 pub use index::IndexProblem;
@@ -125,6 +137,10 @@ struct Segment {
     base_offset: u64,
     path: PathBuf,
     file: File,
+    /// A second handle on the file for positional reads of stored batches, shared with
+    /// the reads under way off the actor ([`StoredRead`]): a segment deleted meanwhile
+    /// stays readable through it until the last read is done, as an open file does.
+    reader: Arc<File>,
     size_bytes: u64,
     batches: Vec<BatchPos>,
     index: SegmentIndex,
@@ -145,10 +161,12 @@ impl Segment {
             .open(&path)
             .map_err(io_err("create", &path))?;
         file.set_len(0).map_err(io_err("truncate", &path))?;
+        let reader = Arc::new(file.try_clone().map_err(io_err("open", &path))?);
         Ok(Segment {
             base_offset,
             path,
             file,
+            reader,
             size_bytes: 0,
             batches: Vec::new(),
             index: SegmentIndex::create(dir, base_offset)?,
@@ -422,10 +440,12 @@ impl PartitionDir {
                     rebuilt_indexes.push((index_path, problem));
                 }
             }
+            let reader = Arc::new(file.try_clone().map_err(io_err("open", &path))?);
             let segment = Segment {
                 base_offset: base,
                 path,
                 file,
+                reader,
                 size_bytes: scan.valid_len as u64,
                 batches: positions,
                 index,
@@ -763,6 +783,44 @@ impl PartitionDir {
         Ok(None)
     }
 
+    /// Where the stored batch at `base_offset`, `len` bytes long, lies, for a read off
+    /// the actor's thread ([`StoredRead::read`]). Found without I/O: each segment keeps
+    /// the position of every batch it holds (what recovery and appends recorded), which
+    /// is exact where the sparse offset index ([`PartitionDir::position_of`]) would need
+    /// header reads from the file. `None` when no batch of that length starts there.
+    pub fn locate(&self, base_offset: Offset, len: u32) -> Option<StoredRead> {
+        let i = self
+            .segments
+            .partition_point(|s| s.base_offset <= base_offset.0);
+        let segment = &self.segments[i.checked_sub(1)?];
+        let j = segment
+            .batches
+            .binary_search_by_key(&base_offset.0, |b| b.base_offset)
+            .ok()?;
+        let position = segment.batches[j].position;
+        let end = segment
+            .batches
+            .get(j + 1)
+            .map_or(segment.size_bytes, |b| b.position);
+        if end.checked_sub(position) != Some(u64::from(len)) {
+            return None;
+        }
+        Some(StoredRead {
+            file: Arc::clone(&segment.reader),
+            base_offset,
+            position,
+            len,
+        })
+    }
+
+    /// Reads the stored batch at `base_offset`, `len` bytes long, from its segment: one
+    /// positional read into one buffer. `None` when the files do not hold that batch
+    /// whole (truncated or deleted since the core referred to it). Blocks on the disk;
+    /// see [`StoredRead`] for reads off the caller's thread.
+    pub fn read_batch(&self, base_offset: Offset, len: u32) -> Option<Bytes> {
+        self.locate(base_offset, len)?.read()
+    }
+
     /// The first batch holding a record whose timestamp is at least `timestamp_ms`, as
     /// (its base offset, its segment's base offset, its position), found as Kafka's
     /// `fetchOffsetByTimestamp` finds it: the first segment whose largest timestamp is
@@ -813,11 +871,17 @@ impl PartitionDir {
     /// disk disagrees is cut first), and everything is synced. Returns how many batches
     /// were written. The core's log is the reference: it holds every batch it ever
     /// acknowledged, and nothing it did while the disk was failing reached the files.
+    ///
+    /// The core keeps only the headers of batches outside its in-memory tail: such a
+    /// batch agrees with the files when their batch at that offset has its header (length,
+    /// epoch, CRC), and one the files lack is written from `unwritten` — the bytes of
+    /// every append the shell could not carry out while the disk failed, by base offset.
     pub fn restore(
         &mut self,
         on_disk: &[Bytes],
         log_start_offset: Offset,
         core_batches: &[LogBatch],
+        unwritten: &BTreeMap<u64, Bytes>,
         now_ms: u64,
     ) -> Result<usize, StorageError> {
         // The first batch the core still holds, and where it sits among the files'.
@@ -831,7 +895,7 @@ impl PartitionDir {
             Some(j) => on_disk[j..]
                 .iter()
                 .zip(core_batches)
-                .take_while(|(d, c)| c.bytes.as_ref() == Some(*d))
+                .take_while(|(d, c)| same_batch(d, c))
                 .count(),
             None => 0,
         };
@@ -849,10 +913,18 @@ impl PartitionDir {
         }
         let mut written = 0;
         for b in &core_batches[agree..] {
-            // A batch whose bytes the core no longer holds cannot be written again; the
-            // files end before it (the core then holds more than the files: the
-            // partition stays as it is until a follower's truncation or a restart).
-            let Some(bytes) = &b.bytes else {
+            let kept = b
+                .bytes
+                .as_ref()
+                .or_else(|| unwritten.get(&b.base_offset.0).filter(|u| same_batch(u, b)));
+            // A batch whose bytes neither the core nor the shell holds cannot be written
+            // again (it never happens: every append the files missed was kept in
+            // `unwritten`); the files end before it.
+            let Some(bytes) = kept else {
+                tracing::error!(
+                    base_offset = b.base_offset.0,
+                    "restoring a partition: a batch's bytes are held nowhere; the files end before it"
+                );
                 break;
             };
             self.append(b.base_offset, bytes, now_ms)?;
@@ -866,6 +938,22 @@ impl PartitionDir {
     /// whether the disk takes writes again (room, and no I/O error).
     pub fn probe(&self) -> Result<(), StorageError> {
         probe_dir(&self.dir)
+    }
+}
+
+/// Whether `bytes` (read from the files, or kept by the shell) are the core's batch `c`:
+/// the same bytes when the core holds them, else the same header identity (base offset,
+/// length, leader epoch and CRC, which covers everything after it).
+fn same_batch(bytes: &Bytes, c: &LogBatch) -> bool {
+    match &c.bytes {
+        Some(b) => b == bytes,
+        None => BatchHeader::parse(bytes).is_ok_and(|h| {
+            h.base_offset == c.header.base_offset
+                && h.total_len() == c.len()
+                && h.total_len() == bytes.len()
+                && h.partition_leader_epoch == c.header.partition_leader_epoch
+                && h.crc == c.header.crc
+        }),
     }
 }
 
@@ -885,6 +973,30 @@ pub fn probe_dir(dir: &Path) -> Result<(), StorageError> {
     })();
     let _ = fs::remove_file(&path);
     result
+}
+
+/// A stored batch located in its segment ([`PartitionDir::locate`]), to be read off the
+/// actor's thread: it holds its own handle on the segment file, so no lock on the
+/// partition is held while it reads, and the actor's appends go on meanwhile.
+#[derive(Clone, Debug)]
+pub struct StoredRead {
+    file: Arc<File>,
+    base_offset: Offset,
+    position: u64,
+    len: u32,
+}
+
+impl StoredRead {
+    /// The batch's bytes: one positional read (`pread`) into one buffer, the only copy
+    /// into user space. `None` when the file no longer holds that batch whole there — a
+    /// truncation or a roll back raced the read — checked on the header read (base
+    /// offset and length), so a racing change never yields another batch's bytes.
+    /// Blocks on the disk: run it where blocking is fine.
+    pub fn read(&self) -> Option<Bytes> {
+        let mut buf = vec![0u8; self.len as usize];
+        self.file.read_exact_at(&mut buf, self.position).ok()?;
+        stored_batch_matches(&buf, self.base_offset, self.len).then(|| Bytes::from(buf))
+    }
 }
 
 /// The flushes one sync needs; see [`PartitionDir::begin_sync`].

@@ -749,7 +749,7 @@ fn restore_writes_back_what_the_core_holds_beyond_the_files() {
     assert_eq!(rec.batches.len(), 15);
     assert!(rec.cut_bytes > 0);
     let written = p
-        .restore(&rec.batches, Offset(0), &logged(&core), 0)
+        .restore(&rec.batches, Offset(0), &logged(&core), &BTreeMap::new(), 0)
         .unwrap();
     assert_eq!(written, 5);
     assert_eq!(p.recovery_point(), p.log_end_offset(), "synced");
@@ -781,7 +781,7 @@ fn restore_cuts_what_the_files_hold_that_the_core_does_not() {
     drop(p);
     let (mut p, rec) = PartitionDir::open(dir.clone(), config, None).unwrap();
     assert_eq!(
-        p.restore(&rec.batches, Offset(0), &logged(&core), 0)
+        p.restore(&rec.batches, Offset(0), &logged(&core), &BTreeMap::new(), 0)
             .unwrap(),
         1
     );
@@ -793,13 +793,160 @@ fn restore_cuts_what_the_files_hold_that_the_core_does_not() {
     assert_eq!(rec.batches, want);
     // A core log that starts over past everything on disk (a full truncation) wins too.
     let (mut p, rec) = PartitionDir::open(dir.clone(), config, None).unwrap();
-    assert_eq!(p.restore(&rec.batches, Offset(500), &[], 0).unwrap(), 0);
+    assert_eq!(
+        p.restore(&rec.batches, Offset(500), &[], &BTreeMap::new(), 0)
+            .unwrap(),
+        0
+    );
     assert_eq!(p.segment_base_offsets(), vec![500]);
     drop(p);
     let (_, rec) = PartitionDir::open(dir.clone(), config, None).unwrap();
     assert!(rec.batches.is_empty());
     assert_eq!(rec.log_start_offset, 500);
     fs::remove_dir_all(dir).unwrap();
+}
+
+/// The core's log of these batches with only the headers of the first `evicted` (out of
+/// its in-memory tail).
+fn logged_evicted(core: &[StoredBatch], evicted: usize) -> Vec<eddy_core::log::LogBatch> {
+    let mut log = logged(core);
+    for b in &mut log[..evicted] {
+        b.bytes = None;
+    }
+    log
+}
+
+#[test]
+fn restore_matches_evicted_batches_by_header_and_writes_them_from_the_unwritten() {
+    let dir = tempdir("restore-evicted");
+    let config = indexed(1_000, 100);
+    let (mut p, _) = PartitionDir::open(dir.clone(), config, None).unwrap();
+    let batches = fill(&mut p, 20);
+    let core: Vec<StoredBatch> = batches.iter().map(stored).collect();
+    // The disk failed at batch 15; meanwhile the core kept appending and dropped the
+    // bytes of all but the last two batches from memory.
+    p.truncate(Offset(base_of(&batches[15]))).unwrap();
+    drop(p);
+    let log = logged_evicted(&core, 18);
+    // Without the shell's kept bytes nothing can be written past the files' end.
+    let (mut p, rec) = PartitionDir::open(dir.clone(), config, None).unwrap();
+    assert_eq!(
+        p.restore(&rec.batches, Offset(0), &log, &BTreeMap::new(), 0)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        p.log_end_offset(),
+        base_of(&batches[15]),
+        "the files kept, not cut"
+    );
+    // A kept batch that is not the core's (same base offset, other bytes) is refused.
+    let impostor = batch_sized(base_of(&batches[15]), 1, 5, 9);
+    let wrong = BTreeMap::from([(base_of(&batches[15]), impostor)]);
+    assert_eq!(
+        p.restore(&rec.batches, Offset(0), &log, &wrong, 0).unwrap(),
+        0
+    );
+    drop(p);
+    // With them, every batch comes back, the evicted ones on disk agreeing by header.
+    let unwritten: BTreeMap<u64, Bytes> = batches[15..]
+        .iter()
+        .map(|b| (base_of(b), b.clone()))
+        .collect();
+    let (mut p, rec) = PartitionDir::open(dir.clone(), config, None).unwrap();
+    assert_eq!(
+        p.restore(&rec.batches, Offset(0), &log, &unwritten, 0)
+            .unwrap(),
+        5
+    );
+    drop(p);
+    let (p, rec) = PartitionDir::open(dir.clone(), config, None).unwrap();
+    assert_eq!(rec.batches, batches);
+    for b in &batches {
+        assert_eq!(
+            p.read_batch(Offset(base_of(b)), b.len() as u32).as_ref(),
+            Some(b)
+        );
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+// ----- reads of stored batches -----------------------------------------------------------
+
+#[test]
+fn read_batch_returns_each_batch_exactly_across_segments() {
+    let dir = tempdir("read-batch");
+    let config = indexed(1_000, 100);
+    let (mut p, _) = PartitionDir::open(dir.clone(), config, None).unwrap();
+    let batches = fill(&mut p, 30);
+    assert!(p.segment_base_offsets().len() > 3);
+    let check = |p: &PartitionDir| {
+        for b in &batches {
+            let base = Offset(base_of(b));
+            assert_eq!(p.read_batch(base, b.len() as u32).as_ref(), Some(b));
+            // Any other length, or an offset inside a batch, is no batch.
+            assert_eq!(p.read_batch(base, b.len() as u32 + 1), None);
+            assert_eq!(p.read_batch(base, b.len() as u32 - 1), None);
+            let last = BatchHeader::parse(b).unwrap().last_offset() as u64;
+            if last > base.0 {
+                assert_eq!(p.read_batch(Offset(last), b.len() as u32), None);
+            }
+        }
+        assert_eq!(p.read_batch(Offset(p.log_end_offset()), 100), None);
+    };
+    check(&p);
+    // The same after recovery, from the positions recovery found.
+    drop(p);
+    let (p, _) = PartitionDir::open(dir.clone(), config, None).unwrap();
+    check(&p);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_read_racing_a_truncation_or_a_torn_file_gives_none_never_other_bytes() {
+    let dir = tempdir("read-race");
+    let config = indexed(1 << 20, 100);
+    let (mut p, _) = PartitionDir::open(dir.clone(), config, None).unwrap();
+    let batches = fill(&mut p, 10);
+    let (b7, b8) = (&batches[7], &batches[8]);
+    let read7 = p.locate(Offset(base_of(b7)), b7.len() as u32).unwrap();
+    let read8 = p.locate(Offset(base_of(b8)), b8.len() as u32).unwrap();
+    assert_eq!(read7.read().as_ref(), Some(b7));
+    // Truncated below both after they were located: their bytes are gone.
+    p.truncate(Offset(base_of(b7))).unwrap();
+    assert_eq!(read7.read(), None);
+    assert_eq!(read8.read(), None);
+    // New batches appended where they were (a new leader's): same position, other
+    // base offsets and lengths, so the header check refuses them.
+    let other = batch_sized(base_of(b7), 4, 30, 5);
+    p.append(Offset(base_of(b7)), &other, 0).unwrap();
+    let next = base_of(b7) + 4;
+    p.append(Offset(next), &batch_sized(next, 1, 200, 5), 0)
+        .unwrap();
+    assert_eq!(read7.read(), None, "same base offset, other length");
+    assert_eq!(read8.read(), None, "other base offset at that position");
+    assert_eq!(
+        p.read_batch(Offset(base_of(b7)), other.len() as u32),
+        Some(other.clone())
+    );
+    // A file cut in the middle of a batch behind the storage's back (a torn file).
+    let read_other = p.locate(Offset(base_of(b7)), other.len() as u32).unwrap();
+    let last = *p.segment_base_offsets().last().unwrap();
+    let pos = p.position_of(base_of(b7)).unwrap().unwrap().1;
+    let f = OpenOptions::new()
+        .append(true)
+        .open(dir.join(segment_name(last)))
+        .unwrap();
+    f.set_len(pos + other.len() as u64 / 2).unwrap();
+    drop(f);
+    assert_eq!(read_other.read(), None);
+    assert_eq!(p.read_batch(Offset(base_of(b7)), other.len() as u32), None);
+    // A segment deleted by retention stays readable through a read already located.
+    let first = &batches[0];
+    let read0 = p.locate(Offset(0), first.len() as u32).unwrap();
+    drop(p);
+    fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(read0.read().as_ref(), Some(first));
 }
 
 #[test]

@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use eddy_core::log::resolve_batches;
 use eddy_core::message::{ClientRequest, ClientResponse};
 use eddy_core::types::{Offset, TopicPartition};
 use eddy_core::ErrorCode;
@@ -122,7 +121,7 @@ async fn read_all(shared: &Shared, wanted: &[Wanted]) -> Vec<Got> {
         };
         got.push(match (reply, &w.tp) {
             (_, None) => failed(ResponseError::OffsetOutOfRange),
-            (Some(resp), _) => from_core(resp),
+            (Some(resp), Some(tp)) => from_core(shared, tp, resp).await,
             (None, _) => failed(ResponseError::NotLeaderOrFollower),
         });
     }
@@ -169,7 +168,7 @@ fn failed(error: ResponseError) -> Got {
     }
 }
 
-fn from_core(resp: ClientResponse) -> Got {
+async fn from_core(shared: &Shared, tp: &TopicPartition, resp: ClientResponse) -> Got {
     match resp {
         ClientResponse::Fetch {
             error,
@@ -181,10 +180,9 @@ fn from_core(resp: ClientResponse) -> Got {
             error: ResponseError::try_from_code(error.code()),
             high_watermark: high_watermark.0 as i64,
             log_start_offset: log_start_offset.0 as i64,
-            // TODO(issue 9): read referenced batches from the segment files. The broker
-            // keeps every batch in memory for now (no references are made), and a
-            // response ends before any batch it cannot serve.
-            batches: resolve_batches(batches, |_, _| None),
+            // Batches the core no longer keeps in memory are read from the segment
+            // files; the response ends before any that cannot be read whole.
+            batches: super::stored::resolve(shared, tp, batches).await,
         },
         _ => failed(ResponseError::UnknownServerError),
     }

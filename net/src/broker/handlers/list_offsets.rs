@@ -3,7 +3,8 @@
 //! lookup by time for any other (KAFKA-COMPAT item 9). Only committed records (below the
 //! high watermark) are considered, so a consumer never seeks past what it may read.
 
-use eddy_core::log::TimestampLookup;
+use eddy_core::batch;
+use eddy_core::log::{stored_batch_matches, TimestampLookup};
 use eddy_core::message::{ClientRequest, ClientResponse};
 use eddy_core::types::TopicPartition;
 use kafka_protocol::error::ResponseError;
@@ -85,31 +86,43 @@ async fn lookup(
                     } else {
                         r.log().offset_for_timestamp(t, hw)
                     };
-                    // TODO(issue 9, fetch from segment files): read a batch the log no
-                    // longer holds from its segment for the exact record; until then
-                    // the broker keeps every batch in memory and this answers at batch
-                    // granularity, as for a compressed batch.
-                    lookup.map(|l| match l {
-                        TimestampLookup::Found(offset, ts) => (offset, ts),
-                        TimestampLookup::InStoredBatch {
-                            base_offset,
-                            max_timestamp,
-                            ..
-                        } => (base_offset, max_timestamp),
-                    })
+                    lookup
                 });
                 let _ = tx.send(found);
             });
             if !shared
                 .send(Command::Query {
-                    partition: tp,
+                    partition: tp.clone(),
                     query,
                 })
                 .await
             {
                 return resp.with_error_code(ResponseError::NotLeaderOrFollower.code());
             }
-            match rx.await {
+            let found = match rx.await {
+                Ok(Some(TimestampLookup::Found(offset, ts))) => Ok(Some((offset, ts))),
+                // The batch's bytes are only in its segment: read it and find the record
+                // there. Should the read fail (a racing truncation), the answer is at batch
+                // granularity, as for a compressed batch.
+                Ok(Some(TimestampLookup::InStoredBatch {
+                    base_offset,
+                    len,
+                    max_timestamp,
+                })) => {
+                    let wanted = if t == MAX_TIMESTAMP { max_timestamp } else { t };
+                    let read =
+                        super::stored::read_stored(shared, &tp, vec![(base_offset, len)]).await;
+                    Ok(Some(
+                        read.first()
+                            .filter(|b| stored_batch_matches(b, base_offset, len))
+                            .and_then(|b| batch::offset_for_timestamp_in(b, wanted).ok())
+                            .unwrap_or((base_offset, max_timestamp)),
+                    ))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match found {
                 Ok(Some((offset, ts))) => resp.with_offset(offset.0 as i64).with_timestamp(ts),
                 Ok(None) => resp,
                 Err(_) => resp.with_error_code(ResponseError::NotLeaderOrFollower.code()),

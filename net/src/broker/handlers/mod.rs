@@ -24,6 +24,7 @@ mod offset_commit;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 pub(crate) mod produce;
+mod stored;
 mod sync_group;
 
 use std::collections::BTreeMap;
