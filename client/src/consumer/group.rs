@@ -1096,4 +1096,45 @@ mod tests {
         );
         assert_eq!(decode_assignment(&Bytes::new()).unwrap(), vec![]);
     }
+
+    /// The session view lasts `session.timeout.ms` past the sending of the latest
+    /// accepted request (a late answer to an older one does not shorten it), ends
+    /// exactly then, and each renewal reaches the observer with its coordinator.
+    #[test]
+    fn the_session_view_lasts_from_the_latest_accepted_send() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let view = SessionView {
+            timeout: Duration::from_millis(10_000),
+            until: Mutex::new(None),
+            observer: Mutex::new(Some(GroupObserver::new(move |e| {
+                log.lock().unwrap().push(e.clone())
+            }))),
+        };
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert_eq!(
+            view.ended_by(ms(1_000_000)),
+            None,
+            "no session before one is accepted"
+        );
+        view.renew(SessionRequest::SyncGroup, 2, ms(100));
+        view.renew(SessionRequest::Heartbeat, 2, ms(1_100));
+        view.renew(SessionRequest::Heartbeat, 3, ms(600)); // answered late
+        assert_eq!(view.ended_by(ms(11_099)), None);
+        assert_eq!(view.ended_by(ms(11_100)), Some(ms(11_100)));
+        view.reset();
+        assert_eq!(view.ended_by(ms(1_000_000)), None);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(
+            seen[2],
+            GroupEvent::SessionRenewed {
+                request: SessionRequest::Heartbeat,
+                coordinator: 3,
+                sent_at: ms(600),
+                session_until: ms(10_600),
+            }
+        );
+    }
 }
