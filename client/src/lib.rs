@@ -26,7 +26,10 @@ pub mod records;
 mod versions;
 
 pub use admin::{Admin, NewTopic};
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceEvent};
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, GroupEvent, GroupObserver, OffsetReset,
+    PositionSource, RebalanceEvent, SessionRequest,
+};
 pub use eddy_core::TopicPartition;
 pub use error::{ClientError, KafkaCode, Result};
 pub use network::{CommonConfig, NetworkClient};

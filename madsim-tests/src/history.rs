@@ -6,8 +6,13 @@
 //! - the producer (idempotent, acks=all): each record's send, and its outcome —
 //!   acknowledged at an offset, or unknown (failed or timed out);
 //! - the read-back consumer (reader 0): every record it read after the faults healed;
-//! - the group members: what they read, the commits the coordinator acknowledged, and
-//!   what the rebalance listener said they were assigned and lost;
+//! - the group members: what they read, the commits they sent and those the coordinator
+//!   acknowledged, what the rebalance listener said they were assigned and gave up, and
+//!   what eddy-client's group observer (`GroupEvent`) reported: which coordinator
+//!   accepted each JoinGroup, SyncGroup and Heartbeat and the session end that grants,
+//!   the generations joined, when a member's own view of its session ended (its
+//!   partitions lost as of then), and where each partition it took over resumed (the
+//!   OffsetFetch answer, or `auto.offset.reset`);
 //! - the brokers, after the run: every replica's log of every partition, read from its
 //!   files, and each partition's leader and high watermark at the end.
 //!
@@ -26,16 +31,21 @@
 //! Checkers used, and why the others are not:
 //! - `acked-durability`, `dense-stable-offsets`, `replica-agreement`,
 //!   `idempotent-producers`, `read-committed`, `liveness` (readers: the read-back
-//!   consumer), `group-commits-monotonic`, `group-liveness`, `group-sees-every-record`;
-//! - not `group-exclusive-ownership`: judging an overlap needs the member's view of its
-//!   session (which coordinator renewed it, until when), which eddy-client does not
-//!   report; not `group-no-gaps-after-resume`: it needs the offset each member resumed
-//!   from (OffsetFetch's answer), also internal to the client; the Raft and controller
-//!   checkers need the brokers' internal events, which the madsim run does not see.
+//!   consumer), `group-commits-monotonic`, `group-liveness`, `group-sees-every-record`,
+//!   `group-exclusive-ownership`, `group-no-gaps-after-resume`;
+//! - not the Raft and controller checkers: they need the brokers' internal events, which
+//!   the madsim run does not see. For the same reason `group-exclusive-ownership` gets
+//!   no view of who led `__consumer_offsets` (`GroupCheck::offsets_part` is `None`), so
+//!   its two excuses that need one — a zombie coordinator's acceptance, a generation
+//!   reused after the coordinator moved — never apply here: the renewals and reused
+//!   generations are fed, but judged without excuse.
 //!
-//! Two rules of the harness's own come on top, stated over the same history: every
-//! record in a log is one the producer sent, to that partition; and the group commits
-//! every partition up to its high watermark once healed.
+//! Three rules of the harness's own come on top, stated over the same history: every
+//! record in a log is one the producer sent, to that partition; the group commits every
+//! partition up to its high watermark once healed; and a member hands out records only
+//! while its own view of its session lasts (some accepted request sent at or before,
+//! with its session end after) — the rule that makes ownership end where the member
+//! reports its partitions lost.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,7 +61,7 @@ pub const PRODUCER: u32 = 1;
 const STRANGER: u32 = 0;
 
 /// The fast simulator's checkers run on madsim histories.
-pub const CHECKERS: [&str; 9] = [
+pub const CHECKERS: [&str; 11] = [
     "acked-durability",
     "dense-stable-offsets",
     "replica-agreement",
@@ -61,6 +71,8 @@ pub const CHECKERS: [&str; 9] = [
     "group-commits-monotonic",
     "group-liveness",
     "group-sees-every-record",
+    "group-exclusive-ownership",
+    "group-no-gaps-after-resume",
 ];
 
 /// What the producer was told about one record.
@@ -90,11 +102,42 @@ pub struct Consumed {
     pub record: Option<u64>,
 }
 
-/// What the rebalance listener told a member.
+/// What the rebalance listener, or the group observer, told a member, in the order it
+/// was told.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Rebalance {
     Assigned(Vec<u32>),
     Revoked(Vec<u32>),
+    /// The member's view of its session ended at `until` (ms): it lost these partitions
+    /// as of then (`GroupEvent::SessionExpired`; the listener's `Revoked` follows).
+    Lost {
+        parts: Vec<u32>,
+        until: TimeMs,
+    },
+}
+
+/// A JoinGroup, SyncGroup or Heartbeat that `coordinator` accepted
+/// (`GroupEvent::SessionRenewed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Renewal {
+    pub at: TimeMs,
+    pub coordinator: u32,
+    pub sent_at: TimeMs,
+    pub until: TimeMs,
+}
+
+/// Where a member started reading a partition it took over
+/// (`GroupEvent::PositionResolved`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Resume {
+    pub at: TimeMs,
+    pub part: u32,
+    pub offset: i64,
+    /// Whether it is the committed offset; if not, none was committed and
+    /// `auto.offset.reset` chose it.
+    pub committed: bool,
+    /// When the OffsetFetch that answered was sent.
+    pub fetch_sent_at: TimeMs,
 }
 
 /// What one group member observed.
@@ -105,7 +148,13 @@ pub struct MemberHistory {
     pub consumed: Vec<Consumed>,
     /// Commits the coordinator acknowledged: (ms, partition, offset).
     pub commits: Vec<(TimeMs, u32, i64)>,
+    /// Every OffsetCommit sent, acknowledged or not: (ms, partition, offset).
+    pub commits_sent: Vec<(TimeMs, u32, i64)>,
     pub rebalances: Vec<(TimeMs, Rebalance)>,
+    pub renewals: Vec<Renewal>,
+    /// Every JoinGroup answer: (ms, generation).
+    pub joins: Vec<(TimeMs, i32)>,
+    pub resumes: Vec<Resume>,
 }
 
 /// Everything the clients observed in one run.
@@ -253,14 +302,100 @@ fn client_observations(clients: &ClientHistory) -> Vec<Observation> {
     };
     history.extend(clients.read_back.iter().map(|c| read(0, c)));
     for (m, member) in clients.members.iter().enumerate() {
-        let who = member_ref(m);
-        history.push(Observation::GroupJoining {
-            at: member.joined_at,
+        history.extend(member_observations(m, member));
+    }
+    history.push(Observation::Healed {
+        at: clients.healed_at,
+    });
+    // Stable: observations of one ms keep the order they were made in.
+    history.sort_by_key(Observation::at);
+    history
+}
+
+/// One member's observations. Within one ms they go in the order that the member
+/// makes them in: assignments, then resumes, then what it processed and committed, then
+/// what it gave up (a member that hands records out in the ms its session ends did so
+/// before it found the session over).
+fn member_observations(m: usize, member: &MemberHistory) -> Vec<Observation> {
+    let who = member_ref(m);
+    let mut history = vec![Observation::GroupJoining {
+        at: member.joined_at,
+        member: who,
+    }];
+    for r in &member.renewals {
+        history.push(Observation::GroupSessionRenewed {
+            at: r.at,
             member: who,
+            coordinator: NodeId(r.coordinator),
+            sent_at: r.sent_at,
+            until: r.until,
         });
+    }
+    let mut highest: Option<(i32, TimeMs)> = None;
+    for &(at, joined) in &member.joins {
+        if let Some((previous, previous_at)) = highest.filter(|&(g, _)| joined <= g) {
+            history.push(Observation::GroupGenerationReused {
+                at,
+                member: who,
+                previous,
+                previous_at,
+                joined,
+            });
+        }
+        if highest.is_none_or(|(g, _)| joined > g) {
+            highest = Some((joined, at));
+        }
+    }
+    let mut owned: BTreeSet<u32> = BTreeSet::new();
+    let mut given_up = Vec::new();
+    for (at, r) in &member.rebalances {
+        match r {
+            Rebalance::Assigned(parts) => {
+                owned.extend(parts);
+                history.push(Observation::GroupAssigned {
+                    at: *at,
+                    member: who,
+                    generation: 0,
+                    owned: owned.iter().copied().collect(),
+                });
+            }
+            Rebalance::Revoked(parts) | Rebalance::Lost { parts, .. } => {
+                for p in parts {
+                    owned.remove(p);
+                }
+                let until = match r {
+                    Rebalance::Lost { until, .. } => (*until).min(*at),
+                    _ => *at,
+                };
+                given_up.push(Observation::GroupRevoked {
+                    at: *at,
+                    member: who,
+                    parts: parts.clone(),
+                    until,
+                });
+            }
+        }
+    }
+    for r in &member.resumes {
+        history.push(Observation::GroupResumed {
+            at: r.at,
+            member: who,
+            part: r.part,
+            offset: Offset(r.offset.max(0) as u64),
+            committed: r.committed,
+            fetch_sent_at: r.fetch_sent_at,
+            reset: false,
+        });
+    }
+    {
         for c in &member.consumed {
             // Members are readers too (read-committed), numbered after the read-back.
-            history.push(read(1 + m as u32, c));
+            history.push(Observation::Read {
+                at: c.at,
+                reader: 1 + m as u32,
+                part: c.part,
+                batch: batch(c.offset, c.record),
+            });
             history.push(Observation::GroupProcessed {
                 at: c.at,
                 member: who,
@@ -268,6 +403,15 @@ fn client_observations(clients: &ClientHistory) -> Vec<Observation> {
                 generation: 0,
                 from: Offset(c.offset.max(0) as u64),
                 batch: batch(c.offset, c.record),
+            });
+        }
+        for &(at, part, offset) in &member.commits_sent {
+            history.push(Observation::GroupCommitSent {
+                at,
+                member: who,
+                part,
+                offset: Offset(offset.max(0) as u64),
+                generation: 0,
             });
         }
         for &(at, part, offset) in &member.commits {
@@ -279,37 +423,8 @@ fn client_observations(clients: &ClientHistory) -> Vec<Observation> {
                 generation: 0,
             });
         }
-        let mut owned: BTreeSet<u32> = BTreeSet::new();
-        for (at, r) in &member.rebalances {
-            history.push(match r {
-                Rebalance::Assigned(parts) => {
-                    owned.extend(parts);
-                    Observation::GroupAssigned {
-                        at: *at,
-                        member: who,
-                        generation: 0,
-                        owned: owned.iter().copied().collect(),
-                    }
-                }
-                Rebalance::Revoked(parts) => {
-                    for p in parts {
-                        owned.remove(p);
-                    }
-                    Observation::GroupRevoked {
-                        at: *at,
-                        member: who,
-                        parts: parts.clone(),
-                        until: *at,
-                    }
-                }
-            });
-        }
     }
-    history.push(Observation::Healed {
-        at: clients.healed_at,
-    });
-    // Stable: observations of one ms keep the order they were made in.
-    history.sort_by_key(Observation::at);
+    history.extend(given_up);
     history
 }
 
@@ -355,6 +470,36 @@ pub fn check(
     violations.extend(set.violations().iter().map(ToString::to_string));
     violations.extend(content(clients, brokers));
     violations.extend(commits_to_end(clients, brokers));
+    violations.extend(within_session(clients));
+    violations
+}
+
+/// A member hands records out only while its own view of its session lasts: some
+/// JoinGroup, SyncGroup or Heartbeat accepted by then carries its session past that
+/// moment (ms are rounded down on both sides, so the session's last ms counts).
+fn within_session(clients: &ClientHistory) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (m, member) in clients.members.iter().enumerate() {
+        for c in &member.consumed {
+            let alive = member
+                .renewals
+                .iter()
+                .any(|r| r.at <= c.at && c.at <= r.until);
+            if !alive {
+                let last = member
+                    .renewals
+                    .iter()
+                    .filter(|r| r.at <= c.at)
+                    .map(|r| r.until)
+                    .max();
+                violations.push(format!(
+                    "[group-session-view] member {m} handed out offset {} of partition {} at {} ms, outside its session (the last accepted request carried it to {last:?} ms)",
+                    c.offset, c.part, c.at
+                ));
+                break;
+            }
+        }
+    }
     violations
 }
 
@@ -443,9 +588,24 @@ mod tests {
                 .push(Consumed { at: 700, ..c });
         }
         for (m, member) in members.iter_mut().enumerate() {
+            member.joins.push((40, 1));
+            member.renewals.push(Renewal {
+                at: 40,
+                coordinator: 1,
+                sent_at: 30,
+                until: 10_030,
+            });
             member
                 .rebalances
                 .push((50, Rebalance::Assigned(vec![m as u32])));
+            member.resumes.push(Resume {
+                at: 60,
+                part: m as u32,
+                offset: 0,
+                committed: false,
+                fetch_sent_at: 55,
+            });
+            member.commits_sent.push((790, m as u32, 3));
             member.commits.push((800, m as u32, 3));
         }
         let clients = ClientHistory {
@@ -593,6 +753,125 @@ mod tests {
             .rebalances
             .push((1_500, Rebalance::Revoked(vec![1])));
         assert_flags(&violations(&c, &b), "group-liveness");
+    }
+
+    #[test]
+    fn two_members_owning_one_partition_fail_group_exclusive_ownership() {
+        let (mut c, b) = clean();
+        // Member 1 is given partition 0 while member 0 still holds it.
+        c.members[1]
+            .rebalances
+            .push((900, Rebalance::Assigned(vec![0])));
+        assert_flags(&violations(&c, &b), "group-exclusive-ownership");
+    }
+
+    #[test]
+    fn a_handover_after_the_old_owners_session_ended_passes() {
+        let (mut c, b) = clean();
+        // Member 0's session ends at 10_030 and it reports partition 0 lost (at 10_500);
+        // member 1 takes partition 0 over at 10_100, from the committed offset.
+        c.members[0].rebalances.push((
+            10_500,
+            Rebalance::Lost {
+                parts: vec![0],
+                until: 10_030,
+            },
+        ));
+        c.members[0]
+            .rebalances
+            .push((10_500, Rebalance::Revoked(vec![0])));
+        c.members[1].renewals.push(Renewal {
+            at: 10_020,
+            coordinator: 2,
+            sent_at: 10_000,
+            until: 20_000,
+        });
+        c.members[1]
+            .rebalances
+            .push((10_100, Rebalance::Assigned(vec![0])));
+        c.members[1].resumes.push(Resume {
+            at: 10_200,
+            part: 0,
+            offset: 3,
+            committed: true,
+            fetch_sent_at: 10_150,
+        });
+        c.end_at = 11_000;
+        assert_eq!(violations(&c, &b), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_handover_before_the_old_owners_session_ended_fails_group_exclusive_ownership() {
+        let (mut c, b) = clean();
+        // As above, but member 0 reports its session over only from 10_500 on: it owned
+        // partition 0 while member 1 already did.
+        c.members[0].rebalances.push((
+            10_500,
+            Rebalance::Lost {
+                parts: vec![0],
+                until: 10_500,
+            },
+        ));
+        c.members[1]
+            .rebalances
+            .push((10_100, Rebalance::Assigned(vec![0])));
+        c.end_at = 11_000;
+        assert_flags(&violations(&c, &b), "group-exclusive-ownership");
+    }
+
+    #[test]
+    fn processing_past_the_members_session_fails_ownership_and_session_view() {
+        let (mut c, b) = clean();
+        // Member 0 hands r0 out again at 10_400, after its session ended at 10_030 (and
+        // it reported partition 0 lost as of then).
+        c.members[0].consumed.push(Consumed {
+            at: 10_400,
+            part: 0,
+            offset: 0,
+            record: Some(0),
+        });
+        c.members[0].rebalances.push((
+            10_500,
+            Rebalance::Lost {
+                parts: vec![0],
+                until: 10_030,
+            },
+        ));
+        c.end_at = 11_000;
+        let v = violations(&c, &b);
+        assert!(
+            v.iter()
+                .any(|v| v.starts_with("[group-exclusive-ownership]")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter().any(|v| v.starts_with("[group-session-view]")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_resume_from_an_offset_nobody_committed_fails_group_no_gaps() {
+        let (mut c, b) = clean();
+        c.members[0].resumes[0].offset = 1;
+        c.members[0].resumes[0].committed = true;
+        assert_flags(&violations(&c, &b), "group-no-gaps-after-resume");
+    }
+
+    #[test]
+    fn a_member_that_skips_offsets_after_resuming_fails_group_no_gaps() {
+        let (mut c, b) = clean();
+        // Member 1 resumes partition 1 at 0 but hands out offset 1 first.
+        c.members[1].consumed.swap(0, 1);
+        let v = violations(&c, &b);
+        assert_flags(&v, "group-no-gaps-after-resume");
+    }
+
+    #[test]
+    fn processing_a_partition_never_resumed_fails_group_no_gaps() {
+        let (mut c, b) = clean();
+        c.members[1].resumes.clear();
+        assert_flags(&violations(&c, &b), "group-no-gaps-after-resume");
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //! replicas agree below the high watermark and hold every committed record, the
 //! idempotent producer's records are in the log once and in order (KIP-98), consumers
 //! read only committed records, the read-back and the group see every acknowledged
-//! record, commits never go back, and every partition has an owner once healed.
+//! record, commits never go back, no two group members own a partition at once, a
+//! member that resumes a partition misses nothing after the committed offset it resumed
+//! from, and every partition has an owner once healed. The members report their view of
+//! the group through eddy-client's `GroupObserver`.
 //!
 //! A record whose send failed or timed out is *unknown*: it may be in the log or not,
 //! but at most once and in order.
@@ -36,11 +39,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use eddy_client::{
-    Acks, Admin, CommonConfig, Consumer, ConsumerConfig, NewTopic, OffsetReset, Producer,
-    ProducerConfig, ProducerRecord, RebalanceEvent, TopicPartition,
+    Acks, Admin, CommonConfig, Consumer, ConsumerConfig, GroupEvent, GroupObserver, NewTopic,
+    OffsetReset, PositionSource, Producer, ProducerConfig, ProducerRecord, RebalanceEvent,
+    TopicPartition,
 };
 use eddy_madsim_tests::history::{
-    self, BrokerState, ClientHistory, Consumed, MemberHistory, Outcome, Rebalance, ReplicaLog, Send,
+    self, BrokerState, ClientHistory, Consumed, MemberHistory, Outcome, Rebalance, Renewal,
+    ReplicaLog, Resume, Send,
 };
 use madsim::net::NetSim;
 use madsim::rand::{thread_rng, Rng};
@@ -174,6 +179,11 @@ fn number_of(value: &[u8]) -> Option<u64> {
 /// Simulated ms since `started`.
 fn ms(started: Instant) -> u64 {
     started.elapsed().as_millis() as u64
+}
+
+/// Simulated ms from `started` to `t`.
+fn ms_at(started: Instant, t: Instant) -> u64 {
+    t.saturating_duration_since(started).as_millis() as u64
 }
 
 /// Sends `RECORDS` records, each to partition `n % PARTITIONS`; returns each send, with
@@ -400,6 +410,58 @@ async fn group_member(
     })
     .expect("consumer");
     consumer.subscribe([TOPIC]).expect("subscribe");
+    let observer_log = Arc::clone(&log);
+    consumer.set_group_observer(GroupObserver::new(move |event| {
+        let at = ms(started);
+        let mut log = observer_log.lock().expect("member log");
+        match event {
+            GroupEvent::SessionRenewed {
+                coordinator,
+                sent_at,
+                session_until,
+                ..
+            } => log.renewals.push(Renewal {
+                at,
+                coordinator: *coordinator as u32,
+                sent_at: ms_at(started, *sent_at),
+                until: ms_at(started, *session_until),
+            }),
+            GroupEvent::Joined { generation, .. } => log.joins.push((at, *generation)),
+            GroupEvent::SessionExpired {
+                partitions,
+                session_ended_at,
+            } => log.rebalances.push((
+                at,
+                Rebalance::Lost {
+                    parts: partitions.iter().map(|tp| tp.partition).collect(),
+                    until: ms_at(started, *session_ended_at),
+                },
+            )),
+            GroupEvent::PositionResolved {
+                partition,
+                offset,
+                source,
+            } => {
+                let (committed, fetch_sent_at) = match source {
+                    PositionSource::Committed { fetch_sent_at } => (true, Some(*fetch_sent_at)),
+                    PositionSource::Reset { fetch_sent_at } => (false, *fetch_sent_at),
+                };
+                log.resumes.push(Resume {
+                    at,
+                    part: partition.partition,
+                    offset: *offset,
+                    committed,
+                    fetch_sent_at: fetch_sent_at.map_or(at, |t| ms_at(started, t)),
+                });
+            }
+            GroupEvent::CommitSent { offsets, .. } => {
+                for (tp, offset) in offsets {
+                    log.commits_sent.push((at, tp.partition, *offset));
+                }
+            }
+            _ => {}
+        }
+    }));
     let rebalanced = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&rebalanced);
     let listener_log = Arc::clone(&log);
@@ -618,6 +680,14 @@ async fn scenario(faults: Faults) -> String {
         .filter(|s| matches!(s.outcome, Outcome::Acked { .. }))
         .count();
     let held: usize = brokers.logs.values().map(Vec::len).sum();
+    let renewals: usize = clients.members.iter().map(|m| m.renewals.len()).sum();
+    let resumes: usize = clients.members.iter().map(|m| m.resumes.len()).sum();
+    let sessions_lost = clients
+        .members
+        .iter()
+        .flat_map(|m| &m.rebalances)
+        .filter(|(_, r)| matches!(r, Rebalance::Lost { .. }))
+        .count();
     let sim_ms = sim_started.elapsed().as_millis();
     eddy_net::disk::clear(&dir);
     if !violations.is_empty() {
@@ -631,7 +701,7 @@ async fn scenario(faults: Faults) -> String {
     }
     print_faults(seed, &fault_log);
     eprintln!(
-        "seed {seed} ({faults:?}): {acked}/{RECORDS} acked, {held} records held by the replicas, group: {consumed} records read, {commits} offsets committed; {} faults, {sim_ms} simulated ms",
+        "seed {seed} ({faults:?}): {acked}/{RECORDS} acked, {held} records held by the replicas, group: {consumed} records read, {commits} offsets committed, {resumes} partitions resumed, {renewals} sessions renewed, {sessions_lost} lost; {} faults, {sim_ms} simulated ms",
         fault_log.lock().expect("fault log").len()
     );
     let summary = format!(

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -28,6 +28,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use tokio::time::Instant;
+
+use super::events::{emit, GroupEvent, GroupObserver, SessionRequest};
 use crate::connection::Connection;
 use crate::error::{ClientError, KafkaCode, Result};
 use crate::network::NetworkClient;
@@ -68,6 +71,48 @@ pub(crate) struct Joined {
     pub(crate) assignment: Vec<TopicPartition>,
 }
 
+/// The member's own view of its session: it lasts `session.timeout.ms` past the sending
+/// of the last JoinGroup, SyncGroup or Heartbeat the coordinator accepted. The
+/// coordinator received that request later, so it cannot have removed the member
+/// before this view ends (librdkafka likewise gives its assignment up when its session
+/// times out without a successful heartbeat; Java's consumer would go on as a zombie).
+/// Shared with the heartbeat task.
+pub(crate) struct SessionView {
+    timeout: Duration,
+    until: Mutex<Option<Instant>>,
+    /// Set by [`Membership::set_observer`], which a running heartbeat task must see.
+    observer: Mutex<Option<GroupObserver>>,
+}
+
+impl SessionView {
+    /// `coordinator` accepted `request`, sent at `sent_at`.
+    fn renew(&self, request: SessionRequest, coordinator: i32, sent_at: Instant) {
+        let until = sent_at + self.timeout;
+        {
+            let mut current = self.until.lock().expect("session view");
+            *current = Some(current.map_or(until, |u| u.max(until)));
+        }
+        let observer = self.observer.lock().expect("session view").clone();
+        emit(&observer, || GroupEvent::SessionRenewed {
+            request,
+            coordinator,
+            sent_at,
+            session_until: until,
+        });
+    }
+
+    /// When the session ended, if it has by `now` (never, before the first acceptance).
+    pub(crate) fn ended_by(&self, now: Instant) -> Option<Instant> {
+        let until = *self.until.lock().expect("session view");
+        until.filter(|&u| u <= now)
+    }
+
+    /// Forgets the session (a new one starts with the next acceptance).
+    fn reset(&self) {
+        *self.until.lock().expect("session view") = None;
+    }
+}
+
 /// This member's standing in the group.
 pub(crate) struct Membership {
     net: NetworkClient,
@@ -79,10 +124,13 @@ pub(crate) struct Membership {
     pub(crate) rejoin_needed: Arc<AtomicBool>,
     /// The generation the running heartbeat task serves; it stops when this moves on.
     heartbeat_generation: Arc<AtomicI64>,
+    pub(crate) session: Arc<SessionView>,
+    pub(crate) observer: Option<GroupObserver>,
 }
 
 impl Membership {
     pub(crate) fn new(net: NetworkClient, config: GroupConfig) -> Membership {
+        let session_ms = config_session_ms(&config);
         Membership {
             net,
             config,
@@ -91,7 +139,25 @@ impl Membership {
             generation: -1,
             rejoin_needed: Arc::new(AtomicBool::new(true)),
             heartbeat_generation: Arc::new(AtomicI64::new(-1)),
+            session: Arc::new(SessionView {
+                timeout: Duration::from_millis(session_ms),
+                until: Mutex::new(None),
+                observer: Mutex::new(None),
+            }),
+            observer: None,
         }
+    }
+
+    /// Reports this member's [`GroupEvent`]s to `observer` from now on.
+    pub(crate) fn set_observer(&mut self, observer: GroupObserver) {
+        *self.session.observer.lock().expect("session view") = Some(observer.clone());
+        self.observer = Some(observer);
+    }
+
+    /// The member gave its partitions up as lost: its session starts afresh.
+    pub(crate) fn session_lost(&self) {
+        self.session.reset();
+        self.rejoin_needed.store(true, Ordering::SeqCst);
     }
 
     /// The connection to the group's coordinator, looked up if unknown.
@@ -181,6 +247,8 @@ impl Membership {
         if version >= 1 {
             request.rebalance_timeout_ms = self.config.rebalance_timeout_ms;
         }
+        let coordinator = self.coordinator.unwrap_or(-1);
+        let sent_at = Instant::now();
         let response = conn.call_at(&request, version).await?;
         match response.error_code {
             0 => {}
@@ -199,6 +267,13 @@ impl Membership {
         }
         self.member_id = response.member_id.to_string();
         self.generation = response.generation_id;
+        self.session
+            .renew(SessionRequest::JoinGroup, coordinator, sent_at);
+        emit(&self.observer, || GroupEvent::Joined {
+            coordinator,
+            generation: response.generation_id,
+            member_id: self.member_id.clone(),
+        });
         let protocol_name = response
             .protocol_name
             .as_ref()
@@ -227,6 +302,7 @@ impl Membership {
             request.protocol_type = Some(s("consumer"));
             request.protocol_name = Some(s(protocol.name()));
         }
+        let sent_at = Instant::now();
         let response = conn.call_at(&request, version).await?;
         if response.error_code != 0 {
             if matches!(response.error_code, UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID) {
@@ -235,6 +311,8 @@ impl Membership {
             self.forget_coordinator_if(response.error_code);
             return Err(self.group_error(&conn, "SyncGroup", response.error_code));
         }
+        self.session
+            .renew(SessionRequest::SyncGroup, coordinator, sent_at);
         let assignment =
             decode_assignment(&response.assignment).map_err(|reason| ClientError::Protocol {
                 broker: conn.broker().to_string(),
@@ -315,6 +393,7 @@ impl Membership {
             .with_generation_id(self.generation)
             .with_member_id(s(&self.member_id));
         let interval = Duration::from_millis(self.config.heartbeat_interval_ms);
+        let session = Arc::clone(&self.session);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;
@@ -337,6 +416,7 @@ impl Membership {
                         }
                     },
                 };
+                let sent_at = Instant::now();
                 let answer = match net.node(node).await {
                     Ok(c) => c.call(&request).await,
                     Err(e) => Err(e),
@@ -345,7 +425,9 @@ impl Membership {
                     return;
                 }
                 match answer {
-                    Ok(r) if r.error_code == 0 => {}
+                    Ok(r) if r.error_code == 0 => {
+                        session.renew(SessionRequest::Heartbeat, node, sent_at);
+                    }
                     Ok(r) if matches!(r.error_code, 14..=16) => {
                         tracing::debug!(code = %KafkaCode(r.error_code), "heartbeat: coordinator moved");
                         coordinator = None;
@@ -424,6 +506,10 @@ impl Membership {
     ) -> Result<()> {
         let conn = self.coordinator().await?;
         let (generation, member) = (self.generation, self.member_id.clone());
+        emit(&self.observer, || GroupEvent::CommitSent {
+            generation,
+            offsets: offsets.clone(),
+        });
         let result =
             commit_offsets(&conn, &self.config.group_id, generation, &member, offsets).await;
         if let Err(ClientError::Broker { code, .. } | ClientError::Partition { code, .. }) = &result
@@ -449,6 +535,10 @@ impl Membership {
         self.forget_coordinator_on(&result);
         result
     }
+}
+
+fn config_session_ms(config: &GroupConfig) -> u64 {
+    config.session_timeout_ms.max(0) as u64
 }
 
 /// Whether a commit's error says the member's generation is over: retrying cannot help,
@@ -1005,5 +1095,46 @@ mod tests {
             owned
         );
         assert_eq!(decode_assignment(&Bytes::new()).unwrap(), vec![]);
+    }
+
+    /// The session view lasts `session.timeout.ms` past the sending of the latest
+    /// accepted request (a late answer to an older one does not shorten it), ends
+    /// exactly then, and each renewal reaches the observer with its coordinator.
+    #[test]
+    fn the_session_view_lasts_from_the_latest_accepted_send() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let view = SessionView {
+            timeout: Duration::from_millis(10_000),
+            until: Mutex::new(None),
+            observer: Mutex::new(Some(GroupObserver::new(move |e| {
+                log.lock().unwrap().push(e.clone())
+            }))),
+        };
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert_eq!(
+            view.ended_by(ms(1_000_000)),
+            None,
+            "no session before one is accepted"
+        );
+        view.renew(SessionRequest::SyncGroup, 2, ms(100));
+        view.renew(SessionRequest::Heartbeat, 2, ms(1_100));
+        view.renew(SessionRequest::Heartbeat, 3, ms(600)); // answered late
+        assert_eq!(view.ended_by(ms(11_099)), None);
+        assert_eq!(view.ended_by(ms(11_100)), Some(ms(11_100)));
+        view.reset();
+        assert_eq!(view.ended_by(ms(1_000_000)), None);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(
+            seen[2],
+            GroupEvent::SessionRenewed {
+                request: SessionRequest::Heartbeat,
+                coordinator: 3,
+                sent_at: ms(600),
+                session_until: ms(10_600),
+            }
+        );
     }
 }

@@ -10,7 +10,12 @@
 //! `auto.offset.reset` says. With `enable.auto.commit`, positions are committed every
 //! `auto.commit.interval.ms` from `poll`, before a rebalance takes partitions away, and
 //! on `close`.
+//!
+//! A group member also gives its partitions up as lost, and rejoins, once its own view of
+//! its session has ended (see [`GroupEvent::SessionExpired`]): past that moment the
+//! coordinator may have handed them on, so it hands out no more of their records.
 
+mod events;
 mod fetcher;
 mod group;
 
@@ -24,6 +29,8 @@ use tokio::time::Instant;
 
 use crate::error::{ClientError, Result};
 use crate::network::{CommonConfig, NetworkClient};
+use events::emit;
+pub use events::{GroupEvent, GroupObserver, PositionSource, SessionRequest};
 pub use fetcher::{list_offsets, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use fetcher::{FetchLimits, PartitionFetch};
 pub use group::GroupConfig;
@@ -110,7 +117,9 @@ pub struct ConsumerRecord {
 }
 
 /// What a rebalance did to this member's partitions (Kafka's
-/// `ConsumerRebalanceListener`): called from inside `poll`.
+/// `ConsumerRebalanceListener`): called from inside `poll`. Partitions lost because the
+/// member's session ended are `Revoked` too (Kafka's `onPartitionsLost` defaults to
+/// `onPartitionsRevoked`); a [`GroupObserver`] tells the two apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RebalanceEvent {
     Revoked(Vec<TopicPartition>),
@@ -191,6 +200,14 @@ impl Consumer {
         self.listener = Some(Box::new(listener));
     }
 
+    /// Reports the group member's [`GroupEvent`]s to `observer` (monitoring). A consumer
+    /// without `group.id` has no group events.
+    pub fn set_group_observer(&mut self, observer: GroupObserver) {
+        if let Some(group) = &mut self.group {
+            group.set_observer(observer);
+        }
+    }
+
     /// Consumes exactly `partitions`, outside any group rebalancing.
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
         self.subscription = None;
@@ -231,10 +248,12 @@ impl Consumer {
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + timeout;
         loop {
+            self.lose_if_session_ended();
             if self.subscription.is_some() {
                 self.ensure_group().await?;
             }
             self.maybe_auto_commit().await;
+            self.lose_if_session_ended();
             if !self.buffered.is_empty() {
                 return Ok(self.hand_out());
             }
@@ -280,6 +299,7 @@ impl Consumer {
                 let _ = self.net.refresh_metadata(Some(&topics), false).await;
                 tokio::time::sleep(self.net.retry_backoff()).await;
             }
+            self.lose_if_session_ended();
             if !self.buffered.is_empty() {
                 self.start_prefetch();
                 return Ok(self.hand_out());
@@ -288,6 +308,33 @@ impl Consumer {
                 return Ok(Vec::new());
             }
         }
+    }
+
+    /// Gives every partition up as lost, without committing, once this member's own view
+    /// of its session has ended, and asks to rejoin; returns whether it did.
+    fn lose_if_session_ended(&mut self) -> bool {
+        if self.subscription.is_none() || self.assigned.is_empty() {
+            return false;
+        }
+        let Some(group) = &self.group else {
+            return false;
+        };
+        let Some(ended) = group.session.ended_by(Instant::now()) else {
+            return false;
+        };
+        let lost: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
+        tracing::info!(group = %group.config.group_id, ?lost, "session over without an accepted heartbeat; partitions lost, rejoining");
+        group.session_lost();
+        emit(&group.observer, || GroupEvent::SessionExpired {
+            partitions: lost.clone(),
+            session_ended_at: ended,
+        });
+        if let Some(l) = &mut self.listener {
+            l(&RebalanceEvent::Revoked(lost));
+        }
+        self.assigned.clear();
+        self.forget_unassigned();
+        true
     }
 
     /// The partitions to fetch and the offsets to fetch them from.
@@ -405,7 +452,10 @@ impl Consumer {
             return Ok(());
         }
         let mut still = missing.clone();
+        let mut offset_fetch_sent_at = None;
         if let Some(group) = &mut self.group {
+            let fetch_sent_at = Instant::now();
+            offset_fetch_sent_at = Some(fetch_sent_at);
             let committed = match group.committed(&missing).await {
                 Ok(c) => c,
                 // The coordinator may be moving: leave these partitions unresolved and
@@ -417,8 +467,14 @@ impl Consumer {
                 }
                 Err(e) => return Err(e),
             };
+            let observer = group.observer.clone();
             for (tp, offset) in committed {
                 if offset >= 0 {
+                    emit(&observer, || GroupEvent::PositionResolved {
+                        partition: tp.clone(),
+                        offset,
+                        source: PositionSource::Committed { fetch_sent_at },
+                    });
                     self.set_position(&tp, offset);
                 }
             }
@@ -437,7 +493,15 @@ impl Consumer {
                 })
             }
         };
+        let observer = self.group.as_ref().and_then(|g| g.observer.clone());
         for (tp, offset) in list_offsets(&self.net, &still, timestamp).await? {
+            emit(&observer, || GroupEvent::PositionResolved {
+                partition: tp.clone(),
+                offset,
+                source: PositionSource::Reset {
+                    fetch_sent_at: offset_fetch_sent_at,
+                },
+            });
             self.set_position(&tp, offset);
         }
         Ok(())
