@@ -734,14 +734,7 @@ pub(crate) async fn fetch_committed(
     partitions: Option<&[TopicPartition]>,
 ) -> Result<BTreeMap<TopicPartition, i64>> {
     let topics = partitions.map(|ps| {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for tp in ps {
-            by_topic
-                .entry(&tp.topic)
-                .or_default()
-                .push(tp.partition as i32);
-        }
-        by_topic
+        partition_ids_by_topic(ps)
             .into_iter()
             .map(|(t, ids)| {
                 OffsetFetchRequestTopic::default()
@@ -783,19 +776,25 @@ pub(crate) async fn fetch_committed(
     Ok(out)
 }
 
-/// The consumer protocol's subscription bytes: version, then the struct.
-fn encode_subscription(topics: &BTreeSet<String>, owned: &[TopicPartition]) -> Bytes {
+/// The partition ids of `partitions`, topic by topic (in topic order), as the group
+/// APIs and the consumer protocol list them.
+fn partition_ids_by_topic(partitions: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in owned {
+    for tp in partitions {
         by_topic
             .entry(&tp.topic)
             .or_default()
             .push(tp.partition as i32);
     }
+    by_topic
+}
+
+/// The consumer protocol's subscription bytes: version, then the struct.
+fn encode_subscription(topics: &BTreeSet<String>, owned: &[TopicPartition]) -> Bytes {
     let sub = ConsumerProtocolSubscription::default()
         .with_topics(topics.iter().map(|t| s(t)).collect())
         .with_owned_partitions(
-            by_topic
+            partition_ids_by_topic(owned)
                 .into_iter()
                 .map(|(t, ps)| {
                     OwnedTopic::default()
@@ -842,15 +841,8 @@ pub(super) fn decode_subscription(
 }
 
 fn encode_assignment(tps: &[TopicPartition]) -> Bytes {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in tps {
-        by_topic
-            .entry(&tp.topic)
-            .or_default()
-            .push(tp.partition as i32);
-    }
     let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
-        by_topic
+        partition_ids_by_topic(tps)
             .into_iter()
             .map(|(t, ps)| {
                 AssignedTopic::default()

@@ -287,22 +287,48 @@ async fn until_rejoin_needed(consumer: &Consumer) {
     panic!("the heartbeat task never asked for a rejoin");
 }
 
-/// What the listener hears when the member loses both partitions and gets them back.
-fn lost_and_reassigned() -> Vec<RebalanceEvent> {
-    vec![
-        RebalanceEvent::Assigned(both()),
-        RebalanceEvent::Revoked(both()),
-        RebalanceEvent::Assigned(both()),
-    ]
-}
-
-fn ended(api: &'static str, code: i16) -> GroupEvent {
-    GroupEvent::MembershipEnded {
-        api,
-        error: KafkaCode(code),
-        generation: 1,
-        partitions: both(),
-    }
+/// Checks what a member that lost both partitions once did: the JoinGroups it sent (member
+/// id, owned partitions), the OffsetCommits (generation, partitions), that the listener
+/// heard the loss between the two assignments, and that the observer heard `ended`
+/// (in generation 1, with both partitions).
+fn assert_lost_once(
+    seen: &Mutex<Seen>,
+    heard: &Mutex<Heard>,
+    joins: &[(&str, Vec<TopicPartition>)],
+    commits: &[(i32, Vec<TopicPartition>)],
+    ended: (&'static str, i16),
+) {
+    let seen = seen.lock().unwrap();
+    let sent: Vec<(&str, Vec<TopicPartition>)> = seen
+        .joins
+        .iter()
+        .map(|(member, owned)| (member.as_str(), owned.clone()))
+        .collect();
+    assert_eq!(sent, joins, "JoinGroups: member id, owned partitions");
+    assert_eq!(
+        seen.commits, commits,
+        "OffsetCommits: generation, partitions"
+    );
+    let heard = heard.lock().unwrap();
+    assert_eq!(
+        heard.rebalances,
+        [
+            RebalanceEvent::Assigned(both()),
+            RebalanceEvent::Revoked(both()),
+            RebalanceEvent::Assigned(both()),
+        ],
+        "the listener hears the loss"
+    );
+    let (api, code) = ended;
+    assert_eq!(
+        heard.ended,
+        [GroupEvent::MembershipEnded {
+            api,
+            error: KafkaCode(code),
+            generation: 1,
+            partitions: both(),
+        }]
+    );
 }
 
 /// KIP-429 with Kafka's `onJoinPrepare`: a heartbeat answered ILLEGAL_GENERATION means
@@ -321,23 +347,14 @@ async fn cooperative_member_told_illegal_generation_by_a_heartbeat_rejoins_ownin
     until_rejoin_needed(&consumer).await;
     consumer.ensure_group().await.unwrap();
 
-    let seen = seen.lock().unwrap();
-    assert_eq!(
-        seen.joins,
-        [
-            (String::new(), vec![]),
-            // The member id survives ILLEGAL_GENERATION; the partitions do not.
-            (MEMBER.to_string(), vec![]),
-        ]
+    assert_lost_once(
+        &seen,
+        &heard,
+        // The member id survives ILLEGAL_GENERATION; the partitions do not.
+        &[("", vec![]), (MEMBER, vec![])],
+        &[], // nothing is committed for lost partitions
+        ("Heartbeat", ILLEGAL_GENERATION),
     );
-    assert_eq!(seen.commits, [], "nothing is committed for lost partitions");
-    let heard = heard.lock().unwrap();
-    assert_eq!(
-        heard.rebalances,
-        lost_and_reassigned(),
-        "the listener hears the loss"
-    );
-    assert_eq!(heard.ended, [ended("Heartbeat", ILLEGAL_GENERATION)]);
     broker.abort();
 }
 
@@ -359,21 +376,13 @@ async fn cooperative_member_whose_commit_gets_unknown_member_id_loses_its_partit
     assert_eq!(consumer.assignment(), both(), "lost on the next poll");
     consumer.ensure_group().await.unwrap();
 
-    {
-        let seen = seen.lock().unwrap();
-        assert_eq!(
-            seen.joins,
-            [(String::new(), vec![]), (String::new(), vec![])]
-        );
-        assert_eq!(seen.commits, [(1, both())], "only the refused commit");
-    }
-    let heard = heard.lock().unwrap();
-    assert_eq!(
-        heard.rebalances,
-        lost_and_reassigned(),
-        "the listener hears the loss"
+    assert_lost_once(
+        &seen,
+        &heard,
+        &[("", vec![]), ("", vec![])],
+        &[(1, both())], // only the refused commit
+        ("OffsetCommit", UNKNOWN_MEMBER_ID),
     );
-    assert_eq!(heard.ended, [ended("OffsetCommit", UNKNOWN_MEMBER_ID)]);
     broker.abort();
 }
 
@@ -390,19 +399,13 @@ async fn eager_member_told_illegal_generation_by_a_commit_does_not_commit_again(
     consumer.commit().await.unwrap_err();
     consumer.ensure_group().await.unwrap();
 
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.commits, [(1, both())], "only the refused commit");
-    assert_eq!(
-        seen.joins,
-        [(String::new(), vec![]), (MEMBER.to_string(), vec![])]
+    assert_lost_once(
+        &seen,
+        &heard,
+        &[("", vec![]), (MEMBER, vec![])],
+        &[(1, both())], // only the refused commit
+        ("OffsetCommit", ILLEGAL_GENERATION),
     );
-    let heard = heard.lock().unwrap();
-    assert_eq!(
-        heard.rebalances,
-        lost_and_reassigned(),
-        "the listener hears the loss"
-    );
-    assert_eq!(heard.ended, [ended("OffsetCommit", ILLEGAL_GENERATION)]);
     broker.abort();
 }
 
@@ -422,22 +425,16 @@ async fn cooperative_join_answered_unknown_member_id_is_retried_owning_nothing()
     until_rejoin_needed(&consumer).await;
     consumer.ensure_group().await.unwrap();
 
-    let seen = seen.lock().unwrap();
-    assert_eq!(
-        seen.joins,
-        [
-            (String::new(), vec![]),
-            (MEMBER.to_string(), both()), // still the owner: claim them
-            (String::new(), vec![]),      // lost: claim nothing
-        ]
+    assert_lost_once(
+        &seen,
+        &heard,
+        &[
+            ("", vec![]),
+            (MEMBER, both()), // still the owner: claim them
+            ("", vec![]),     // lost: claim nothing
+        ],
+        &[],
+        ("JoinGroup", UNKNOWN_MEMBER_ID),
     );
-    assert_eq!(seen.commits, []);
-    let heard = heard.lock().unwrap();
-    assert_eq!(
-        heard.rebalances,
-        lost_and_reassigned(),
-        "the listener hears the loss"
-    );
-    assert_eq!(heard.ended, [ended("JoinGroup", UNKNOWN_MEMBER_ID)]);
     broker.abort();
 }
