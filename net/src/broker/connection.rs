@@ -277,7 +277,9 @@ impl Buf for Pieces<'_> {
 mod tests {
     use super::*;
     use bytes::BufMut;
-    use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest, RequestHeader};
+    use kafka_protocol::messages::{
+        ApiVersionsRequest, DescribeClusterRequest, MetadataRequest, RequestHeader,
+    };
     use kafka_protocol::protocol::Encodable;
     use tokio::net::TcpListener;
 
@@ -302,11 +304,25 @@ mod tests {
         frame
     }
 
-    /// With the node actor gone (the broker shutting down), Metadata closes the
-    /// connection, after the answers to the requests before it, instead of answering
-    /// with no brokers and no topics, which a client could take for an empty cluster.
+    /// With the node actor gone (the broker shutting down), Metadata and DescribeCluster
+    /// close the connection, after the answers to the requests before them, instead of
+    /// answering with no brokers, which a client could take for an empty cluster.
     #[tokio::test]
     async fn metadata_with_the_node_gone_closes_the_connection() {
+        let metadata = request_frame(ApiKey::Metadata, 1, 2, &MetadataRequest::default());
+        closes_after_one_answer(metadata).await;
+        let describe = request_frame(
+            ApiKey::DescribeCluster,
+            0,
+            2,
+            &DescribeClusterRequest::default(),
+        );
+        closes_after_one_answer(describe).await;
+    }
+
+    /// Serves a connection whose node actor is gone; sends ApiVersions, then `request`:
+    /// the first is answered, then the connection closes.
+    async fn closes_after_one_answer(request: Vec<u8>) {
         let (commands, actor) = mpsc::channel(1);
         drop(actor);
         let (peers, _peer_frames) = mpsc::channel(1);
@@ -326,12 +342,7 @@ mod tests {
         });
         let mut client = TcpStream::connect(addr).await.unwrap();
         let mut frames = request_frame(ApiKey::ApiVersions, 0, 1, &ApiVersionsRequest::default());
-        frames.extend(request_frame(
-            ApiKey::Metadata,
-            1,
-            2,
-            &MetadataRequest::default(),
-        ));
+        frames.extend(request);
         client.write_all(&frames).await.unwrap();
 
         let mut len = [0u8; 4];
@@ -344,7 +355,7 @@ mod tests {
             .await
             .expect("the connection closes")
             .unwrap();
-        assert_eq!(read, 0, "no answer to Metadata: {rest:?}");
+        assert_eq!(read, 0, "no answer to the second request: {rest:?}");
         server.await.unwrap();
     }
 

@@ -55,9 +55,9 @@ pub(crate) enum Answer {
     /// No response, by design (acks=0 produce).
     Nothing,
     /// Close the connection without answering: the node actor is gone (the broker is
-    /// shutting down) and the API has no error code that says so (Metadata). The client
-    /// sees what a Kafka broker's stopping socket server shows it, and asks another
-    /// broker.
+    /// shutting down) and the answer would be a list of brokers with none in it
+    /// (Metadata, DescribeCluster). The client sees what a Kafka broker's stopping
+    /// socket server shows it, and asks another broker.
     Close,
 }
 
@@ -116,9 +116,10 @@ pub(crate) async fn handle(
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(shared, req).await)
         }
-        RequestKind::DescribeCluster(req) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(shared, req).await)
-        }
+        RequestKind::DescribeCluster(req) => match describe_cluster::handle(shared, req).await {
+            Some(resp) => ResponseKind::DescribeCluster(resp),
+            None => return Answer::Close,
+        },
         RequestKind::OffsetForLeaderEpoch(req) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shared, req).await)
         }
