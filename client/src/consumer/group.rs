@@ -181,16 +181,20 @@ impl Membership {
 
     /// The coordinator answered `api` with `code`, which ends this membership: report it
     /// to the consumer and reset the generation at once, so that nothing more is sent in
-    /// it.
+    /// it. Without a generation there is nothing to report (a member id the coordinator
+    /// handed out with MEMBER_ID_REQUIRED and then forgot, say, when it moved; or an
+    /// assign-mode consumer's commit): no partitions came with it.
     fn membership_ended(&mut self, api: &'static str, code: i16) {
-        report_end(
-            &self.ended,
-            MembershipEnded {
-                api,
-                code,
-                generation: self.generation,
-            },
-        );
+        if self.generation >= 0 {
+            report_end(
+                &self.ended,
+                MembershipEnded {
+                    api,
+                    code,
+                    generation: self.generation,
+                },
+            );
+        }
         self.reset_generation(code);
     }
 
@@ -198,7 +202,7 @@ impl Membership {
     /// unless the answer was ILLEGAL_GENERATION (the id may still be valid, and rejoining
     /// under it spares the group waiting out the old one); heartbeats stop.
     fn reset_generation(&mut self, code: i16) {
-        tracing::info!(group = %self.config.group_id, member = %self.member_id, generation = self.generation, code = %KafkaCode(code), "the coordinator ended this membership; rejoining");
+        tracing::debug!(group = %self.config.group_id, member = %self.member_id, generation = self.generation, code = %KafkaCode(code), "membership over; rejoining");
         self.generation = -1;
         if code != ILLEGAL_GENERATION {
             self.member_id.clear();
@@ -616,11 +620,9 @@ impl Membership {
             commit_offsets(&conn, &self.config.group_id, generation, &member, offsets).await;
         if let Err(ClientError::Broker { code, .. } | ClientError::Partition { code, .. }) = &result
         {
-            // A commit outside any membership (generation -1, no member id: an
-            // assign-mode consumer) has none to end.
-            if ends_membership(code.0) && (generation >= 0 || !member.is_empty()) {
+            if ends_membership(code.0) {
                 self.membership_ended("OffsetCommit", code.0);
-            } else if ends_membership(code.0) || code.0 == REBALANCE_IN_PROGRESS {
+            } else if code.0 == REBALANCE_IN_PROGRESS {
                 self.rejoin_needed.store(true, Ordering::SeqCst);
             }
         }
