@@ -329,7 +329,7 @@ impl Consumer {
         };
         let lost: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
         if let Some(ended) = group.take_ended() {
-            tracing::info!(group = %group.config.group_id, api = ended.api, code = %KafkaCode(ended.code), ?lost, "membership over; partitions lost, rejoining");
+            tracing::info!(group = %group.config.group_id, api = ended.api, code = %KafkaCode(ended.code), ?lost, "the coordinator ended this membership; giving up any partitions as lost, rejoining");
             emit(&group.observer, || GroupEvent::MembershipEnded {
                 api: ended.api,
                 error: KafkaCode(ended.code),
