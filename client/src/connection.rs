@@ -440,24 +440,57 @@ async fn read_loop(mut read: ReadHalf<TcpStream>, inflight: Arc<Mutex<Inflight>>
 }
 
 /// The two halves of a fake broker in tests: read a request's key, version and
-/// correlation id; answer it with a framed response.
+/// correlation id (or its whole header and body); answer it with a framed response.
 #[cfg(test)]
 pub(crate) mod fake_broker {
-    use bytes::{Buf, BufMut, BytesMut};
-    use kafka_protocol::messages::ResponseHeader;
-    use kafka_protocol::protocol::Encodable;
+    use bytes::{BufMut, Bytes, BytesMut};
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
     /// The next request's (api key, version, correlation id); `None` once the client
     /// hung up.
     pub(crate) async fn read_request(s: &mut TcpStream) -> Option<(i16, i16, i32)> {
+        let (header, _) = read_request_body(s).await?;
+        Some((
+            header.request_api_key,
+            header.request_api_version,
+            header.correlation_id,
+        ))
+    }
+
+    /// The next request's header and the bytes of its body (decode them with the
+    /// request's `Decodable` at the header's version); `None` once the client hung up.
+    pub(crate) async fn read_request_body(s: &mut TcpStream) -> Option<(RequestHeader, Bytes)> {
         let mut len = [0u8; 4];
         s.read_exact(&mut len).await.ok()?;
-        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-        s.read_exact(&mut body).await.unwrap();
-        let mut b = &body[..];
-        Some((b.get_i16(), b.get_i16(), b.get_i32()))
+        let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut frame).await.unwrap();
+        let key = i16::from_be_bytes([frame[0], frame[1]]);
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let header_version = ApiKey::try_from(key)
+            .unwrap()
+            .request_header_version(version);
+        let mut b = Bytes::from(frame);
+        let header = RequestHeader::decode(&mut b, header_version).unwrap();
+        Some((header, b))
+    }
+
+    /// An ApiVersions answer offering each API from version 0 to the version named.
+    pub(crate) fn api_versions(max_versions: &[(ApiKey, i16)]) -> ApiVersionsResponse {
+        ApiVersionsResponse::default().with_api_keys(
+            max_versions
+                .iter()
+                .map(|&(key, max)| {
+                    ApiVersion::default()
+                        .with_api_key(key as i16)
+                        .with_min_version(0)
+                        .with_max_version(max)
+                })
+                .collect(),
+        )
     }
 
     /// Writes `resp` at `version` under a response header of `header_version`.

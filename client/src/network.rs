@@ -164,27 +164,20 @@ impl NetworkClient {
 
     /// The connection to broker `node_id` (from the metadata).
     pub async fn node(&self, node_id: i32) -> Result<Arc<Connection>> {
-        let broker = self
-            .inner
-            .cache
-            .lock()
-            .expect("cache lock")
-            .brokers
-            .get(&node_id)
-            .cloned();
-        let broker = match broker {
+        let cached = || {
+            self.inner
+                .cache
+                .lock()
+                .expect("cache lock")
+                .brokers
+                .get(&node_id)
+                .cloned()
+        };
+        let broker = match cached() {
             Some(b) => b,
             None => {
                 self.refresh_metadata(Some(&[]), false).await?;
-                let found = self
-                    .inner
-                    .cache
-                    .lock()
-                    .expect("cache lock")
-                    .brokers
-                    .get(&node_id)
-                    .cloned();
-                found.ok_or_else(|| ClientError::Connection {
+                cached().ok_or_else(|| ClientError::Connection {
                     broker: format!("node {node_id}"),
                     reason: "the metadata names no such broker".to_string(),
                 })?

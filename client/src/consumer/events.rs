@@ -1,7 +1,8 @@
 //! Group events, for monitoring a member's standing in its group: which coordinator
 //! accepted its requests and how long that keeps its session alive, which generation it
-//! joined, when its own view of its session ran out, where each partition it took over
-//! resumed, and which offsets it asked to commit.
+//! joined, when its own view of its session ran out or the coordinator said the
+//! membership was over, where each partition it took over resumed, and which offsets it
+//! asked to commit.
 //!
 //! A [`GroupObserver`] set with [`super::Consumer::set_group_observer`] is called with
 //! each [`GroupEvent`] as it happens, from the consumer's task or its heartbeat task; it
@@ -13,6 +14,8 @@ use std::sync::Arc;
 
 use eddy_core::TopicPartition;
 use tokio::time::Instant;
+
+use crate::error::KafkaCode;
 
 /// A group request whose acceptance renews the member's session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +62,19 @@ pub enum GroupEvent {
     SessionExpired {
         partitions: Vec<TopicPartition>,
         session_ended_at: Instant,
+    },
+    /// The coordinator answered `api` (JoinGroup, SyncGroup, Heartbeat or OffsetCommit),
+    /// sent in `generation`, with `error` (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION or
+    /// FENCED_INSTANCE_ID): this membership is over, and another member may own
+    /// `partitions` already. The member gave them up (lost, not committed; the
+    /// rebalance listener hears `Revoked` if there were any) and rejoins owning none,
+    /// under a new member id unless the error was ILLEGAL_GENERATION (Kafka's
+    /// `onPartitionsLost`).
+    MembershipEnded {
+        api: &'static str,
+        error: KafkaCode,
+        generation: i32,
+        partitions: Vec<TopicPartition>,
     },
     /// The member starts reading `partition`, which it had no position for, at `offset`.
     PositionResolved {

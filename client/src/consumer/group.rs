@@ -63,6 +63,33 @@ pub struct GroupConfig {
     pub default_api_timeout_ms: u64,
 }
 
+/// The coordinator's word that this member's membership is over: it answered `api`, sent
+/// in `generation`, with `code` (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION or
+/// FENCED_INSTANCE_ID). The partitions the member holds are lost: another member may
+/// own them already, so it neither commits them nor claims them when it rejoins (Kafka's
+/// `ConsumerCoordinator.onJoinPrepare` after `resetStateOnResponseError`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MembershipEnded {
+    pub(crate) api: &'static str,
+    pub(crate) code: i16,
+    pub(crate) generation: i32,
+}
+
+/// Whether an answer to a group request means the coordinator no longer knows this
+/// member in its generation.
+fn ends_membership(code: i16) -> bool {
+    matches!(
+        code,
+        UNKNOWN_MEMBER_ID | ILLEGAL_GENERATION | FENCED_INSTANCE_ID
+    )
+}
+
+/// Records `ended` for the consumer to act on (from the member's task or its heartbeat
+/// task); a later report replaces an earlier one, as both say the same.
+fn report_end(slot: &Mutex<Option<MembershipEnded>>, ended: MembershipEnded) {
+    *slot.lock().expect("membership end") = Some(ended);
+}
+
 /// What a completed join gives the member.
 #[derive(Clone, Debug)]
 pub(crate) struct Joined {
@@ -125,6 +152,9 @@ pub(crate) struct Membership {
     /// The generation the running heartbeat task serves; it stops when this moves on.
     heartbeat_generation: Arc<AtomicI64>,
     pub(crate) session: Arc<SessionView>,
+    /// The end of the membership the coordinator reported (here or to the heartbeat
+    /// task), until the consumer gives its partitions up ([`Membership::take_ended`]).
+    ended: Arc<Mutex<Option<MembershipEnded>>>,
     pub(crate) observer: Option<GroupObserver>,
 }
 
@@ -144,8 +174,61 @@ impl Membership {
                 until: Mutex::new(None),
                 observer: Mutex::new(None),
             }),
+            ended: Arc::new(Mutex::new(None)),
             observer: None,
         }
+    }
+
+    /// The coordinator answered `api` with `code`, which ends this membership: report it
+    /// to the consumer and reset the generation at once, so that nothing more is sent in
+    /// it. Without a generation there is nothing to report (a member id the coordinator
+    /// handed out with MEMBER_ID_REQUIRED and then forgot, say, when it moved; or an
+    /// assign-mode consumer's commit): no partitions came with it.
+    fn membership_ended(&mut self, api: &'static str, code: i16) {
+        if self.generation >= 0 {
+            report_end(
+                &self.ended,
+                MembershipEnded {
+                    api,
+                    code,
+                    generation: self.generation,
+                },
+            );
+        }
+        self.reset_generation(code);
+    }
+
+    /// Kafka's `resetStateAndRejoin`: no generation any more, and no member id either
+    /// unless the answer was ILLEGAL_GENERATION (the id may still be valid, and rejoining
+    /// under it spares the group waiting out the old one); heartbeats stop.
+    fn reset_generation(&mut self, code: i16) {
+        tracing::debug!(group = %self.config.group_id, member = %self.member_id, generation = self.generation, code = %KafkaCode(code), "membership over; rejoining");
+        self.generation = -1;
+        if code != ILLEGAL_GENERATION {
+            self.member_id.clear();
+        }
+        self.heartbeat_generation.store(-1, Ordering::SeqCst);
+        self.rejoin_needed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether an end of the membership waits for the consumer to act on it.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ended.lock().expect("membership end").is_some()
+    }
+
+    /// The end of the membership the coordinator reported, if one waits and still
+    /// concerns this member: a heartbeat's answer about a generation the member has
+    /// since left is ignored (Kafka's `generationUnchanged`). The generation is reset
+    /// if it is not already.
+    pub(crate) fn take_ended(&mut self) -> Option<MembershipEnded> {
+        let ended = self.ended.lock().expect("membership end").take()?;
+        if self.generation >= 0 && ended.generation != self.generation {
+            return None;
+        }
+        if self.generation >= 0 {
+            self.reset_generation(ended.code);
+        }
+        Some(ended)
     }
 
     /// Reports this member's [`GroupEvent`]s to `observer` from now on.
@@ -205,10 +288,15 @@ impl Membership {
         for _ in 0..MAX_JOIN_ATTEMPTS {
             match self.join_once(topics, owned).await {
                 Ok(joined) => {
+                    // Whatever ended came before this generation.
+                    *self.ended.lock().expect("membership end") = None;
                     self.rejoin_needed.store(false, Ordering::SeqCst);
                     self.start_heartbeat();
                     return Ok(joined);
                 }
+                // `owned` is lost: the consumer gives it up before joining again
+                // owning nothing.
+                Err(e) if !owned.is_empty() && self.has_ended() => return Err(e),
                 Err(e) if e.is_retriable() || is_rejoin(&e) => {
                     tracing::debug!(group = %self.config.group_id, error = %e, "rejoining");
                     last_error = Some(e);
@@ -256,9 +344,12 @@ impl Membership {
                 self.member_id = response.member_id.to_string();
                 return Err(self.group_error(&conn, "JoinGroup", MEMBER_ID_REQUIRED));
             }
-            UNKNOWN_MEMBER_ID | ILLEGAL_GENERATION | FENCED_INSTANCE_ID => {
+            code if ends_membership(code) => {
+                // Rejoin without the member id, whatever the code (a JoinGroup names no
+                // generation, so ILLEGAL_GENERATION is not expected here).
+                self.membership_ended("JoinGroup", code);
                 self.member_id.clear();
-                return Err(self.group_error(&conn, "JoinGroup", response.error_code));
+                return Err(self.group_error(&conn, "JoinGroup", code));
             }
             code => {
                 self.forget_coordinator_if(code);
@@ -305,8 +396,8 @@ impl Membership {
         let sent_at = Instant::now();
         let response = conn.call_at(&request, version).await?;
         if response.error_code != 0 {
-            if matches!(response.error_code, UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID) {
-                self.member_id.clear();
+            if ends_membership(response.error_code) {
+                self.membership_ended("SyncGroup", response.error_code);
             }
             self.forget_coordinator_if(response.error_code);
             return Err(self.group_error(&conn, "SyncGroup", response.error_code));
@@ -394,6 +485,8 @@ impl Membership {
             .with_member_id(s(&self.member_id));
         let interval = Duration::from_millis(self.config.heartbeat_interval_ms);
         let session = Arc::clone(&self.session);
+        let ended = Arc::clone(&self.ended);
+        let sent_in = self.generation;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;
@@ -431,6 +524,19 @@ impl Membership {
                     Ok(r) if matches!(r.error_code, 14..=16) => {
                         tracing::debug!(code = %KafkaCode(r.error_code), "heartbeat: coordinator moved");
                         coordinator = None;
+                    }
+                    Ok(r) if ends_membership(r.error_code) => {
+                        tracing::debug!(code = %KafkaCode(r.error_code), "heartbeat: membership over");
+                        report_end(
+                            &ended,
+                            MembershipEnded {
+                                api: "Heartbeat",
+                                code: r.error_code,
+                                generation: sent_in,
+                            },
+                        );
+                        rejoin.store(true, Ordering::SeqCst);
+                        return;
                     }
                     Ok(r) => {
                         tracing::debug!(code = %KafkaCode(r.error_code), "heartbeat: rejoin");
@@ -514,10 +620,9 @@ impl Membership {
             commit_offsets(&conn, &self.config.group_id, generation, &member, offsets).await;
         if let Err(ClientError::Broker { code, .. } | ClientError::Partition { code, .. }) = &result
         {
-            if matches!(
-                code.0,
-                ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID | REBALANCE_IN_PROGRESS
-            ) {
+            if ends_membership(code.0) {
+                self.membership_ended("OffsetCommit", code.0);
+            } else if code.0 == REBALANCE_IN_PROGRESS {
                 self.rejoin_needed.store(true, Ordering::SeqCst);
             }
         }
@@ -631,14 +736,7 @@ pub(crate) async fn fetch_committed(
     partitions: Option<&[TopicPartition]>,
 ) -> Result<BTreeMap<TopicPartition, i64>> {
     let topics = partitions.map(|ps| {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for tp in ps {
-            by_topic
-                .entry(&tp.topic)
-                .or_default()
-                .push(tp.partition as i32);
-        }
-        by_topic
+        partition_ids_by_topic(ps)
             .into_iter()
             .map(|(t, ids)| {
                 OffsetFetchRequestTopic::default()
@@ -680,19 +778,25 @@ pub(crate) async fn fetch_committed(
     Ok(out)
 }
 
-/// The consumer protocol's subscription bytes: version, then the struct.
-fn encode_subscription(topics: &BTreeSet<String>, owned: &[TopicPartition]) -> Bytes {
+/// The partition ids of `partitions`, topic by topic (in topic order), as the group
+/// APIs and the consumer protocol list them.
+fn partition_ids_by_topic(partitions: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in owned {
+    for tp in partitions {
         by_topic
             .entry(&tp.topic)
             .or_default()
             .push(tp.partition as i32);
     }
+    by_topic
+}
+
+/// The consumer protocol's subscription bytes: version, then the struct.
+fn encode_subscription(topics: &BTreeSet<String>, owned: &[TopicPartition]) -> Bytes {
     let sub = ConsumerProtocolSubscription::default()
         .with_topics(topics.iter().map(|t| s(t)).collect())
         .with_owned_partitions(
-            by_topic
+            partition_ids_by_topic(owned)
                 .into_iter()
                 .map(|(t, ps)| {
                     OwnedTopic::default()
@@ -708,9 +812,11 @@ fn encode_subscription(topics: &BTreeSet<String>, owned: &[TopicPartition]) -> B
     buf.freeze()
 }
 
-type DecodedSubscription = (Vec<String>, Vec<TopicPartition>, i32);
+pub(super) type DecodedSubscription = (Vec<String>, Vec<TopicPartition>, i32);
 
-fn decode_subscription(bytes: &Bytes) -> std::result::Result<DecodedSubscription, String> {
+pub(super) fn decode_subscription(
+    bytes: &Bytes,
+) -> std::result::Result<DecodedSubscription, String> {
     let mut b = bytes.clone();
     if b.remaining() < 2 {
         return Err("the subscription is shorter than its version".to_string());
@@ -737,15 +843,8 @@ fn decode_subscription(bytes: &Bytes) -> std::result::Result<DecodedSubscription
 }
 
 fn encode_assignment(tps: &[TopicPartition]) -> Bytes {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in tps {
-        by_topic
-            .entry(&tp.topic)
-            .or_default()
-            .push(tp.partition as i32);
-    }
     let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
-        by_topic
+        partition_ids_by_topic(tps)
             .into_iter()
             .map(|(t, ps)| {
                 AssignedTopic::default()
@@ -786,9 +885,8 @@ fn decode_assignment(bytes: &Bytes) -> std::result::Result<Vec<TopicPartition>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection::fake_broker::{answer, read_request};
+    use crate::connection::fake_broker::{answer, api_versions, read_request};
     use crate::network::CommonConfig;
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
     use kafka_protocol::messages::offset_commit_response::{
         OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -797,8 +895,8 @@ mod tests {
         OffsetFetchResponsePartition, OffsetFetchResponseTopic,
     };
     use kafka_protocol::messages::{
-        ApiVersionsResponse, BrokerId, FindCoordinatorResponse, MetadataResponse,
-        OffsetCommitResponse, OffsetFetchResponse,
+        BrokerId, FindCoordinatorResponse, MetadataResponse, OffsetCommitResponse,
+        OffsetFetchResponse,
     };
     use std::sync::Mutex;
     use tokio::net::TcpListener;
@@ -828,23 +926,13 @@ mod tests {
             let header_version = key.response_header_version(version);
             match key {
                 ApiKey::ApiVersions => {
-                    let resp = ApiVersionsResponse::default().with_api_keys(
-                        [
-                            (ApiKey::ApiVersions, 3),
-                            (ApiKey::Metadata, 1),
-                            (ApiKey::FindCoordinator, 1),
-                            (ApiKey::OffsetFetch, 3),
-                            (ApiKey::OffsetCommit, 2),
-                        ]
-                        .into_iter()
-                        .map(|(k, v)| {
-                            ApiVersion::default()
-                                .with_api_key(k as i16)
-                                .with_min_version(0)
-                                .with_max_version(v)
-                        })
-                        .collect(),
-                    );
+                    let resp = api_versions(&[
+                        (ApiKey::ApiVersions, 3),
+                        (ApiKey::Metadata, 1),
+                        (ApiKey::FindCoordinator, 1),
+                        (ApiKey::OffsetFetch, 3),
+                        (ApiKey::OffsetCommit, 2),
+                    ]);
                     answer(&mut socket, correlation_id, header_version, version, &resp).await
                 }
                 ApiKey::Metadata => {

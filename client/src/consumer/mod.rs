@@ -11,13 +11,19 @@
 //! `auto.commit.interval.ms` from `poll`, before a rebalance takes partitions away, and
 //! on `close`.
 //!
-//! A group member also gives its partitions up as lost, and rejoins, once its own view of
-//! its session has ended (see [`GroupEvent::SessionExpired`]): past that moment the
-//! coordinator may have handed them on, so it hands out no more of their records.
+//! A group member also gives its partitions up as lost, and rejoins owning none, once its
+//! own view of its session has ended (see [`GroupEvent::SessionExpired`]) or the
+//! coordinator answers that its membership is over (UNKNOWN_MEMBER_ID,
+//! ILLEGAL_GENERATION, FENCED_INSTANCE_ID; see [`GroupEvent::MembershipEnded`]): the
+//! coordinator may have handed them on, so it hands out no more of their records,
+//! commits none of their offsets, and does not claim them in its next JoinGroup (Kafka's
+//! `onPartitionsLost`, for the eager and the cooperative protocol alike).
 
 mod events;
 mod fetcher;
 mod group;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -27,7 +33,7 @@ use eddy_core::group::{Assignor, RebalanceProtocol};
 use eddy_core::TopicPartition;
 use tokio::time::Instant;
 
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, KafkaCode, Result};
 use crate::network::{CommonConfig, NetworkClient};
 use events::emit;
 pub use events::{GroupEvent, GroupObserver, PositionSource, SessionRequest};
@@ -118,8 +124,9 @@ pub struct ConsumerRecord {
 
 /// What a rebalance did to this member's partitions (Kafka's
 /// `ConsumerRebalanceListener`): called from inside `poll`. Partitions lost because the
-/// member's session ended are `Revoked` too (Kafka's `onPartitionsLost` defaults to
-/// `onPartitionsRevoked`); a [`GroupObserver`] tells the two apart.
+/// member's session ended or the coordinator ended its membership are `Revoked` too
+/// (Kafka's `onPartitionsLost` defaults to `onPartitionsRevoked`); a [`GroupObserver`]
+/// tells them apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RebalanceEvent {
     Revoked(Vec<TopicPartition>),
@@ -248,12 +255,12 @@ impl Consumer {
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + timeout;
         loop {
-            self.lose_if_session_ended();
+            self.lose_if_membership_ended();
             if self.subscription.is_some() {
                 self.ensure_group().await?;
             }
             self.maybe_auto_commit().await;
-            self.lose_if_session_ended();
+            self.lose_if_membership_ended();
             if !self.buffered.is_empty() {
                 return Ok(self.hand_out());
             }
@@ -299,7 +306,7 @@ impl Consumer {
                 let _ = self.net.refresh_metadata(Some(&topics), false).await;
                 tokio::time::sleep(self.net.retry_backoff()).await;
             }
-            self.lose_if_session_ended();
+            self.lose_if_membership_ended();
             if !self.buffered.is_empty() {
                 self.start_prefetch();
                 return Ok(self.hand_out());
@@ -311,24 +318,39 @@ impl Consumer {
     }
 
     /// Gives every partition up as lost, without committing, once this member's own view
-    /// of its session has ended, and asks to rejoin; returns whether it did.
-    fn lose_if_session_ended(&mut self) -> bool {
-        if self.subscription.is_none() || self.assigned.is_empty() {
+    /// of its session has ended or the coordinator has said its membership is over, and
+    /// asks to rejoin; returns whether it gave any up.
+    fn lose_if_membership_ended(&mut self) -> bool {
+        if self.subscription.is_none() {
             return false;
         }
-        let Some(group) = &self.group else {
-            return false;
-        };
-        let Some(ended) = group.session.ended_by(Instant::now()) else {
+        let Some(group) = &mut self.group else {
             return false;
         };
         let lost: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
-        tracing::info!(group = %group.config.group_id, ?lost, "session over without an accepted heartbeat; partitions lost, rejoining");
-        group.session_lost();
-        emit(&group.observer, || GroupEvent::SessionExpired {
-            partitions: lost.clone(),
-            session_ended_at: ended,
-        });
+        if let Some(ended) = group.take_ended() {
+            tracing::info!(group = %group.config.group_id, api = ended.api, code = %KafkaCode(ended.code), ?lost, "the coordinator ended this membership; giving up any partitions as lost, rejoining");
+            emit(&group.observer, || GroupEvent::MembershipEnded {
+                api: ended.api,
+                error: KafkaCode(ended.code),
+                generation: ended.generation,
+                partitions: lost.clone(),
+            });
+        } else if lost.is_empty() {
+            return false;
+        } else if let Some(ended) = group.session.ended_by(Instant::now()) {
+            tracing::info!(group = %group.config.group_id, ?lost, "session over without an accepted heartbeat; partitions lost, rejoining");
+            group.session_lost();
+            emit(&group.observer, || GroupEvent::SessionExpired {
+                partitions: lost.clone(),
+                session_ended_at: ended,
+            });
+        } else {
+            return false;
+        }
+        if lost.is_empty() {
+            return false;
+        }
         if let Some(l) = &mut self.listener {
             l(&RebalanceEvent::Revoked(lost));
         }
@@ -526,6 +548,8 @@ impl Consumer {
             {
                 return Ok(());
             }
+            // Before the eager revocation below, which would commit what is lost.
+            self.lose_if_membership_ended();
             let cooperative = self
                 .protocol
                 .is_some_and(|p| p.rebalance_protocol() == RebalanceProtocol::Cooperative);
@@ -537,7 +561,16 @@ impl Consumer {
             let topics = self.subscription.clone().unwrap_or_default();
             let owned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
             let group = self.group.as_mut().expect("checked");
-            let joined = group.join(&topics, &owned).await?;
+            let joined = match group.join(&topics, &owned).await {
+                Ok(joined) => joined,
+                // The coordinator ended the membership while this member claimed
+                // `owned`: the next round gives them up and joins owning none.
+                Err(e) if !owned.is_empty() && group.has_ended() => {
+                    tracing::debug!(error = %e, "membership over during the join");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             self.protocol = Some(joined.protocol);
             let new: BTreeSet<TopicPartition> = joined.assignment.into_iter().collect();
             let revoked: Vec<TopicPartition> = self.assigned.difference(&new).cloned().collect();
@@ -582,6 +615,7 @@ impl Consumer {
         if !self.config.enable_auto_commit || self.group.is_none() {
             return;
         }
+        self.lose_if_membership_ended();
         let interval = Duration::from_millis(self.config.auto_commit_interval_ms);
         if self.last_auto_commit.elapsed() < interval {
             return;
@@ -612,6 +646,8 @@ impl Consumer {
     /// Commits the position of every assigned partition, retrying retriable errors until
     /// `default.api.timeout.ms` (Kafka's `commitSync()`).
     pub async fn commit(&mut self) -> Result<()> {
+        // Lost partitions are not committed.
+        self.lose_if_membership_ended();
         let offsets = self.positions_to_commit();
         self.commit_offsets(&offsets).await
     }
@@ -720,6 +756,7 @@ impl Consumer {
 
     /// Commits (with auto-commit), leaves the group and closes connections.
     pub async fn close(mut self) -> Result<()> {
+        self.lose_if_membership_ended();
         if self.config.enable_auto_commit && self.group.is_some() && !self.assigned.is_empty() {
             if let Err(e) = self.commit().await {
                 tracing::warn!(error = %e, "commit on close failed");

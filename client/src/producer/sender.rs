@@ -239,6 +239,15 @@ fn retry(shared: &Shared, mut batch: Batch, error: String, refresh: bool) {
     shared.wake.notify_one();
 }
 
+/// [`retry`] for every batch of a request that failed as a whole (no connection, the
+/// request not written, no answer), refreshing metadata first.
+fn retry_all(shared: &Shared, batches: Vec<Batch>, error: &ClientError) {
+    let error = error.to_string();
+    for b in batches {
+        retry(shared, b, error.clone(), true);
+    }
+}
+
 /// Writes each group of batches from the sender to broker `leader`, in order, and
 /// handles each answer in a task of its own.
 async fn dispatch_to(
@@ -256,13 +265,7 @@ async fn dispatch_to(
 async fn send_to(shared: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
     let conn = match shared.net.node(leader).await {
         Ok(c) => c,
-        Err(e) => {
-            let error = e.to_string();
-            for b in batches {
-                retry(shared, b, error.clone(), true);
-            }
-            return;
-        }
+        Err(e) => return retry_all(shared, batches, &e),
     };
     let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
     for b in &batches {
@@ -291,23 +294,19 @@ async fn send_to(shared: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
             Ok(v) => conn.send_oneway(&request, v).await,
             Err(e) => Err(e),
         };
-        for b in batches {
-            match &sent {
-                Ok(()) => finish(shared, b, Ok(-1)),
-                Err(e) => retry(shared, b, e.to_string(), true),
+        match sent {
+            Ok(()) => {
+                for b in batches {
+                    finish(shared, b, Ok(-1));
+                }
             }
+            Err(e) => retry_all(shared, batches, &e),
         }
         return;
     }
     let answer = match conn.send_request(&request).await {
         Ok(answer) => answer,
-        Err(e) => {
-            let error = e.to_string();
-            for b in batches {
-                retry(shared, b, error.clone(), true);
-            }
-            return;
-        }
+        Err(e) => return retry_all(shared, batches, &e),
     };
     tokio::spawn(handle_answer(shared.clone(), conn, batches, answer));
 }
@@ -322,15 +321,9 @@ async fn handle_answer(
 ) {
     let response = match answer.await {
         Ok(r) => r,
-        Err(e) => {
-            // The answer is unknown: resend the same bytes; the broker's sequence check
-            // drops the batch if it did get it the first time.
-            let error = e.to_string();
-            for b in batches {
-                retry(&shared, b, error.clone(), true);
-            }
-            return;
-        }
+        // The answer is unknown: resend the same bytes; the broker's sequence check drops
+        // the batch if it did get it the first time.
+        Err(e) => return retry_all(&shared, batches, &e),
     };
     let mut answers: BTreeMap<(String, i32), (i16, i64, Option<String>)> = BTreeMap::new();
     for t in &response.responses {

@@ -25,7 +25,8 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::{handlers, Serving, Shared};
+use super::handlers::{self, Answer};
+use super::{Serving, Shared};
 use crate::peer::link::{read_frames, PEER_MAGIC};
 use crate::wire::{self, Request};
 
@@ -160,10 +161,17 @@ pub(crate) async fn serve(
                         }
                     }
                     body => {
-                        let Some(resp) =
-                            handlers::handle(&shared, peer, &header, key, version, body).await
-                        else {
-                            continue;
+                        let resp = match handlers::handle(
+                            &shared, peer, &header, key, version, body,
+                        )
+                        .await
+                        {
+                            Answer::Respond(resp) => resp,
+                            Answer::Nothing => continue,
+                            Answer::Close => {
+                                tracing::debug!(%peer, ?key, "the node is gone; closing the connection");
+                                break;
+                            }
                         };
                         match encode(key, version, correlation_id, &resp) {
                             Ok(frame) => Reply::Ready(frame),
@@ -268,6 +276,88 @@ impl Buf for Pieces<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BufMut;
+    use kafka_protocol::messages::{
+        ApiVersionsRequest, DescribeClusterRequest, MetadataRequest, RequestHeader,
+    };
+    use kafka_protocol::protocol::Encodable;
+    use tokio::net::TcpListener;
+
+    /// A request frame: length, header, body.
+    fn request_frame(
+        key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &impl Encodable,
+    ) -> Vec<u8> {
+        let mut buf = bytes::BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let mut frame = Vec::new();
+        frame.put_i32(buf.len() as i32);
+        frame.extend_from_slice(&buf);
+        frame
+    }
+
+    /// With the node actor gone (the broker shutting down), Metadata and DescribeCluster
+    /// close the connection, after the answers to the requests before them, instead of
+    /// answering with no brokers, which a client could take for an empty cluster.
+    #[tokio::test]
+    async fn metadata_with_the_node_gone_closes_the_connection() {
+        let metadata = request_frame(ApiKey::Metadata, 1, 2, &MetadataRequest::default());
+        closes_after_one_answer(metadata).await;
+        let describe = request_frame(
+            ApiKey::DescribeCluster,
+            0,
+            2,
+            &DescribeClusterRequest::default(),
+        );
+        closes_after_one_answer(describe).await;
+    }
+
+    /// Serves a connection whose node actor is gone; sends ApiVersions, then `request`:
+    /// the first is answered, then the connection closes.
+    async fn closes_after_one_answer(request: Vec<u8>) {
+        let (commands, actor) = mpsc::channel(1);
+        drop(actor);
+        let (peers, _peer_frames) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            commands,
+            cfg: eddy_core::config::BrokerConfig::default(),
+            cluster_id: "test".to_string(),
+            peers,
+        });
+        let serving = Serving::default();
+        super::super::ServingGate(serving.clone()).open();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, peer) = listener.accept().await.unwrap();
+            serve(stream, peer, shared, serving).await;
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let mut frames = request_frame(ApiKey::ApiVersions, 0, 1, &ApiVersionsRequest::default());
+        frames.extend(request);
+        client.write_all(&frames).await.unwrap();
+
+        let mut len = [0u8; 4];
+        client.read_exact(&mut len).await.unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        client.read_exact(&mut body).await.unwrap();
+        assert_eq!(&body[..4], 1i32.to_be_bytes(), "ApiVersions is answered");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
+            .await
+            .expect("the connection closes")
+            .unwrap();
+        assert_eq!(read, 0, "no answer to the second request: {rest:?}");
+        server.await.unwrap();
+    }
 
     #[tokio::test]
     async fn pieces_are_written_whole_and_in_order() {

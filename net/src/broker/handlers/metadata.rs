@@ -5,6 +5,13 @@
 //! none (KAFKA-COMPAT item 12). A named topic that does not exist is created when
 //! `auto.create.topics.enable` allows it and, from v4, the request does too
 //! (`allow_auto_topic_creation`, item 13).
+//!
+//! When the node actor is gone (the broker is shutting down) there is no metadata image
+//! to answer from, and Metadata before v13 has no error code to say so: an answer with
+//! no brokers and no topics could be taken for a cluster without either. The connection
+//! is closed instead, as a stopping Kafka broker's socket server closes it, and the
+//! client asks another broker. (The other handlers answer COORDINATOR_NOT_AVAILABLE or
+//! NOT_CONTROLLER, which their APIs have for this.)
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -17,11 +24,12 @@ use tokio::sync::oneshot;
 use super::super::actor::TopicQuery;
 use super::super::{Command, Shared};
 
+/// The answer to `req`; `None` when the node actor is gone (close the connection).
 pub(super) async fn handle(
     shared: &Shared,
     version: i16,
     req: MetadataRequest,
-) -> MetadataResponse {
+) -> Option<MetadataResponse> {
     let resp = MetadataResponse::default()
         .with_cluster_id(Some(StrBytes::from_string(shared.cluster_id.clone())))
         .with_controller_id(BrokerId(-1));
@@ -50,9 +58,7 @@ pub(super) async fn handle(
             reply: tx,
         })
         .await;
-    let Some((cluster, topics)) = (if sent { rx.await.ok() } else { None }) else {
-        return resp;
-    };
+    let (cluster, topics) = if sent { rx.await.ok()? } else { return None };
     let cluster_id = cluster
         .cluster_id
         .unwrap_or_else(|| shared.cluster_id.clone());
@@ -120,5 +126,5 @@ pub(super) async fn handle(
             }
         })
         .collect();
-    resp.with_topics(topics)
+    Some(resp.with_topics(topics))
 }

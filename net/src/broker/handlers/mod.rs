@@ -45,7 +45,23 @@ pub(crate) struct Caller {
     pub(crate) host: String,
 }
 
-/// Answers one request. `None` means no response is sent (acks=0 produce).
+/// What the connection does once a request is handled.
+// Not boxed: an answer is moved once, straight into the encoder, and boxing would cost
+// an allocation per request for the two variants that are rare.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Respond(ResponseKind),
+    /// No response, by design (acks=0 produce).
+    Nothing,
+    /// Close the connection without answering: the node actor is gone (the broker is
+    /// shutting down) and the answer would be a list of brokers with none in it
+    /// (Metadata, DescribeCluster). The client sees what a Kafka broker's stopping
+    /// socket server shows it, and asks another broker.
+    Close,
+}
+
+/// Answers one request.
 pub(crate) async fn handle(
     shared: &Shared,
     peer: std::net::SocketAddr,
@@ -53,7 +69,7 @@ pub(crate) async fn handle(
     key: ApiKey,
     version: i16,
     body: RequestKind,
-) -> Option<ResponseKind> {
+) -> Answer {
     let caller = Caller {
         client_id: header
             .client_id
@@ -68,14 +84,16 @@ pub(crate) async fn handle(
         correlation_id = header.correlation_id,
         "request"
     );
-    Some(match body {
+    Answer::Respond(match body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
-        RequestKind::Metadata(req) => {
-            ResponseKind::Metadata(metadata::handle(shared, version, req).await)
-        }
-        RequestKind::Produce(req) => {
-            ResponseKind::Produce(produce::submit(shared, req).await.response().await?)
-        }
+        RequestKind::Metadata(req) => match metadata::handle(shared, version, req).await {
+            Some(resp) => ResponseKind::Metadata(resp),
+            None => return Answer::Close,
+        },
+        RequestKind::Produce(req) => match produce::submit(shared, req).await.response().await {
+            Some(resp) => ResponseKind::Produce(resp),
+            None => return Answer::Nothing,
+        },
         RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(shared, req).await),
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(shared, req).await)
@@ -98,9 +116,10 @@ pub(crate) async fn handle(
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(shared, req).await)
         }
-        RequestKind::DescribeCluster(req) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(shared, req).await)
-        }
+        RequestKind::DescribeCluster(req) => match describe_cluster::handle(shared, req).await {
+            Some(resp) => ResponseKind::DescribeCluster(resp),
+            None => return Answer::Close,
+        },
         RequestKind::OffsetForLeaderEpoch(req) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shared, req).await)
         }
