@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{have_kafka_python, have_kcat, kcat, kcat_read_sorted, python, Cluster};
+use support::{have_kafka_python, have_kcat, kcat, kcat_read, kcat_read_sorted, python, Cluster};
 
 /// Settings that make a dead broker noticed quickly (the defaults wait 9 s).
 const FAST_FAILOVER: &[&str] = &[
@@ -363,23 +363,7 @@ fn kill_9_of_a_leader_loses_no_acknowledged_record_and_the_cluster_restarts_whol
         "leaders after a whole-cluster restart",
         |p| p.len() == 3 && p.values().all(|i| i.leader > 0),
     );
-    let read = kcat(
-        &[
-            "-b",
-            &bootstrap,
-            "-t",
-            "acked",
-            "-C",
-            "-e",
-            "-q",
-            "-o",
-            "beginning",
-            "-f",
-            "%s\n",
-        ],
-        b"",
-    );
-    let read: std::collections::BTreeSet<u64> = String::from_utf8_lossy(&read)
+    let read: std::collections::BTreeSet<u64> = kcat_read(&bootstrap, "acked", "%s\n")
         .lines()
         .filter_map(|l| l.parse().ok())
         .collect();

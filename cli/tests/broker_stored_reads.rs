@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use eddy_client::{CommonConfig, Consumer, ConsumerConfig, OffsetReset, TopicPartition};
-use support::{have_kafka_python, have_kcat, kcat, python, Broker};
+use support::{have_kafka_python, have_kcat, kcat, kcat_read, python, Broker};
 
 const RECORDS: usize = 8_000;
 
@@ -18,26 +18,6 @@ fn record(i: usize) -> (String, String) {
         format!("key-{i}"),
         format!("{i:06}-{}", "v".repeat(400 + i % 200)),
     )
-}
-
-fn kcat_read_all(bootstrap: &str, topic: &str) -> String {
-    let out = kcat(
-        &[
-            "-b",
-            bootstrap,
-            "-t",
-            topic,
-            "-C",
-            "-e",
-            "-q",
-            "-o",
-            "beginning",
-            "-f",
-            "%k\t%s\n",
-        ],
-        b"",
-    );
-    String::from_utf8(out).expect("utf-8")
 }
 
 /// kafka-python's `offsets_for_times` for records k of the `timed` topic, whose record
@@ -94,13 +74,13 @@ p.flush()
         &[&broker.addr],
     );
     // Before the restart the oldest batches are already out of memory.
-    assert_eq!(kcat_read_all(&broker.addr, "big"), input);
+    assert_eq!(kcat_read(&broker.addr, "big", "%k\t%s\n"), input);
 
     broker.stop();
     broker.restart();
 
     assert_eq!(
-        kcat_read_all(&broker.addr, "big"),
+        kcat_read(&broker.addr, "big", "%k\t%s\n"),
         input,
         "kcat reads every byte, in order, from the files"
     );

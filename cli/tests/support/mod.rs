@@ -342,9 +342,9 @@ pub(crate) fn have_kafka_python() -> bool {
     have("python3", &["-c", "import kafka"])
 }
 
-/// Every record of `topic` from the beginning, read with kcat through `bootstrap`, one
-/// line each as `format` (kcat's `-f`) prints it, sorted.
-pub(crate) fn kcat_read_sorted(bootstrap: &str, topic: &str, format: &str) -> Vec<String> {
+/// Every record of `topic` from the beginning, read with kcat through `bootstrap`, each
+/// as `format` (kcat's `-f`) prints it, in the order kcat printed them.
+pub(crate) fn kcat_read(bootstrap: &str, topic: &str, format: &str) -> String {
     let out = kcat(
         &[
             "-b",
@@ -361,7 +361,12 @@ pub(crate) fn kcat_read_sorted(bootstrap: &str, topic: &str, format: &str) -> Ve
         ],
         b"",
     );
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out)
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`kcat_read`]'s lines, sorted.
+pub(crate) fn kcat_read_sorted(bootstrap: &str, topic: &str, format: &str) -> Vec<String> {
+    let mut lines: Vec<String> = kcat_read(bootstrap, topic, format)
         .lines()
         .map(str::to_string)
         .collect();
